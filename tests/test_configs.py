@@ -1,0 +1,32 @@
+"""Every YAML shipped under configs/ loads into the dataclass it is written for."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from thrifty.core.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# Each shipped YAML and the config class that reads it. A new YAML must be added here (the test below checks).
+KINDS = {
+    "route/demo.yaml": "thrifty.route.collect:CollectConfig",
+}
+
+
+def _cls(path: str):
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def test_every_yaml_is_registered():
+    found = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")}
+    assert found == set(KINDS), f"unregistered or missing configs: {found ^ set(KINDS)}"
+
+
+@pytest.mark.parametrize("rel", sorted(KINDS))
+def test_yaml_loads(rel):
+    cfg = load_config(_cls(KINDS[rel]), CONFIGS / rel)
+    assert cfg is not None

@@ -1,0 +1,87 @@
+"""Collection: generations and scores land in the store; a re-run reuses them and loads no model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from thrifty.core.errors import ConfigError
+from thrifty.core.store import RunStore
+from thrifty.llm.fake import FakeChatModel
+from thrifty.route.collect import CollectConfig, collect, format_table
+from thrifty.tasks.base import Example, Score
+
+
+class AddTask:
+    """Tiny verifiable task: add two numbers."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def examples(self, split, n, seed=0):
+        return [Example(id=f"{split}-{i}", prompt=f"What is {i} + {seed + 1}?", reference=str(i + seed + 1))
+                for i in range(n)]
+
+    def score(self, example, text):
+        m = re.search(r"Answer:\s*(-?\d+)", text)
+        parsed = m.group(1) if m else None
+        ok = parsed == example.reference
+        return Score(1.0 if ok else 0.0, ok, parsed, "match" if ok else "mismatch")
+
+
+def _right(msg: str) -> str:
+    a, b = map(int, re.findall(r"\d+", msg)[:2])
+    return f"Answer: {a + b}"
+
+
+def _models(loaded):
+    def load(spec):
+        loaded.append(spec)
+        if spec == "good":
+            return FakeChatModel(rules=[(lambda m: True, _right)])
+        return FakeChatModel(default="Answer: 0")
+    return load
+
+
+def test_collect_scores_and_resumes(tmp_path):
+    cfg = CollectConfig(models=["good", "bad"], tasks=["add"], n_per_task=4, run_dir=str(tmp_path / "run"))
+    loaded: list[str] = []
+    res = collect(cfg, load_model=_models(loaded), load_task=AddTask)
+    assert res.table["good"]["add"]["accuracy"] == 1.0
+    assert res.table["bad"]["add"]["accuracy"] == 0.0  # "0" is never i + 1
+    assert (res.new_generations, res.reused_generations, res.failures) == (8, 0, 0)
+    assert loaded == ["good", "bad"]
+    with RunStore(cfg.store_path) as store:
+        assert store.count("generation") == 8 and store.count("score") == 8
+        assert store.count("generation", model="good", task="add") == 4
+    assert (tmp_path / "run" / "config.yaml").exists()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["table"]["good"]["ALL"]["n"] == 4
+
+    loaded.clear()
+    again = collect(cfg, load_model=_models(loaded), load_task=AddTask)
+    assert loaded == []  # everything stored: no model is even loaded
+    assert (again.new_generations, again.reused_generations) == (0, 8)
+    assert again.table == res.table
+
+    more = CollectConfig(models=["good", "bad"], tasks=["add"], n_per_task=6, run_dir=str(tmp_path / "run"))
+    grown = collect(more, load_model=_models(loaded), load_task=AddTask)
+    assert (grown.new_generations, grown.reused_generations) == (4, 8)
+    assert "good" in format_table(grown.table)
+
+
+def test_failed_generations_are_counted_not_stored(tmp_path):
+    cfg = CollectConfig(models=["flaky"], tasks=["add"], n_per_task=2, retries=0, run_dir=str(tmp_path / "r"))
+    flaky = FakeChatModel(default="Answer: 1", fail_first=1)
+    res = collect(cfg, load_model=lambda s: flaky, load_task=AddTask)
+    assert res.failures == 1 and res.new_generations == 1
+    res2 = collect(cfg, load_model=lambda s: flaky, load_task=AddTask)  # the failed one is retried
+    assert (res2.failures, res2.new_generations, res2.reused_generations) == (0, 1, 1)
+
+
+@pytest.mark.parametrize("bad", [{"models": []}, {"split": "dev"}, {"n_per_task": 0}])
+def test_config_validation(bad):
+    with pytest.raises((ValueError, ConfigError)):
+        CollectConfig(**bad)
