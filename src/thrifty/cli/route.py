@@ -8,8 +8,9 @@ from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_co
 
 
 def register(rooms) -> None:
-    verbs = add_verbs(rooms, "route", "self-predicted routing: collect answers from models on a task mix")
-    p = add_verb(verbs, "collect", "answer a task mix with each model; store generations and scores (resumable)",
+    verbs = add_verbs(rooms, "route", "self-predicted routing: collect and grade answers from models on a task mix")
+    p = add_verb(verbs, "collect", "answer a task mix with each model; store generations, scores and judge grades "
+                 "(resumable)",
                  _collect)
     add_config_args(p)
     p.add_argument("--models", help="comma-separated model specs (bundled names, *.gguf, openai:URL#MODEL, hf:DIR)")
@@ -17,6 +18,9 @@ def register(rooms) -> None:
     p.add_argument("--n", type=int, help="examples per task")
     p.add_argument("--split", choices=["train", "val", "test"], help="which split to answer")
     p.add_argument("--run-dir", help="where config.yaml, store.sqlite and summary.json go")
+    p.add_argument("--judge", help="grade answers with this judge: verifier (default), rubric, rubric_isolated, "
+                   "reference, mischievous; '' for none")
+    p.add_argument("--judge-model", help="model spec of the LLM judge (rubric judges)")
 
 
 def _collect(args: argparse.Namespace) -> int:
@@ -24,7 +28,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     extra = []
     for flag, key in (("models", "models"), ("tasks", "tasks"), ("n", "n_per_task"), ("split", "split"),
-                      ("run_dir", "run_dir")):
+                      ("run_dir", "run_dir"), ("judge", "judge"), ("judge_model", "judge_model")):
         value = getattr(args, flag)
         if value is not None:
             extra.append(f"{key}={value}")

@@ -110,3 +110,37 @@ def load_model(spec: str, **overrides: Any) -> ChatModel:
     except TypeError as exc:
         raise ConfigError(f"model spec {spec!r}: bad options for backend {parsed.backend!r}: {exc}") from exc
     return cls(**kwargs)
+
+
+class LazyChatModel:
+    """A ChatModel that loads ``spec`` on its first call: a run whose answers are all stored never loads it.
+
+    ``model_id`` is the spec string itself, so whatever keys records by model id stays the same whether the
+    model was loaded or not.
+    """
+
+    def __init__(self, spec: str, **overrides: Any) -> None:
+        parse_spec(spec)  # fail fast on a malformed spec, without loading anything
+        self.model_id = spec
+        self._overrides = overrides
+        self._model: ChatModel | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the underlying model has been built."""
+        return self._model is not None
+
+    def _get(self) -> ChatModel:
+        if self._model is None:
+            self._model = load_model(self.model_id, **self._overrides)
+        return self._model
+
+    def chat(self, messages, params=None, assistant_prefix: str = ""):
+        return self._get().chat(messages, params, assistant_prefix=assistant_prefix)
+
+    def label_probs(self, messages, labels, assistant_prefix: str = ""):
+        return self._get().label_probs(messages, labels, assistant_prefix=assistant_prefix)
+
+    @property
+    def retries_itself(self) -> bool:
+        return bool(getattr(self._get(), "retries_itself", False))

@@ -6,7 +6,7 @@ resumed after a kill) only computes what is missing — and does not even load a
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore, record_key
 from thrifty.core.types import to_jsonable
 from thrifty.llm.base import GenParams, RetryPolicy, chat_batch
-from thrifty.tasks.base import Example, Score, Task, check_split
+from thrifty.tasks.base import Example, Task, check_split
 
 COLLECT_VERSION = 1  # bump when the prompt layout or record format changes
 
@@ -44,6 +44,10 @@ class CollectConfig:
     retries: int = 1
     run_dir: str = "runs/collect"
     store: str = ""  # default: <run_dir>/store.sqlite
+    # Grading: a judge name from thrifty.judge.JUDGES ("" = none; "verifier" grades with the task's own scorer,
+    # "rubric"/"rubric_isolated"/"reference"/"mischievous" need judge_model, a model spec).
+    judge: str = "verifier"
+    judge_model: str = ""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -55,6 +59,12 @@ class CollectConfig:
             raise ValueError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if self.concurrency < 1 or self.n_threads < 1:
             raise ValueError("concurrency and n_threads must be >= 1")
+        from thrifty.judge import JUDGES
+
+        if self.judge and self.judge not in JUDGES:
+            raise ValueError(f"unknown judge {self.judge!r}; choose one of {', '.join(JUDGES.names())} or ''")
+        if self.judge and self.judge != "verifier" and not self.judge_model:
+            raise ValueError(f"judge {self.judge!r} needs judge_model (a model spec)")
 
     @property
     def store_path(self) -> Path:
@@ -87,12 +97,12 @@ def collect(
 ) -> CollectResult:
     """Run the collection described by ``cfg``; ``load_model``/``load_task`` are injectable for tests."""
     if load_model is None:
-        from thrifty.llm.factory import load_model as _lm
-        from thrifty.llm.factory import parse_spec
+        from thrifty.llm.factory import LazyChatModel, parse_spec
 
         def load_model(spec: str) -> Any:
             llama = parse_spec(spec).backend == "llamacpp"
-            return _lm(spec, n_threads=cfg.n_threads, prefix_cache=cfg.prefix_cache) if llama else _lm(spec)
+            opts = {"n_threads": cfg.n_threads, "prefix_cache": cfg.prefix_cache} if llama else {}
+            return LazyChatModel(spec, **opts)
 
     if load_task is None:
         from thrifty.tasks.loader import load_task
@@ -117,7 +127,8 @@ def collect(
                 n_new, n_fail = _generate(store, model_spec, load_model(model_spec), todo, params, cfg)
                 new += n_new
                 failures += n_fail
-        table = _score_all(store, cfg, tasks, examples, params)
+        judge_model = load_model(cfg.judge_model) if cfg.judge_model else None
+        table = _score_and_grade(store, cfg, tasks, examples, params, judge_model)
     result = CollectResult(table, new, reused, failures, run_dir)
     _write_summary(result, cfg)
     return result
@@ -143,42 +154,70 @@ def _generate(store: RunStore, model_spec: str, model: Any, todo, params: GenPar
     return stats["new"], stats["fail"]
 
 
-def _score_all(store: RunStore, cfg: CollectConfig, tasks, examples, params: GenParams):
-    sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    correct: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for model_spec in cfg.models:
+def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, params: GenParams, judge_model):
+    """Score every stored generation with its task's verifier and grade each example's answers with the judge
+    (all models' answers to one example together, so a joint judge sees them side by side)."""
+    from thrifty.judge import CachedJudge, make_judge
+
+    cells: dict[str, dict[str, dict[str, Any]]] = {
+        m: {spec: {"values": [], "correct": [], "grades": Counter()} for spec in cfg.tasks} for m in cfg.models
+    }
+    total = sum(len(exs) for exs in examples.values())
+    with Progress(total, "score and grade" if cfg.judge else "score") as bar:
         for spec, exs in examples.items():
             task = tasks[spec]
+            judge = None
+            if cfg.judge:
+                judge = CachedJudge(make_judge(cfg.judge, model=judge_model, task=task), store,
+                                    {"task": spec, "split": cfg.split})
             for ex in exs:
-                gkey = record_key("generation", generation_fields(model_spec, params, ex))
-                gen = store.get("generation", gkey)
-                if gen is None:
-                    continue  # failed this run; retried next time
-                score, _ = store.get_or_compute(
-                    "score",
-                    {"generation": gkey, "task": spec, "example": ex.id, "v": COLLECT_VERSION},
-                    lambda ex=ex, gen=gen, task=task: to_jsonable(task.score(ex, gen["text"])),
-                    {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split},
-                )
-                s = Score(**score)
-                sums[model_spec][spec].append(s.value)
-                correct[model_spec][spec].append(float(s.correct))
+                texts: dict[str, str] = {}
+                for model_spec in cfg.models:
+                    gkey = record_key("generation", generation_fields(model_spec, params, ex))
+                    gen = store.get("generation", gkey)
+                    if gen is None:
+                        continue  # failed this run; retried next time
+                    texts[model_spec] = gen["text"]
+                    score, _ = store.get_or_compute(
+                        "score",
+                        {"generation": gkey, "task": spec, "example": ex.id, "v": COLLECT_VERSION},
+                        lambda ex=ex, gen=gen, task=task: task.score(ex, gen["text"]),
+                        {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split},
+                    )
+                    cells[model_spec][spec]["values"].append(float(score["value"]))
+                    cells[model_spec][spec]["correct"].append(float(score["correct"]))
+                if judge is not None and texts:
+                    for model_spec, grade in judge.grade(ex, texts).items():
+                        cells[model_spec][spec]["grades"][grade.label] += 1
+                bar.advance()
     table: dict[str, dict[str, dict[str, float]]] = {}
     for model_spec in cfg.models:
+        pooled = {"values": [], "correct": [], "grades": Counter()}
         table[model_spec] = {}
-        all_v, all_c = [], []
         for spec in cfg.tasks:
-            v, c = sums[model_spec][spec], correct[model_spec][spec]
-            all_v += v
-            all_c += c
-            table[model_spec][spec] = _row(v, c)
-        table[model_spec]["ALL"] = _row(all_v, all_c)
+            cell = cells[model_spec][spec]
+            for k in ("values", "correct"):
+                pooled[k] += cell[k]
+            pooled["grades"].update(cell["grades"])
+            table[model_spec][spec] = _row(cell, bool(cfg.judge))
+        table[model_spec]["ALL"] = _row(pooled, bool(cfg.judge))
     return table
 
 
-def _row(values: list[float], correct: list[float]) -> dict[str, float]:
+def _row(cell: dict[str, Any], graded: bool) -> dict[str, float]:
+    from thrifty.judge import GRADE_LABELS, LABEL_VALUE
+
+    values, correct, grades = cell["values"], cell["correct"], cell["grades"]
     n = len(values)
-    return {"n": n, "score": sum(values) / n if n else float("nan"), "accuracy": sum(correct) / n if n else float("nan")}
+    row = {"n": n, "score": sum(values) / n if n else float("nan"),
+           "accuracy": sum(correct) / n if n else float("nan")}
+    if graded:
+        n_graded = sum(grades.values())
+        for label in GRADE_LABELS:
+            row[label] = grades[label] / n_graded if n_graded else float("nan")
+        parsed = [LABEL_VALUE[lab] for lab, c in grades.items() for _ in range(c) if lab in LABEL_VALUE]
+        row["grade_value"] = sum(parsed) / len(parsed) if parsed else float("nan")
+    return row
 
 
 def _write_summary(result: CollectResult, cfg: CollectConfig) -> None:
@@ -190,13 +229,21 @@ def _write_summary(result: CollectResult, cfg: CollectConfig) -> None:
 
 
 def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
-    """A plain-text accuracy table: one row per (model, task)."""
+    """A plain-text table: one row per (model, task) with accuracy, mean score and, when graded, the grade mix."""
     if not table:
         raise ConfigError("nothing collected")
+    graded = any("grade_value" in r for rows in table.values() for r in rows.values())
     width = max(len(m) for m in table)
     tw = max(len(t) for rows in table.values() for t in rows)
-    lines = [f"{'model':<{width}}  {'task':<{tw}}  {'n':>4}  {'accuracy':>8}  {'score':>6}"]
+    head = f"{'model':<{width}}  {'task':<{tw}}  {'n':>4}  {'accuracy':>8}  {'score':>6}"
+    if graded:
+        head += f"  {'great':>6}  {'ok':>6}  {'bad':>6}  {'unparsed':>8}  {'grade':>6}"
+    lines = [head]
     for model, rows in table.items():
         for task, r in rows.items():
-            lines.append(f"{model:<{width}}  {task:<{tw}}  {int(r['n']):>4}  {r['accuracy']:>8.3f}  {r['score']:>6.3f}")
+            line = f"{model:<{width}}  {task:<{tw}}  {int(r['n']):>4}  {r['accuracy']:>8.3f}  {r['score']:>6.3f}"
+            if graded:
+                line += (f"  {r['great']:>6.3f}  {r['ok']:>6.3f}  {r['bad']:>6.3f}  {r['unparsed']:>8.3f}"
+                         f"  {r['grade_value']:>6.3f}")
+            lines.append(line)
     return "\n".join(lines)

@@ -132,3 +132,14 @@ def test_fake_spec_imports_nothing_heavy():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert res.stdout.strip() == ""
+
+
+def test_lazy_model_loads_on_first_call_only():
+    from thrifty.llm.factory import LazyChatModel
+
+    lazy = LazyChatModel("fake")
+    assert not lazy.loaded and lazy.model_id == "fake"
+    out = lazy.chat([{"role": "user", "content": "hello there"}])
+    assert lazy.loaded and out.text == "hello there"
+    with pytest.raises(ModelError):
+        LazyChatModel("definitely-not-a-model")  # malformed spec fails at once, nothing loaded

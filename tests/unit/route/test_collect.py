@@ -85,3 +85,58 @@ def test_failed_generations_are_counted_not_stored(tmp_path):
 def test_config_validation(bad):
     with pytest.raises((ValueError, ConfigError)):
         CollectConfig(**bad)
+
+
+def test_default_verifier_judge_grades_every_answer(tmp_path):
+    cfg = CollectConfig(models=["good", "bad"], tasks=["add"], n_per_task=3, run_dir=str(tmp_path / "run"))
+    res = collect(cfg, load_model=_models([]), load_task=AddTask)
+    assert res.table["good"]["add"]["great"] == 1.0 and res.table["good"]["add"]["grade_value"] == 1.0
+    assert res.table["bad"]["add"]["bad"] == 1.0 and res.table["bad"]["ALL"]["grade_value"] == 0.0
+    with RunStore(cfg.store_path) as store:
+        assert store.count("grade", judge="verifier") == 6  # verifier grades each answer on its own
+    assert "great" in format_table(res.table)
+
+
+def _scripted_rubric_judge(calls):
+    """A judge model that answers the rubric judge's fenced prompt: great if an answer says 'Answer: 0'."""
+
+    def respond(prompt: str) -> str:
+        calls.append(prompt)
+        nonce = re.match(r"Fence code: ([0-9a-f]+)", prompt).group(1)
+        bodies = re.findall(rf"\u27e6BEGIN ANSWER (\d+) {nonce}\u27e7\n(.*?)\n\u27e6END ANSWER \1 {nonce}\u27e7",
+                            prompt, flags=re.S)
+        grades = [{"answer": int(i), "rationale": "scripted", "label": "great" if "Answer: 0" in body else "bad"}
+                  for i, body in bodies]
+        return json.dumps({"nonce": nonce, "grades": grades})
+
+    return FakeChatModel(rules=[(lambda text: text.startswith("Fence code: "), respond)])
+
+
+def test_joint_rubric_judge_sees_all_models_at_once_and_is_cached(tmp_path):
+    calls: list[str] = []
+    loaded: list[str] = []
+
+    def load(spec):
+        loaded.append(spec)
+        return _scripted_rubric_judge(calls) if spec == "judge" else _models([])(spec)
+
+    cfg = CollectConfig(models=["good", "bad"], tasks=["add"], n_per_task=3, judge="rubric", judge_model="judge",
+                        run_dir=str(tmp_path / "run"))
+    res = collect(cfg, load_model=load, load_task=AddTask)
+    assert len(calls) == 3  # one joint call per example, both answers in it
+    assert all(p.count("BEGIN ANSWER") == 2 for p in calls)
+    assert res.table["bad"]["add"]["great"] == 1.0  # the scripted judge favours "Answer: 0"
+    assert res.table["good"]["add"]["bad"] == 1.0
+    calls.clear()
+    again = collect(cfg, load_model=load, load_task=AddTask)
+    assert calls == [] and again.table == res.table  # grades come from the store
+
+
+def test_llm_judge_needs_a_judge_model():
+    with pytest.raises(ValueError, match="needs judge_model"):
+        CollectConfig(judge="rubric")
+
+
+def test_unknown_judge_is_rejected_before_any_work():
+    with pytest.raises(ValueError, match="unknown judge 'oracle'"):
+        CollectConfig(judge="oracle")
