@@ -88,3 +88,30 @@ def test_collect_end_to_end_with_fake_backend(tmp_path, capsys):
     assert summary["table"]["fake"]["gym:chain_sum"]["n"] == 2
     assert main(args) == 0
     assert "reused: 2" in capsys.readouterr().out
+
+
+def test_report_card_build_and_show_from_a_collected_store(tmp_path, capsys):
+    pytest.importorskip("reasoning_gym")
+    run = tmp_path / "run"
+    assert main(["route", "collect", "--models", "fake", "--tasks", "gym:chain_sum", "--n", "3", "--split", "train",
+                 "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    card = tmp_path / "card.json"
+    assert main(["route", "report-card", "build", "--store", str(run / "store.sqlite"), "--model", "fake",
+                 "--out", str(card)]) == 0
+    built = capsys.readouterr().out
+    assert "gym:chain_sum" in built and card.exists()
+    assert main(["route", "report-card", "show", str(card)]) == 0
+    shown = capsys.readouterr().out
+    assert "gym:chain_sum" in shown and "version" in shown
+    assert main(["route", "report-card", "show", str(tmp_path / "missing.json")]) == 1
+    assert capsys.readouterr().err.startswith("thrifty: error:")
+
+
+def test_predict_with_the_scripted_backend(capsys):
+    assert main(["route", "predict", "--model", "fake", "hello there", "--max-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "prediction: great 0.333" in out and "action: answer" in out
+    assert main(["route", "predict", "--model", "fake", "hi", "--defer-above", "0.1"]) == 0
+    assert "action: defer" in capsys.readouterr().out
+    assert main(["route", "predict", "--model", "fake", "hi", "--defer-above", "2"]) == 1

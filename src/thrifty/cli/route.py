@@ -1,4 +1,4 @@
-"""`thrifty route ...`: collection of answers (and, as the room grows, prediction, calibration, evaluation)."""
+"""`thrifty route ...`: collect and grade answers, build report cards, predict a grade and answer or defer."""
 
 from __future__ import annotations
 
@@ -22,6 +22,33 @@ def register(rooms) -> None:
                    "reference, mischievous; '' for none")
     p.add_argument("--judge-model", help="model spec of the LLM judge (rubric judges)")
 
+    card = verbs.add_parser("report-card", help="build or show a model's report card (from graded train records)",
+                            description="build or show a model's report card (from graded train records)")
+    card_verbs = card.add_subparsers(dest="card_verb", metavar="<build|show>", parser_class=type(card))
+    card_verbs.required = True
+    b = card_verbs.add_parser("build", help="build a card from a run store's graded train-split records")
+    b.set_defaults(func=_card_build)
+    b.add_argument("--store", required=True, help="run store (store.sqlite) holding graded train-split records")
+    b.add_argument("--model", required=True, help="the model name the records are tagged with")
+    b.add_argument("--judge", help="judge name to use when the store holds grades from several judges")
+    b.add_argument("--out", required=True, help="where to write the card (JSON)")
+    b.add_argument("--summarise-with", metavar="SPEC", help="add a 2-3 sentence prose summary written by this model")
+    sh = card_verbs.add_parser("show", help="print a saved report card as the predictor sees it")
+    sh.set_defaults(func=_card_show)
+    sh.add_argument("card", help="a card JSON written by `report-card build`")
+    sh.add_argument("--task", help="show only this task's section")
+
+    pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
+                  _predict)
+    pr.add_argument("question", help="the user message")
+    pr.add_argument("--model", required=True, help="model spec of the model that predicts and answers")
+    pr.add_argument("--card", help="report card JSON (default: zero-shot prediction)")
+    pr.add_argument("--task", help="the request's task tag, for the report-card section")
+    pr.add_argument("--paradigm", choices=["pa", "rpra"], default="pa", help="predict-answer or reason-predict-reason-answer")
+    pr.add_argument("--defer-above", type=float, default=0.5, help="defer when p(bad) is above this (default 0.5)")
+    pr.add_argument("--max-tokens", type=int, default=256, help="answer budget in tokens")
+    pr.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+
 
 def _collect(args: argparse.Namespace) -> int:
     from thrifty.route.collect import CollectConfig, collect, format_table
@@ -38,3 +65,63 @@ def _collect(args: argparse.Namespace) -> int:
     print(f"\nrun dir: {result.run_dir}  store: {cfg.store_path}  new generations: {result.new_generations}  "
           f"reused: {result.reused_generations}  failed: {result.failures}")
     return 1 if result.failures else 0
+
+
+def _card_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from thrifty.core.errors import DataError
+    from thrifty.core.store import RunStore
+    from thrifty.route.predictors import build_report_card, summarise
+
+    if not Path(args.store).is_file():
+        raise DataError(f"run store not found: {args.store}")
+    with RunStore(args.store) as store:
+        card = build_report_card(store, args.model, split="train", judge=args.judge)
+    if args.summarise_with:
+        from thrifty.llm.factory import load_model
+
+        card = summarise(card, load_model(args.summarise_with))
+    card.save(args.out)
+    print(card.render())
+    print(f"\nreport card {card.version} written to {args.out}")
+    return 0
+
+
+def _card_show(args: argparse.Namespace) -> int:
+    from thrifty.route.predictors import ReportCard
+
+    card = ReportCard.load(args.card)
+    print(card.render(args.task))
+    print(f"\n(version {card.version}, model {card.model}, judge {card.judge or '-'}, split {card.split})")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from thrifty.core.errors import ConfigError
+    from thrifty.llm.base import GenParams
+    from thrifty.llm.factory import load_model, parse_spec
+    from thrifty.route.paradigms import defer_if_p_bad_above, pa, rpra
+    from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
+
+    if not 0.0 <= args.defer_above <= 1.0:
+        raise ConfigError(f"--defer-above must be in [0, 1], got {args.defer_above}")
+    opts = {"n_threads": args.threads} if parse_spec(args.model).backend == "llamacpp" else {}
+    model = load_model(args.model, **opts)
+    predictor = (ReportCardPredictor(model, ReportCard.load(args.card)) if args.card else ZeroShotPredictor(model))
+    run = pa if args.paradigm == "pa" else rpra
+    messages = [{"role": "user", "content": args.question}]
+    res = run(model, predictor, messages, GenParams(max_tokens=args.max_tokens),
+              decide=defer_if_p_bad_above(args.defer_above), task=args.task)
+    p = res.prediction
+    print(f"prediction: great {p.p_great:.3f}  ok {p.p_ok:.3f}  bad {p.p_bad:.3f}"
+          f"  ({'read from ' + p.method if p.parsed else 'unreadable: defers'})")
+    if p.reasoning:
+        print(f"reasoning: {p.reasoning}")
+    print(f"action: {res.action}  (overhead: {res.overhead_tokens_in} tokens in, {res.overhead_tokens_out} out, "
+          f"{res.overhead_latency_s:.2f} s)")
+    if res.completion is not None:
+        c = res.completion
+        print(f"answer ({c.tokens_out} tokens, {c.cached_tokens} prompt tokens reused, {c.latency_s:.2f} s):")
+        print(c.text)
+    return 0

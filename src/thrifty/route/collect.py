@@ -166,10 +166,7 @@ def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, param
     with Progress(total, "score and grade" if cfg.judge else "score") as bar:
         for spec, exs in examples.items():
             task = tasks[spec]
-            judge = None
-            if cfg.judge:
-                judge = CachedJudge(make_judge(cfg.judge, model=judge_model, task=task), store,
-                                    {"task": spec, "split": cfg.split})
+            judge = make_judge(cfg.judge, model=judge_model, task=task) if cfg.judge else None
             for ex in exs:
                 texts: dict[str, str] = {}
                 for model_spec in cfg.models:
@@ -187,7 +184,8 @@ def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, param
                     cells[model_spec][spec]["values"].append(float(score["value"]))
                     cells[model_spec][spec]["correct"].append(float(score["correct"]))
                 if judge is not None and texts:
-                    for model_spec, grade in judge.grade(ex, texts).items():
+                    cached = CachedJudge(judge, store, {"task": spec, "split": cfg.split, "example": ex.id})
+                    for model_spec, grade in cached.grade(ex, texts).items():
                         cells[model_spec][spec]["grades"][grade.label] += 1
                 bar.advance()
     table: dict[str, dict[str, dict[str, float]]] = {}
