@@ -39,8 +39,15 @@ test: install
 models: install
 	$(THRIFTY) models pull qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 
+# The demo: both models answer the test split; the small one answers the train split too; its report card is
+# built from those train grades; then zero-shot and report-card grade predictions are scored on the test split.
+# Every step stores its records as it goes, so a re-run reuses them and takes seconds.
 demo: models
 	$(THRIFTY) route collect --config configs/route/demo.yaml
+	$(THRIFTY) route collect --config configs/route/demo_train.yaml
+	$(THRIFTY) route report-card build --store runs/demo/store.sqlite --model qwen2.5-coder-0.5b-instruct \
+		--out runs/demo/card-qwen2.5-coder-0.5b-instruct.json
+	$(THRIFTY) route predict-eval --config configs/route/demo_predict.yaml
 
 clean-venv:
 	rm -rf $(VENV)

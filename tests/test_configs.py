@@ -13,6 +13,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Each shipped YAML and the config class that reads it. A new YAML must be added here (the test below checks).
 KINDS = {
     "route/demo.yaml": "thrifty.route.collect:CollectConfig",
+    "route/demo_train.yaml": "thrifty.route.collect:CollectConfig",
+    "route/demo_predict.yaml": "thrifty.route.predict_eval:PredictEvalConfig",
 }
 
 

@@ -38,6 +38,17 @@ def register(rooms) -> None:
     sh.add_argument("card", help="a card JSON written by `report-card build`")
     sh.add_argument("--task", help="show only this task's section")
 
+    pe = add_verb(verbs, "predict-eval", "evaluate grade predictors against judge grades on held-out records "
+                  "(accuracy vs majority baseline, macro-F1, kappa, AUROC, ECE, Brier, CIs, plots)", _predict_eval)
+    add_config_args(pe)
+    pe.add_argument("--store", help="run store holding the model's generations and judge grades")
+    pe.add_argument("--model", help="model spec whose grades are predicted (as tagged in the store)")
+    pe.add_argument("--tasks", help="comma-separated task specs (as collected)")
+    pe.add_argument("--n", type=int, help="examples per task")
+    pe.add_argument("--predictors", help="comma-separated: zero_shot, report_card")
+    pe.add_argument("--card", help="report card JSON (needed by report_card)")
+    pe.add_argument("--run-dir", help="where predict_eval.{json,md} and the plots go")
+
     pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
                   _predict)
     pr.add_argument("question", help="the user message")
@@ -124,4 +135,20 @@ def _predict(args: argparse.Namespace) -> int:
         c = res.completion
         print(f"answer ({c.tokens_out} tokens, {c.cached_tokens} prompt tokens reused, {c.latency_s:.2f} s):")
         print(c.text)
+    return 0
+
+
+def _predict_eval(args: argparse.Namespace) -> int:
+    from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval
+
+    extra = []
+    for flag, key in (("store", "store"), ("model", "model"), ("tasks", "tasks"), ("n", "n_per_task"),
+                      ("predictors", "predictors"), ("card", "card"), ("run_dir", "run_dir")):
+        value = getattr(args, flag)
+        if value is not None:
+            extra.append(f"{key}={value}")
+    cfg = resolve_config(PredictEvalConfig, args, extra)
+    result = predict_eval(cfg)
+    print(format_markdown(result))
+    print(f"\nwritten to {cfg.run_dir}: predict_eval.json, predict_eval.md, reliability_*.png, confusion_*.png")
     return 0

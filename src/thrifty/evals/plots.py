@@ -1,0 +1,120 @@
+"""Evaluation plots as PNG files from plain arrays: reliability diagrams, confusion heat maps, metric curves.
+
+matplotlib is imported inside each function with the non-interactive Agg backend, so nothing needs a display
+and importing this module stays cheap. Every function writes one PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.evals._checks import MetricInputError
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    plt = _pyplot()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return out
+
+
+def reliability_plot(edges: Any, conf: Any, acc: Any, count: Any, path: str | Path, title: str = "",
+                     xlabel: str = "predicted probability", ylabel: str = "observed frequency") -> Path:
+    """Reliability diagram: per bin (edges[m], edges[m+1]] a bar of the observed frequency ``acc``, the mean
+    confidence ``conf`` as a point, the diagonal, and bin counts as a histogram below. Empty bins (NaN) are
+    left blank."""
+    import numpy as np
+
+    e = np.asarray(edges, dtype=float)
+    c, a, n = (np.asarray(x, dtype=float) for x in (conf, acc, count))
+    if e.ndim != 1 or e.size < 2 or not (c.shape == a.shape == n.shape == (e.size - 1,)):
+        raise MetricInputError(f"reliability_plot: need M+1 edges and M values per bin (got {e.size} edges, "
+                               f"{c.size}/{a.size}/{n.size} values)")
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    width = np.diff(e)
+    used = n > 0
+    top.bar(e[:-1][used], a[used], width=width[used], align="edge", alpha=0.6, edgecolor="black",
+            label="observed")
+    top.plot(c[used], a[used], "o", color="tab:red", label="mean confidence")
+    top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel(ylabel)
+    top.legend(loc="upper left", fontsize=8)
+    if title:
+        top.set_title(title, fontsize=10)
+    bottom.bar(e[:-1], n, width=width, align="edge", color="tab:gray", edgecolor="black")
+    bottom.set_xlabel(xlabel)
+    bottom.set_ylabel("count")
+    return _save(fig, path)
+
+
+def confusion_plot(matrix: Any, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Heat map of a square count matrix (rows true, columns predicted) with each count written in its cell."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
+        raise MetricInputError(f"confusion_plot: need a square matrix matching {len(labels)} labels, got {m.shape}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    im = ax.imshow(m, cmap="Blues")
+    ticks = range(len(labels))
+    ax.set_xticks(list(ticks), list(labels))
+    ax.set_yticks(list(ticks), list(labels))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = m.max() if m.size and m.max() > 0 else 1.0
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, f"{m[i, j]:g}", ha="center", va="center",
+                    color="white" if m[i, j] > peak / 2 else "black")
+    fig.colorbar(im, ax=ax)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: str = "", xlabel: str = "x",
+               ylabel: str = "y", points: Sequence[tuple[str, float, float]] = ()) -> Path:
+    """Line plot of named curves ``(name, xs, ys)`` (e.g. quality vs cost of routing policies) plus optional
+    named single points ``(name, x, y)`` (e.g. each model on its own)."""
+    import numpy as np
+
+    if not curves and not points:
+        raise MetricInputError("curve_plot: nothing to draw (no curves and no points)")
+    arrays = []
+    for name, xs, ys in curves:
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        if x.ndim != 1 or x.shape != y.shape:
+            raise MetricInputError(f"curve_plot: curve {name!r} needs 1-D xs and ys of one length")
+        arrays.append((name, x, y))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, x, y in arrays:
+        ax.plot(x, y, marker="." if x.size < 40 else None, label=name)
+    for name, x, y in points:
+        ax.plot([x], [y], "s", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)

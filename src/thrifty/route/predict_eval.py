@@ -1,0 +1,216 @@
+"""Prediction evaluation: run grade predictors on judged test examples, store every prediction, score them.
+
+For one model and the examples of each task (rebuilt exactly as collection built them), each predictor predicts
+the judge's grade of the model's answer before it is given. Predictions are stored in the run store keyed by
+what produced them (predictor, model, card version, task, exact prompt, version), so a re-run makes no model
+call and does not even load the model. The stored judge grades are the gold labels; the metrics, tables and
+plots are built by :mod:`thrifty.route.predict_report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thrifty.core.config import save_config
+from thrifty.core.errors import ConfigError, ThriftyError
+from thrifty.core.progress import Progress
+from thrifty.core.store import RunStore
+from thrifty.route.predict_report import build_result, format_markdown, write_outputs
+from thrifty.tasks.base import Example, Task, check_split
+
+PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
+PREDICTORS = ("zero_shot", "report_card")
+
+__all__ = [
+    "PREDICTORS",
+    "PREDICT_EVAL_VERSION",
+    "Item",
+    "PredictEvalConfig",
+    "format_markdown",
+    "gold_grades",
+    "predict_eval",
+    "prediction_fields",
+]
+
+
+@dataclass
+class PredictEvalConfig:
+    """What to evaluate: one model's grade predictors on the judged ``split`` examples of ``tasks``."""
+
+    store: str = ""  # default: <run_dir>/store.sqlite
+    run_dir: str = "runs/predict_eval"
+    model: str = ""
+    tasks: list[str] = field(default_factory=list)
+    split: str = "test"
+    n_per_task: int = 8
+    seed: int = 0
+    predictors: list[str] = field(default_factory=lambda: ["zero_shot"])
+    card: str = ""  # report card JSON (needed when "report_card" is listed)
+    judge: str = "verifier"  # judge name tag of the grade records used as gold labels
+    n_threads: int = 1
+    n_boot: int = 1000
+    bins: int = 15
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("model must name the model whose grades are predicted")
+        if not self.tasks:
+            raise ConfigError("tasks must name at least one task")
+        check_split(self.split)
+        if self.n_per_task < 1:
+            raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
+        if not self.predictors:
+            raise ConfigError(f"predictors must list at least one of {', '.join(PREDICTORS)}")
+        unknown = [p for p in self.predictors if p not in PREDICTORS]
+        if unknown:
+            raise ConfigError(f"unknown predictor {unknown[0]!r}; choose from {', '.join(PREDICTORS)}")
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ConfigError(f"predictors lists one predictor twice: {self.predictors}")
+        if "report_card" in self.predictors and not self.card:
+            raise ConfigError("predictor 'report_card' needs card (a report card JSON built from train records)")
+        if not self.judge:
+            raise ConfigError("judge must name the judge whose grades are the gold labels (e.g. 'verifier')")
+        if self.n_threads < 1 or self.n_boot < 1 or self.bins < 1:
+            raise ConfigError("n_threads, n_boot and bins must be >= 1")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One evaluated prediction: which predictor/task/example, the gold grade and the stored prediction dict."""
+
+    predictor: str
+    task: str
+    example: str
+    gold: str
+    prediction: dict[str, Any]
+
+
+def prediction_fields(predictor: Any, model: str, card_version: str | None, task: str,
+                      messages: list[dict[str, str]]) -> dict[str, Any]:
+    """What addresses a stored prediction: predictor, model, card version, task, messages and the exact prompt."""
+    return {"predictor": predictor.name, "model": model, "card": card_version, "task": task,
+            "messages": messages, "prompt": predictor.prompt(messages, task), "v": PREDICT_EVAL_VERSION}
+
+
+class _DeferredModel:
+    """Loads the model on its first call, so a run whose predictions are all stored never loads it."""
+
+    def __init__(self, spec: str, load: Callable[[str], Any]) -> None:
+        self.model_id = spec
+        self._load = load
+        self._model: Any = None
+
+    def label_probs(self, messages, labels, assistant_prefix: str = ""):
+        if self._model is None:
+            self._model = self._load(self.model_id)
+        return self._model.label_probs(messages, labels, assistant_prefix=assistant_prefix)
+
+
+def _default_loader(cfg: PredictEvalConfig) -> Callable[[str], Any]:
+    from thrifty.llm.factory import LazyChatModel, parse_spec
+
+    def load(spec: str) -> Any:
+        llama = parse_spec(spec).backend == "llamacpp"
+        return LazyChatModel(spec, **({"n_threads": cfg.n_threads} if llama else {}))
+
+    return load
+
+
+def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], str | None]:
+    from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
+
+    out: dict[str, Any] = {}
+    version = None
+    for name in cfg.predictors:
+        if name == "zero_shot":
+            out[name] = ZeroShotPredictor(model)
+        else:
+            card = ReportCard.load(cfg.card)
+            if card.model != cfg.model:
+                raise ConfigError(f"{cfg.card}: report card is for model {card.model!r}, not {cfg.model!r}")
+            out[name] = ReportCardPredictor(model, card)
+            version = card.version
+    return out, version
+
+
+def gold_grades(store: RunStore, model: str, task: str, split: str, judge: str) -> dict[str, str]:
+    """example id → the judge's label of ``model``'s answer (a later record of one example replaces an earlier)."""
+    out: dict[str, str] = {}
+    for rec in store.records("grade", task=task, split=split, judge=judge):
+        grade = rec.value.get(model) if isinstance(rec.value, dict) else None
+        if isinstance(grade, dict) and "example" in rec.tags and isinstance(grade.get("label"), str):
+            out[str(rec.tags["example"])] = grade["label"]
+    return out
+
+
+def predict_eval(
+    cfg: PredictEvalConfig,
+    load_model: Callable[[str], Any] | None = None,
+    load_task: Callable[[str], Task] | None = None,
+) -> dict[str, Any]:
+    """Run the evaluation described by ``cfg`` and write its outputs; returns the JSON-able result."""
+    from thrifty.judge.base import LABELS
+
+    if load_model is None:
+        load_model = _default_loader(cfg)
+    if load_task is None:
+        from thrifty.tasks.loader import load_task
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.store_path.exists():
+        raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
+    save_config(cfg, run_dir / "predict_eval_config.yaml")
+    predictors, card_version = _make_predictors(cfg, _DeferredModel(cfg.model, load_model))
+    examples: dict[str, list[Example]] = {
+        spec: load_task(spec).examples(cfg.split, cfg.n_per_task, cfg.seed) for spec in cfg.tasks}
+    counts: dict[str, Any] = {"ungraded": 0, "unparsed_grades": 0, "failures": 0, "new_predictions": 0,
+                              "reused_predictions": 0, "failure_examples": []}
+    items: list[Item] = []
+    with RunStore(cfg.store_path) as store:
+        todo: list[tuple[str, Example, str]] = []
+        for spec, exs in examples.items():
+            gold = gold_grades(store, cfg.model, spec, cfg.split, cfg.judge)
+            for ex in exs:
+                label = gold.get(ex.id)
+                if label is None:
+                    counts["ungraded"] += 1
+                elif label not in LABELS:
+                    counts["unparsed_grades"] += 1
+                else:
+                    todo.append((spec, ex, label))
+        total = len(todo) * len(predictors)
+        with Progress(total, f"predict {cfg.model}") as bar:
+            for name, predictor in predictors.items():
+                for spec, ex, label in todo:
+                    pred = _predict_one(store, cfg, predictor, card_version if name == "report_card" else None,
+                                        spec, ex, counts)
+                    if pred is not None:
+                        items.append(Item(name, spec, ex.id, label, pred))
+                    bar.advance(note=name)
+    result = build_result(cfg, items, counts, card_version)
+    write_outputs(result, items, run_dir, cfg.bins)
+    return result
+
+
+def _predict_one(store: RunStore, cfg: PredictEvalConfig, predictor: Any, card_version: str | None, task: str,
+                 ex: Example, counts: dict[str, Any]) -> dict[str, Any] | None:
+    messages = ex.messages()
+    tags = {"model": cfg.model, "task": task, "example": ex.id, "split": cfg.split, "predictor": predictor.name}
+    try:
+        value, hit = store.get_or_compute(
+            "prediction", prediction_fields(predictor, cfg.model, card_version, task, messages),
+            lambda: predictor.predict(messages, task=task).as_dict(), tags)
+    except (ThriftyError, TimeoutError) as exc:  # not stored: retried on the next run
+        counts["failures"] += 1
+        if len(counts["failure_examples"]) < 3:
+            counts["failure_examples"].append(f"{task}/{ex.id}: {(str(exc).splitlines() or [''])[0][:200]}")
+        return None
+    counts["reused_predictions" if hit else "new_predictions"] += 1
+    return value
