@@ -172,6 +172,24 @@ def test_batch_threads_are_serialised_and_match_sequential(smol_fresh):
 
 
 @integration
+def test_hidden_state_is_deterministic_and_leaves_the_generation_context_alone(smol_fresh):
+    import numpy as np
+
+    msgs = _q("What is 2 + 3?", GRADE_SYSTEM)
+    before = smol_fresh.label_probs(msgs, LABELS, assistant_prefix="Grade:")
+    held = list(smol_fresh._llm.input_ids[: smol_fresh._llm.n_tokens])
+    a = smol_fresh.hidden_state(msgs, assistant_prefix="Grade:")
+    b = smol_fresh.hidden_state(msgs, assistant_prefix="Grade:")
+    assert a.shape == (smol_fresh._llm.n_embd(),) and a.dtype == np.float64
+    assert np.all(np.isfinite(a)) and np.linalg.norm(a) > 0
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, smol_fresh.hidden_state(msgs, assistant_prefix="Grade: great"))
+    assert list(smol_fresh._llm.input_ids[: smol_fresh._llm.n_tokens]) == held  # its KV cache is untouched
+    after = smol_fresh.label_probs(msgs, LABELS, assistant_prefix="Grade:")
+    assert after.probs == before.probs
+
+
+@integration
 def test_prompt_longer_than_context_is_model_error():
     m = _load("smollm2-135m-instruct", n_ctx=64)
     with pytest.raises(ModelError, match="n_ctx is 64"):
