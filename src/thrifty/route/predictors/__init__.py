@@ -1,4 +1,5 @@
-"""predictors: ways a model predicts the judge's grade of its own answer before answering (zero-shot, report card).
+"""predictors: ways a model predicts the judge's grade of its own answer before answering (zero-shot, report card,
+hidden-state probe).
 
 Public API::
 
@@ -18,6 +19,13 @@ from thrifty.route.predictors.base import (
     read_prediction,
     with_instruction,
 )
+from thrifty.route.predictors.probe import (
+    ProbeClassifier,
+    ProbePredictor,
+    collect_features,
+    fit_probe,
+    labelled_examples,
+)
 from thrifty.route.predictors.report_card import (
     CardStats,
     ReportCard,
@@ -29,7 +37,24 @@ from thrifty.route.predictors.report_card import (
 from thrifty.route.predictors.zero_shot import ZeroShotPredictor
 
 __all__ = [
-    "DEFAULT_PREFIX", "RUBRIC_TEXT", "CardStats", "Prediction", "Predictor", "PromptPredictor", "ReportCard",
-    "ReportCardPredictor", "ZeroShotPredictor", "build_report_card", "categories_of", "prediction_instruction", "read_prediction",
-    "summarise", "with_instruction",
+    "DEFAULT_PREFIX",
+    "RUBRIC_TEXT",
+    "CardStats",
+    "Prediction",
+    "Predictor",
+    "ProbeClassifier",
+    "ProbePredictor",
+    "PromptPredictor",
+    "ReportCard",
+    "ReportCardPredictor",
+    "ZeroShotPredictor",
+    "build_report_card",
+    "categories_of",
+    "collect_features",
+    "fit_probe",
+    "labelled_examples",
+    "prediction_instruction",
+    "read_prediction",
+    "summarise",
+    "with_instruction",
 ]
