@@ -6,10 +6,10 @@ import os
 import time
 
 import pytest
+from _bundled import open_bundled
 
 from thrifty.judge import GRADE_LABELS, LABELS, UNPARSED, make_judge
 from thrifty.judge.parse import parse_grades
-from thrifty.llm import catalog
 
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_var, "1")
@@ -19,13 +19,7 @@ NAME = "qwen2.5-coder-1.5b-instruct"
 
 @pytest.fixture(scope="module")
 def judge_model():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = catalog.find(NAME)
-    if path is None:
-        pytest.skip(f"bundled model {NAME} is not pulled (thrifty models pull {NAME})")
-    from thrifty.llm.llamacpp import LlamaCppModel
-
-    model = LlamaCppModel(path, n_ctx=4096, n_threads=1, model_id=NAME, prefix_cache=False)
+    model = open_bundled(NAME, n_ctx=4096, prefix_cache=False)
     yield model
     model.close()
 

@@ -9,6 +9,7 @@ import math
 import os
 
 import pytest
+from _bundled import open_bundled
 
 from thrifty.core.errors import ModelError
 from thrifty.llm import catalog
@@ -23,14 +24,7 @@ LABELS = ["great", "ok", "bad"]
 GRADE_SYSTEM = "Grade how well you can answer the question: great, ok or bad. Then answer it."
 
 
-def _load(name: str, **kw):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = catalog.find(name)
-    if path is None:
-        pytest.skip(f"bundled model {name} is not pulled (thrifty models pull {name})")
-    from thrifty.llm.llamacpp import LlamaCppModel
-
-    return LlamaCppModel(path, n_ctx=kw.pop("n_ctx", 2048), n_threads=1, model_id=name, **kw)
+_load = open_bundled
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from _bundled import open_bundled
 
-from thrifty.llm import catalog
 from thrifty.llm.base import GenParams
 from thrifty.route.paradigms import pa, rpra
 from thrifty.route.predictors import ZeroShotPredictor
@@ -26,13 +26,7 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def qwen():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = catalog.find(NAME)
-    if path is None:
-        pytest.skip(f"bundled model {NAME} is not pulled (thrifty models pull {NAME})")
-    from thrifty.llm.llamacpp import LlamaCppModel
-
-    m = LlamaCppModel(path, n_ctx=2048, n_threads=1, model_id=NAME, prefix_cache=True)
+    m = open_bundled(NAME, prefix_cache=True)
     yield m
     m.close()
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from _bundled import open_bundled
 
-from thrifty.llm import catalog
 from thrifty.route.predictors.probe import ProbePredictor, collect_features, fit_probe, prompt_version
 from thrifty.route.predictors.zero_shot import ZeroShotPredictor
 from thrifty.tasks.base import Example
@@ -24,13 +24,7 @@ LABELS = ("great", "ok", "bad")
 
 @pytest.fixture(scope="module")
 def qwen():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    path = catalog.find(NAME)
-    if path is None:
-        pytest.skip(f"bundled model {NAME} is not pulled (thrifty models pull {NAME})")
-    from thrifty.llm.llamacpp import LlamaCppModel
-
-    m = LlamaCppModel(path, n_ctx=2048, n_threads=1, model_id=NAME, prefix_cache=False)
+    m = open_bundled(NAME, prefix_cache=False)
     yield m
     m.close()
 

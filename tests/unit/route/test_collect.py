@@ -6,29 +6,12 @@ import json
 import re
 
 import pytest
+from _route_tasks import AddTask
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
 from thrifty.llm.fake import FakeChatModel
 from thrifty.route.collect import CollectConfig, collect, format_table
-from thrifty.tasks.base import Example, Score
-
-
-class AddTask:
-    """Tiny verifiable task: add two numbers."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def examples(self, split, n, seed=0):
-        return [Example(id=f"{split}-{i}", prompt=f"What is {i} + {seed + 1}?", reference=str(i + seed + 1))
-                for i in range(n)]
-
-    def score(self, example, text):
-        m = re.search(r"Answer:\s*(-?\d+)", text)
-        parsed = m.group(1) if m else None
-        ok = parsed == example.reference
-        return Score(1.0 if ok else 0.0, ok, parsed, "match" if ok else "mismatch")
 
 
 def _right(msg: str) -> str:

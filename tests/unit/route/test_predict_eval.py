@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from _route_tasks import AddTask
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore, record_key
@@ -15,25 +16,8 @@ from thrifty.llm.fake import FakeChatModel
 from thrifty.route.collect import CollectConfig, collect
 from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval
 from thrifty.route.predictors import build_report_card
-from thrifty.tasks.base import Example, Score
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class AddTask:
-    """Tiny verifiable task with splits: add i and seed + 1."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def examples(self, split, n, seed=0):
-        return [Example(id=f"{split}-{i}", prompt=f"What is {i} + {seed + 1}?", reference=str(i + seed + 1))
-                for i in range(n)]
-
-    def score(self, example, text):
-        m = re.search(r"Answer:\s*(-?\d+)", text)
-        ok = bool(m) and m.group(1) == example.reference
-        return Score(1.0 if ok else 0.0, ok, m.group(1) if m else None)
 
 
 def _first(text: str) -> int:
