@@ -28,8 +28,14 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="override a config field (nested: a.b=value); repeatable")
 
 
-def resolve_config(cls, args: argparse.Namespace, extra: list[str] | None = None):
-    """Load ``cls`` from --config, then --set overrides, then ``extra`` overrides built from dedicated flags."""
+def resolve_config(cls, args: argparse.Namespace, flags: dict[str, str] | None = None):
+    """Load ``cls`` from --config, then --set overrides, then the dedicated flags given on the command line.
+
+    ``flags`` maps an argparse destination to the config field it sets (e.g. ``{"n": "n_per_task"}``); flags
+    left unset (None) do not override anything.
+    """
     from thrifty.core.config import load_config
 
-    return load_config(cls, args.config, [*args.overrides, *(extra or [])])
+    extra = [f"{field}={getattr(args, dest)}" for dest, field in (flags or {}).items()
+             if getattr(args, dest) is not None]
+    return load_config(cls, args.config, [*args.overrides, *extra])

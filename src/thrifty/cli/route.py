@@ -64,13 +64,9 @@ def register(rooms) -> None:
 def _collect(args: argparse.Namespace) -> int:
     from thrifty.route.collect import CollectConfig, collect, format_table
 
-    extra = []
-    for flag, key in (("models", "models"), ("tasks", "tasks"), ("n", "n_per_task"), ("split", "split"),
-                      ("run_dir", "run_dir"), ("judge", "judge"), ("judge_model", "judge_model")):
-        value = getattr(args, flag)
-        if value is not None:
-            extra.append(f"{key}={value}")
-    cfg = resolve_config(CollectConfig, args, extra)
+    cfg = resolve_config(CollectConfig, args, {"models": "models", "tasks": "tasks", "n": "n_per_task",
+                                               "split": "split", "run_dir": "run_dir", "judge": "judge",
+                                               "judge_model": "judge_model"})
     result = collect(cfg)
     print(format_table(result.table))
     print(f"\nrun dir: {result.run_dir}  store: {cfg.store_path}  new generations: {result.new_generations}  "
@@ -141,13 +137,9 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_eval(args: argparse.Namespace) -> int:
     from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval
 
-    extra = []
-    for flag, key in (("store", "store"), ("model", "model"), ("tasks", "tasks"), ("n", "n_per_task"),
-                      ("predictors", "predictors"), ("card", "card"), ("run_dir", "run_dir")):
-        value = getattr(args, flag)
-        if value is not None:
-            extra.append(f"{key}={value}")
-    cfg = resolve_config(PredictEvalConfig, args, extra)
+    cfg = resolve_config(PredictEvalConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
+                                                   "n": "n_per_task", "predictors": "predictors", "card": "card",
+                                                   "run_dir": "run_dir"})
     result = predict_eval(cfg)
     print(format_markdown(result))
     print(f"\nwritten to {cfg.run_dir}: predict_eval.json, predict_eval.md, reliability_*.png, confusion_*.png")
