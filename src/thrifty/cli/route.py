@@ -107,14 +107,13 @@ def _card_show(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from thrifty.core.errors import ConfigError
     from thrifty.llm.base import GenParams
-    from thrifty.llm.factory import load_model, parse_spec
+    from thrifty.llm.factory import load_model
     from thrifty.route.paradigms import defer_if_p_bad_above, pa, rpra
     from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
 
     if not 0.0 <= args.defer_above <= 1.0:
         raise ConfigError(f"--defer-above must be in [0, 1], got {args.defer_above}")
-    opts = {"n_threads": args.threads} if parse_spec(args.model).backend == "llamacpp" else {}
-    model = load_model(args.model, **opts)
+    model = load_model(args.model, llamacpp={"n_threads": args.threads})
     predictor = (ReportCardPredictor(model, ReportCard.load(args.card)) if args.card else ZeroShotPredictor(model))
     run = pa if args.paradigm == "pa" else rpra
     messages = [{"role": "user", "content": args.question}]

@@ -94,15 +94,19 @@ def _parse_hf(text: str, rest: str) -> dict[str, Any]:
     return {"model_dir": rest}
 
 
-def load_model(spec: str, **overrides: Any) -> ChatModel:
+def load_model(spec: str, llamacpp: dict[str, Any] | None = None, **overrides: Any) -> ChatModel:
     """Build the ChatModel named by ``spec``; ``overrides`` are passed to the backend's constructor
-    (e.g. ``n_ctx=2048`` for llama.cpp, ``timeout_s=30`` for OpenAI). Unknown options raise ConfigError."""
+    (e.g. ``n_ctx=2048`` for llama.cpp, ``timeout_s=30`` for OpenAI). ``llamacpp`` holds options applied only
+    when the spec resolves to the llama.cpp backend (e.g. ``{"n_threads": 1}``), so callers taking any spec
+    need not parse it themselves. Unknown options raise ConfigError."""
     parsed = parse_spec(spec)
     kwargs = dict(parsed.kwargs)
     if parsed.catalog is not None:
         from thrifty.llm import catalog
 
         kwargs["path"] = catalog.path(parsed.catalog)
+    if parsed.backend == "llamacpp":
+        kwargs.update(llamacpp or {})
     kwargs.update(overrides)
     cls = BACKENDS.get(parsed.backend)
     try:
@@ -116,12 +120,15 @@ class LazyChatModel:
     """A ChatModel that loads ``spec`` on its first call: a run whose answers are all stored never loads it.
 
     ``model_id`` is the spec string itself, so whatever keys records by model id stays the same whether the
-    model was loaded or not.
+    model was loaded or not. ``loader`` replaces :func:`load_model` (tests inject scripted models this way);
+    ``overrides`` go to the loader.
     """
 
-    def __init__(self, spec: str, **overrides: Any) -> None:
-        parse_spec(spec)  # fail fast on a malformed spec, without loading anything
+    def __init__(self, spec: str, loader: Any = None, **overrides: Any) -> None:
+        if loader is None:
+            parse_spec(spec)  # fail fast on a malformed spec, without loading anything
         self.model_id = spec
+        self._loader = loader or load_model
         self._overrides = overrides
         self._model: ChatModel | None = None
 
@@ -132,7 +139,7 @@ class LazyChatModel:
 
     def _get(self) -> ChatModel:
         if self._model is None:
-            self._model = load_model(self.model_id, **self._overrides)
+            self._model = self._loader(self.model_id, **self._overrides)
         return self._model
 
     def chat(self, messages, params=None, assistant_prefix: str = ""):

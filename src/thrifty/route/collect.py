@@ -97,12 +97,10 @@ def collect(
 ) -> CollectResult:
     """Run the collection described by ``cfg``; ``load_model``/``load_task`` are injectable for tests."""
     if load_model is None:
-        from thrifty.llm.factory import LazyChatModel, parse_spec
+        from thrifty.llm.factory import LazyChatModel
 
         def load_model(spec: str) -> Any:
-            llama = parse_spec(spec).backend == "llamacpp"
-            opts = {"n_threads": cfg.n_threads, "prefix_cache": cfg.prefix_cache} if llama else {}
-            return LazyChatModel(spec, **opts)
+            return LazyChatModel(spec, llamacpp={"n_threads": cfg.n_threads, "prefix_cache": cfg.prefix_cache})
 
     if load_task is None:
         from thrifty.tasks.loader import load_task

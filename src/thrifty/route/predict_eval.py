@@ -18,6 +18,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, ThriftyError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
+from thrifty.llm.factory import LazyChatModel
 from thrifty.route.predict_report import build_result, format_markdown, write_outputs
 from thrifty.tasks.base import Example, Task, check_split
 
@@ -99,26 +100,11 @@ def prediction_fields(predictor: Any, model: str, card_version: str | None, task
             "messages": messages, "prompt": predictor.prompt(messages, task), "v": PREDICT_EVAL_VERSION}
 
 
-class _DeferredModel:
-    """Loads the model on its first call, so a run whose predictions are all stored never loads it."""
-
-    def __init__(self, spec: str, load: Callable[[str], Any]) -> None:
-        self.model_id = spec
-        self._load = load
-        self._model: Any = None
-
-    def label_probs(self, messages, labels, assistant_prefix: str = ""):
-        if self._model is None:
-            self._model = self._load(self.model_id)
-        return self._model.label_probs(messages, labels, assistant_prefix=assistant_prefix)
-
-
 def _default_loader(cfg: PredictEvalConfig) -> Callable[[str], Any]:
-    from thrifty.llm.factory import LazyChatModel, parse_spec
+    from thrifty.llm.factory import load_model
 
     def load(spec: str) -> Any:
-        llama = parse_spec(spec).backend == "llamacpp"
-        return LazyChatModel(spec, **({"n_threads": cfg.n_threads} if llama else {}))
+        return load_model(spec, llamacpp={"n_threads": cfg.n_threads})
 
     return load
 
@@ -167,7 +153,7 @@ def predict_eval(
     if not cfg.store_path.exists():
         raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
     save_config(cfg, run_dir / "predict_eval_config.yaml")
-    predictors, card_version = _make_predictors(cfg, _DeferredModel(cfg.model, load_model))
+    predictors, card_version = _make_predictors(cfg, LazyChatModel(cfg.model, loader=load_model))
     examples: dict[str, list[Example]] = {
         spec: load_task(spec).examples(cfg.split, cfg.n_per_task, cfg.seed) for spec in cfg.tasks}
     counts: dict[str, Any] = {"ungraded": 0, "unparsed_grades": 0, "failures": 0, "new_predictions": 0,

@@ -143,3 +143,17 @@ def test_lazy_model_loads_on_first_call_only():
     assert lazy.loaded and out.text == "hello there"
     with pytest.raises(ModelError):
         LazyChatModel("definitely-not-a-model")  # malformed spec fails at once, nothing loaded
+
+
+def test_llamacpp_options_apply_only_to_llamacpp_specs(tmp_path):
+    from thrifty.llm.factory import LazyChatModel, load_model
+
+    assert load_model("fake", llamacpp={"n_threads": 1}).model_id == "fake"  # ignored: not a llama.cpp spec
+    with pytest.raises(ModelError, match="not found"):  # applied (and accepted) for a GGUF path
+        load_model(str(tmp_path / "absent.gguf"), llamacpp={"n_threads": 1, "prefix_cache": False})
+    with pytest.raises(ConfigError, match="bad options"):
+        load_model(str(tmp_path / "absent.gguf"), llamacpp={"no_such_option": 1})
+    calls = []
+    lazy = LazyChatModel("anything", loader=lambda spec, **kw: calls.append((spec, kw)) or load_model("fake"), x=1)
+    assert calls == [] and lazy.chat([{"role": "user", "content": "hi"}]).text == "hi"
+    assert calls == [("anything", {"x": 1})]
