@@ -1,9 +1,11 @@
-"""`thrifty models`: list the bundled GGUF models, pull (download + verify) them, and print their paths."""
+"""`thrifty models`: list the bundled GGUF models, pull (download + verify) them, print their paths, and export
+one to a Hugging Face directory (for LoRA fine-tuning and the ``hf`` backend)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from thrifty.cli._common import add_verb, add_verbs
@@ -13,7 +15,7 @@ _MB = 1_000_000
 
 
 def register(rooms) -> None:
-    """Add the ``models`` room with its verbs ``list``, ``pull`` and ``path``."""
+    """Add the ``models`` room with its verbs ``list``, ``pull``, ``path`` and ``export-hf``."""
     verbs = add_verbs(rooms, "models", "list, pull and locate the bundled GGUF models")
     p = add_verb(verbs, "list", "show every bundled model, its size and whether it is pulled", _list)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -23,6 +25,12 @@ def register(rooms) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the final paths")
     p = add_verb(verbs, "path", "print the file path of a pulled model (exit 1 if not pulled)", _path)
     p.add_argument("name", metavar="NAME", help="catalog name or path to a .gguf file")
+    p = add_verb(verbs, "export-hf", "write a Hugging Face (safetensors) copy of a GGUF model; prints its directory",
+                 _export_hf)
+    p.add_argument("name", metavar="NAME", help="catalog name (pulled) or path to a .gguf file")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: <models folder>/hf/<name>)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="weight dtype")
+    p.add_argument("--force", action="store_true", help="export again even if DIR holds a current export")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -68,6 +76,21 @@ def _path(args: argparse.Namespace) -> int:
     from thrifty.llm import catalog
 
     print(catalog.resolve(args.name))
+    return 0
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    from thrifty.llm import catalog
+    from thrifty.llm.gguf_export import default_export_dir, export_hf, is_current
+
+    gguf = catalog.resolve(args.name)
+    out_dir = Path(args.out).expanduser() if args.out else default_export_dir(gguf)
+    if args.force or not is_current(out_dir, gguf, args.dtype):
+        print(f"{args.name}: exporting (dequantising to {args.dtype}; may take a minute)", file=sys.stderr, flush=True)
+    out, written = export_hf(gguf, out_dir, dtype=args.dtype, force=args.force)
+    if not written:
+        print(f"{args.name}: already exported from this file", file=sys.stderr)
+    print(out)
     return 0
 
 

@@ -151,3 +151,19 @@ class LazyChatModel:
     @property
     def retries_itself(self) -> bool:
         return bool(getattr(self._get(), "retries_itself", False))
+
+    def hidden_state(self, messages, assistant_prefix: str = "", **kw):
+        """The loaded model's hidden state at the last prompt position (backends that have one)."""
+        model = self._get()
+        if not hasattr(model, "hidden_state"):
+            raise ConfigError(f"model {self.model_id!r} cannot return hidden states")
+        return model.hidden_state(messages, assistant_prefix=assistant_prefix, **kw)
+
+    def prompt_tokens(self, messages, assistant_prefix: str = "") -> int:
+        """How many tokens the loaded model's prompt for ``messages`` + ``assistant_prefix`` takes (0: unknown)."""
+        model = self._get()
+        if hasattr(model, "prompt_ids"):
+            return len(model.prompt_ids(messages, assistant_prefix))
+        if hasattr(model, "tokenize") and hasattr(model, "render"):
+            return len(model.tokenize(model.render(messages, assistant_prefix)))
+        return 0

@@ -59,6 +59,19 @@ def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> dict[str, list[int
     return out
 
 
+def chat_prompt_ids(tokenizer: Any, messages: Messages, assistant_prefix: str = "") -> list[int]:
+    """Token ids of a conversation as this backend prompts it: the chat template with a generation prompt, then
+    ``assistant_prefix``; a tokenizer without a template takes one message as plain text. Training code uses it
+    so a fine-tuned model is trained on exactly the prompts it is later read at."""
+    validate_messages(messages)
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(tokenizer.encode(text + assistant_prefix, add_special_tokens=False))
+    if len(messages) == 1:
+        return list(tokenizer.encode(str(messages[0]["content"]) + assistant_prefix, add_special_tokens=True))
+    raise ModelError("tokenizer has no chat template; send a single message instead")
+
+
 class HFChatModel:
     """A local transformers causal LM as a ChatModel, with ``label_probs`` and ``hidden_state`` readouts."""
 
@@ -124,15 +137,7 @@ class HFChatModel:
 
     def prompt_ids(self, messages: Messages, assistant_prefix: str = "") -> list[int]:
         """Token ids of the rendered prompt (template + generation prompt + prefix)."""
-        validate_messages(messages)
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            ids = tok.encode(text + assistant_prefix, add_special_tokens=False)
-        elif len(messages) == 1:
-            ids = tok.encode(str(messages[0]["content"]) + assistant_prefix, add_special_tokens=True)
-        else:
-            raise ModelError(f"{self.model_dir}: tokenizer has no chat template; send a single message instead")
+        ids = chat_prompt_ids(self.tokenizer, messages, assistant_prefix)
         if len(ids) >= self.max_context:
             raise ModelError(f"prompt has {len(ids)} tokens but the context holds {self.max_context}")
         return list(ids)

@@ -277,6 +277,7 @@ class LlamaCppModel:
 
     def _embedding_context(self) -> Any:
         if self._embedder is None:
+            _drop_embedding_notice(self._lc)
             opts = self._embed_opts
             try:
                 self._embedder = self._lc.Llama(
@@ -407,3 +408,32 @@ def _compile_template(source: str):
         return env.from_string(source).render
     except jinja2.TemplateError as exc:
         raise ModelError(f"chat template does not compile: {exc}") from exc
+
+
+_NOTICE = b"embeddings required but some input tokens were not marked as outputs"
+_log_filter: Any = None  # the installed callback; kept referenced so ctypes does not free it
+
+
+def _drop_embedding_notice(lc: Any) -> None:
+    """Install (once) a llama.cpp log callback that drops the notice printed on every embedding-mode eval
+    ("embeddings required but some input tokens were not marked as outputs") and hands every other message
+    to llama-cpp-python's own callback, which keeps honouring ``verbose``."""
+    global _log_filter
+    if _log_filter is not None:
+        return
+    import ctypes
+
+    try:
+        from llama_cpp import _logger
+    except ImportError:  # another llama-cpp-python layout: leave its logging alone
+        return
+    forward = _logger.llama_log_callback
+
+    @lc.llama_log_callback
+    def _filter(level: int, text: bytes, user_data: Any) -> None:
+        if _NOTICE not in (text or b""):
+            forward(level, text, user_data)
+
+    lc.llama_log_set(_filter, ctypes.c_void_p(0))
+    _log_filter = _filter
+
