@@ -115,3 +115,19 @@ def test_predict_with_the_scripted_backend(capsys):
     assert main(["route", "predict", "--model", "fake", "hi", "--defer-above", "0.1"]) == 0
     assert "action: defer" in capsys.readouterr().out
     assert main(["route", "predict", "--model", "fake", "hi", "--defer-above", "2"]) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["route", "sft", "--model", "fake", "--tasks", "gym:chain_sum", "--store", "{tmp}/none.sqlite"],
+    ["route", "probe", "fit", "--model", "fake", "--tasks", "gym:chain_sum", "--store", "{tmp}/none.sqlite"],
+    ["route", "sft", "--model", "fake", "--tasks", "gym:chain_sum", "--set", "split=test"],
+    ["route", "predict-eval", "--model", "fake", "--tasks", "gym:chain_sum", "--predictors", "sft"],
+    ["models", "export-hf", "{tmp}/missing.gguf"],
+    ["route", "predict", "--model", "fake", "hi", "--card", "c.json", "--probe", "p.npz"],
+    ["route", "predict", "--model", "fake", "hi", "--probe", "{tmp}/missing.npz"],
+    ["route", "predict", "--model", "fake", "hi", "--adapter", "{tmp}"],
+])
+def test_training_verbs_refuse_bad_input_with_one_line(argv, tmp_path, capsys):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("thrifty: error:") and err.count("\n") == 1

@@ -1,10 +1,12 @@
-"""`thrifty route ...`: collect and grade answers, build report cards, predict a grade and answer or defer."""
+"""`thrifty route ...`: collect and grade answers, build report cards, train predictors (via route_fit), predict a
+grade and answer or defer, evaluate predictors."""
 
 from __future__ import annotations
 
 import argparse
 
 from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_config
+from thrifty.cli.route_fit import register_verbs as register_fit_verbs
 
 
 def register(rooms) -> None:
@@ -45,15 +47,21 @@ def register(rooms) -> None:
     pe.add_argument("--model", help="model spec whose grades are predicted (as tagged in the store)")
     pe.add_argument("--tasks", help="comma-separated task specs (as collected)")
     pe.add_argument("--n", type=int, help="examples per task")
-    pe.add_argument("--predictors", help="comma-separated: zero_shot, report_card")
+    pe.add_argument("--predictors", help="comma-separated: zero_shot, report_card, probe, sft")
     pe.add_argument("--card", help="report card JSON (needed by report_card)")
+    pe.add_argument("--probe", help="probe file from `route probe fit` (needed by probe)")
+    pe.add_argument("--adapter", help="adapter directory from `route sft` (needed by sft)")
     pe.add_argument("--run-dir", help="where predict_eval.{json,md} and the plots go")
+
+    register_fit_verbs(verbs)
 
     pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
                   _predict)
     pr.add_argument("question", help="the user message")
     pr.add_argument("--model", required=True, help="model spec of the model that predicts and answers")
     pr.add_argument("--card", help="report card JSON (default: zero-shot prediction)")
+    pr.add_argument("--probe", help="predict with this fitted probe (`route probe fit`) instead")
+    pr.add_argument("--adapter", help="predict (and answer) with this fine-tuned adapter (`route sft`) on the hf backend")
     pr.add_argument("--task", help="the request's task tag, for the report-card section")
     pr.add_argument("--paradigm", choices=["pa", "rpra"], default="pa", help="predict-answer or reason-predict-reason-answer")
     pr.add_argument("--defer-above", type=float, default=0.5, help="defer when p(bad) is above this (default 0.5)")
@@ -113,8 +121,23 @@ def _predict(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.defer_above <= 1.0:
         raise ConfigError(f"--defer-above must be in [0, 1], got {args.defer_above}")
-    model = load_model(args.model, llamacpp={"n_threads": args.threads})
-    predictor = (ReportCardPredictor(model, ReportCard.load(args.card)) if args.card else ZeroShotPredictor(model))
+    if sum(bool(x) for x in (args.card, args.probe, args.adapter)) > 1:
+        raise ConfigError("choose one of --card, --probe and --adapter")
+    if args.adapter:
+        from thrifty.route.predictors.sft import load_sft_predictor, read_meta
+
+        if read_meta(args.adapter)["model"] != args.model:
+            raise ConfigError(f"{args.adapter}: adapter was trained for {read_meta(args.adapter)['model']!r}, "
+                              f"not {args.model!r}")
+        predictor = load_sft_predictor(args.adapter)
+        model = predictor.model
+    else:
+        model = load_model(args.model, llamacpp={"n_threads": args.threads})
+        predictor = (ReportCardPredictor(model, ReportCard.load(args.card)) if args.card else ZeroShotPredictor(model))
+    if args.probe:
+        from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
+
+        predictor = ProbePredictor(model, ProbeClassifier.load(args.probe))
     run = pa if args.paradigm == "pa" else rpra
     messages = [{"role": "user", "content": args.question}]
     res = run(model, predictor, messages, GenParams(max_tokens=args.max_tokens),
@@ -138,7 +161,7 @@ def _predict_eval(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(PredictEvalConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
                                                    "n": "n_per_task", "predictors": "predictors", "card": "card",
-                                                   "run_dir": "run_dir"})
+                                                   "probe": "probe", "adapter": "adapter", "run_dir": "run_dir"})
     result = predict_eval(cfg)
     print(format_markdown(result))
     print(f"\nwritten to {cfg.run_dir}: predict_eval.json, predict_eval.md, reliability_*.png, confusion_*.png")

@@ -23,7 +23,7 @@ from thrifty.route.predict_report import build_result, format_markdown, write_ou
 from thrifty.tasks.base import Example, Task, check_split
 
 PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
-PREDICTORS = ("zero_shot", "report_card")
+PREDICTORS = ("zero_shot", "report_card", "probe", "sft")
 
 __all__ = [
     "PREDICTORS",
@@ -50,6 +50,8 @@ class PredictEvalConfig:
     seed: int = 0
     predictors: list[str] = field(default_factory=lambda: ["zero_shot"])
     card: str = ""  # report card JSON (needed when "report_card" is listed)
+    probe: str = ""  # fitted probe file (needed when "probe" is listed; `thrifty route probe fit`)
+    adapter: str = ""  # SFT adapter directory (needed when "sft" is listed; `thrifty route sft`)
     judge: str = "verifier"  # judge name tag of the grade records used as gold labels
     n_threads: int = 1
     n_boot: int = 1000
@@ -72,6 +74,10 @@ class PredictEvalConfig:
             raise ConfigError(f"predictors lists one predictor twice: {self.predictors}")
         if "report_card" in self.predictors and not self.card:
             raise ConfigError("predictor 'report_card' needs card (a report card JSON built from train records)")
+        if "probe" in self.predictors and not self.probe:
+            raise ConfigError("predictor 'probe' needs probe (a probe file from `thrifty route probe fit`)")
+        if "sft" in self.predictors and not self.adapter:
+            raise ConfigError("predictor 'sft' needs adapter (an adapter directory from `thrifty route sft`)")
         if not self.judge:
             raise ConfigError("judge must name the judge whose grades are the gold labels (e.g. 'verifier')")
         if self.n_threads < 1 or self.n_boot < 1 or self.bins < 1:
@@ -93,10 +99,11 @@ class Item:
     prediction: dict[str, Any]
 
 
-def prediction_fields(predictor: Any, model: str, card_version: str | None, task: str,
+def prediction_fields(predictor: Any, model: str, version: str | None, task: str,
                       messages: list[dict[str, str]]) -> dict[str, Any]:
-    """What addresses a stored prediction: predictor, model, card version, task, messages and the exact prompt."""
-    return {"predictor": predictor.name, "model": model, "card": card_version, "task": task,
+    """What addresses a stored prediction: predictor, model, the version of the predictor's artefact (report
+    card, probe or adapter; stored under "card"), task, messages and the exact prompt."""
+    return {"predictor": predictor.name, "model": model, "card": version, "task": task,
             "messages": messages, "prompt": predictor.prompt(messages, task), "v": PREDICT_EVAL_VERSION}
 
 
@@ -109,21 +116,50 @@ def _default_loader(cfg: PredictEvalConfig) -> Callable[[str], Any]:
     return load
 
 
-def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], str | None]:
+def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The predictors ``cfg`` lists, and the version of each one's artefact (None for zero-shot)."""
     from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
 
     out: dict[str, Any] = {}
-    version = None
+    versions: dict[str, str | None] = {}
     for name in cfg.predictors:
+        version = None
         if name == "zero_shot":
             out[name] = ZeroShotPredictor(model)
-        else:
+        elif name == "report_card":
             card = ReportCard.load(cfg.card)
             if card.model != cfg.model:
                 raise ConfigError(f"{cfg.card}: report card is for model {card.model!r}, not {cfg.model!r}")
-            out[name] = ReportCardPredictor(model, card)
-            version = card.version
-    return out, version
+            out[name], version = ReportCardPredictor(model, card), card.version
+        elif name == "probe":
+            out[name], version = _probe_predictor(cfg, model)
+        else:
+            out[name], version = _sft_predictor(cfg)
+        versions[name] = version
+    return out, versions
+
+
+def _probe_predictor(cfg: PredictEvalConfig, model: Any) -> tuple[Any, str]:
+    from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
+
+    probe = ProbeClassifier.load(cfg.probe)
+    if probe.meta.get("model") not in (None, cfg.model):
+        raise ConfigError(f"{cfg.probe}: probe is for model {probe.meta.get('model')!r}, not {cfg.model!r}")
+    return ProbePredictor(model, probe, layer=probe.meta.get("layer")), probe.version
+
+
+def _sft_predictor(cfg: PredictEvalConfig) -> tuple[Any, str]:
+    from thrifty.route.predictors.sft import SFTPredictor, load_sft_predictor, read_meta
+
+    meta = read_meta(cfg.adapter)
+    if meta["model"] != cfg.model:
+        raise ConfigError(f"{cfg.adapter}: adapter was trained on {meta['model']!r}'s grades, not {cfg.model!r}")
+
+    def load(spec: str) -> Any:  # the adapter-wrapped hf model, built only when a prediction is missing
+        return load_sft_predictor(cfg.adapter).model
+
+    lazy = LazyChatModel(f"{cfg.model}+sft", loader=load)
+    return SFTPredictor(lazy, meta), str(meta.get("version", ""))
 
 
 def gold_grades(store: RunStore, model: str, task: str, split: str, judge: str) -> dict[str, str]:
@@ -153,7 +189,7 @@ def predict_eval(
     if not cfg.store_path.exists():
         raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
     save_config(cfg, run_dir / "predict_eval_config.yaml")
-    predictors, card_version = _make_predictors(cfg, LazyChatModel(cfg.model, loader=load_model))
+    predictors, versions = _make_predictors(cfg, LazyChatModel(cfg.model, loader=load_model))
     examples: dict[str, list[Example]] = {
         spec: load_task(spec).examples(cfg.split, cfg.n_per_task, cfg.seed) for spec in cfg.tasks}
     counts: dict[str, Any] = {"ungraded": 0, "unparsed_grades": 0, "failures": 0, "new_predictions": 0,
@@ -175,23 +211,22 @@ def predict_eval(
         with Progress(total, f"predict {cfg.model}") as bar:
             for name, predictor in predictors.items():
                 for spec, ex, label in todo:
-                    pred = _predict_one(store, cfg, predictor, card_version if name == "report_card" else None,
-                                        spec, ex, counts)
+                    pred = _predict_one(store, cfg, predictor, versions[name], spec, ex, counts)
                     if pred is not None:
                         items.append(Item(name, spec, ex.id, label, pred))
                     bar.advance(note=name)
-    result = build_result(cfg, items, counts, card_version)
+    result = build_result(cfg, items, counts, versions)
     write_outputs(result, items, run_dir, cfg.bins)
     return result
 
 
-def _predict_one(store: RunStore, cfg: PredictEvalConfig, predictor: Any, card_version: str | None, task: str,
+def _predict_one(store: RunStore, cfg: PredictEvalConfig, predictor: Any, version: str | None, task: str,
                  ex: Example, counts: dict[str, Any]) -> dict[str, Any] | None:
     messages = ex.messages()
     tags = {"model": cfg.model, "task": task, "example": ex.id, "split": cfg.split, "predictor": predictor.name}
     try:
         value, hit = store.get_or_compute(
-            "prediction", prediction_fields(predictor, cfg.model, card_version, task, messages),
+            "prediction", prediction_fields(predictor, cfg.model, version, task, messages),
             lambda: predictor.predict(messages, task=task).as_dict(), tags)
     except (ThriftyError, TimeoutError) as exc:  # not stored: retried on the next run
         counts["failures"] += 1

@@ -83,8 +83,10 @@ def improvement(items: list[Any], base: list[Any], seed: int, label: tuple[str, 
     return {"points": ci.point, "ci": [ci.lo, ci.hi], "paired": True, "n": len(keys)}
 
 
-def build_result(cfg: Any, items: list[Any], counts: dict[str, Any], card_version: str | None) -> dict[str, Any]:
-    """The JSON-able result: config, counts, metrics[predictor][task|ALL], improvement[predictor][task|ALL]."""
+def build_result(cfg: Any, items: list[Any], counts: dict[str, Any],
+                 versions: dict[str, str | None]) -> dict[str, Any]:
+    """The JSON-able result: config, counts, artefact versions (report card, probe, adapter),
+    metrics[predictor][task|ALL], improvement[predictor][task|ALL]."""
     from thrifty.core.types import to_jsonable
 
     metrics: dict[str, dict[str, Any]] = {}
@@ -104,7 +106,8 @@ def build_result(cfg: Any, items: list[Any], counts: dict[str, Any], card_versio
             gains[name] = {t: improvement(c, groups["zero_shot"][t], cfg.seed, (name, t), cfg.n_boot)
                            for t, c in cells.items() if c and groups["zero_shot"][t]}
     return _finite({"config": to_jsonable(cfg), "model": cfg.model, "split": cfg.split, "judge": cfg.judge,
-                    "card_version": card_version, "counts": dict(counts), "metrics": metrics,
+                    "card_version": versions.get("report_card"), "versions": dict(versions),
+                    "counts": dict(counts), "metrics": metrics,
                     "improvement": gains})
 
 
@@ -138,8 +141,9 @@ def format_markdown(result: dict[str, Any]) -> str:
              f"Evaluated items: skipped {c['ungraded']} without a grade, {c['unparsed_grades']} with an unparsed "
              f"grade; {c['failures']} prediction failures; {c['new_predictions']} new and "
              f"{c['reused_predictions']} stored predictions."]
-    if result.get("card_version"):
-        lines.append(f"Report card version: {result['card_version']}.")
+    versions = {k: v for k, v in (result.get("versions") or {}).items() if v}
+    if versions:
+        lines.append("Artefact versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     lines += ["", "## Label agreement (accuracy %, 95% bootstrap CI)", "",
               "| predictor | task | n | accuracy | majority baseline | macro-F1 | κ (quadratic) | over-confidence "
               "| parse failures |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

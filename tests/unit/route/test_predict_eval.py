@@ -172,6 +172,8 @@ def test_card_for_another_model_and_missing_store_are_refused(setup, tmp_path):
     ({"predictors": ["oracle"]}, "unknown predictor"),
     ({"predictors": ["zero_shot", "zero_shot"]}, "twice"),
     ({"predictors": ["report_card"], "card": ""}, "needs card"),
+    ({"predictors": ["probe"]}, "needs probe"),
+    ({"predictors": ["sft"]}, "needs adapter"),
     ({"judge": ""}, "judge"),
     ({"n_boot": 0}, ">= 1"),
     ({"bins": 0}, ">= 1"),
@@ -180,3 +182,42 @@ def test_config_validation(bad, message):
     kw = {"model": "m", "tasks": ["add"], "predictors": ["zero_shot"], **bad}
     with pytest.raises(ConfigError, match=message):
         PredictEvalConfig(**kw)
+
+
+class ProbedAnswerer(Answerer):
+    """Also exposes a hidden state that says whether the question's first number is even (the gold grade)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden_calls = 0
+
+    def hidden_state(self, messages, assistant_prefix=""):
+        self.hidden_calls += 1
+        question = [m for m in messages if m["role"] == "user"][-1]["content"]
+        return np.array([1.0 if _first(question) % 2 == 0 else 0.0, 0.5])
+
+    def prompt_ids(self, messages, assistant_prefix=""):
+        return list(range(sum(len(m["content"].split()) for m in messages)))
+
+
+def test_probe_predictor_is_fitted_on_train_and_scored_on_test(setup):
+    from thrifty.route.predictors.probe import ProbeClassifier
+    from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
+
+    run, card_path = setup
+    model = ProbedAnswerer()
+    fit = fit_probe_run(ProbeFitConfig(store=str(run / "store.sqlite"), run_dir=str(run / "probe"), model="m",
+                                       tasks=["add"], n_per_task=10, l2=[0.1], folds=2),
+                        load_model=lambda s: model, load_task=AddTask)
+    assert fit["n"] == 10 and model.hidden_calls == 10
+    cfg = _cfg(run, card_path, predictors=["zero_shot", "probe"], probe=fit["probe"], run_dir=str(run / "pp"))
+    res = predict_eval(cfg, load_model=lambda s: model, load_task=AddTask)
+    assert res["metrics"]["probe"]["ALL"]["accuracy"] == 1.0 and res["metrics"]["probe"]["ALL"]["n"] == 6
+    assert res["versions"]["probe"] == ProbeClassifier.load(fit["probe"]).version
+    assert res["metrics"]["probe"]["ALL"]["mean_tokens_in"] > 0
+    calls = model.hidden_calls
+    again = predict_eval(cfg, load_model=lambda s: model, load_task=AddTask)
+    assert model.hidden_calls == calls and again["counts"]["new_predictions"] == 0
+    with pytest.raises(ConfigError, match="not 'other'"):
+        predict_eval(_cfg(run, card_path, predictors=["probe"], probe=fit["probe"], model="other"),
+                     load_model=lambda s: model, load_task=AddTask)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from thrifty.core.errors import ConfigError
-from thrifty.core.types import Messages
+from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABELS, OK
 
 DEFAULT_PREFIX = "Grade:"
@@ -180,6 +180,13 @@ class PromptPredictor:
 
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:
         return read_prediction(self.model, self.prompt(messages, task), self.prefix)
+
+
+def prompt_version(predictor: PromptPredictor, salt: Any = 1) -> str:
+    """A short hash of what fixes the prediction position: instruction text, prefix, placement and ``salt`` (a
+    version of whatever depends on it: a probe, an adapter). Artefacts trained at one position record it."""
+    return content_hash({"instruction": predictor.instruction(), "prefix": predictor.prefix,
+                         "placement": predictor.placement, "v": salt})[:16]
 
 
 def read_prediction(model: Any, messages: Messages, prefix: str = DEFAULT_PREFIX) -> Prediction:

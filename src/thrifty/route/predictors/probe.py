@@ -16,6 +16,7 @@ seen share the rest, so a probe never says a grade is impossible only because it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zipfile
@@ -30,6 +31,7 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, LABELS, OK
 from thrifty.route.predictors.base import DEFAULT_PREFIX, RUBRIC_TEXT, Prediction, PromptPredictor
+from thrifty.route.predictors.base import prompt_version as base_prompt_version
 
 PROBE_VERSION = 1
 CLASSES: tuple[str, ...] = tuple(sorted(LABELS, key=LABEL_INDEX.__getitem__))
@@ -75,8 +77,7 @@ def labelled_examples(
 
 def prompt_version(predictor: PromptPredictor) -> str:
     """A short hash of what fixes the probed position: instruction text, prefix and placement."""
-    return content_hash({"instruction": predictor.instruction(), "prefix": predictor.prefix,
-                         "placement": predictor.placement, "v": PROBE_VERSION})[:16]
+    return base_prompt_version(predictor, PROBE_VERSION)
 
 
 def feature(model: Any, prompt: Messages, prefix: str, layer: int | None = None) -> np.ndarray:
@@ -98,13 +99,17 @@ def collect_features(
     zero-shot instruction, read at the position right after ``prefix``."""
     if not labelled:
         raise ConfigError("no labelled examples to probe; collect with a judge first")
+    from thrifty.core.progress import Progress
+
     reader = PromptPredictor(model, prefix, rubric_text, placement)
     rows, ys, ids, tasks = [], [], [], []
-    for task, ex, label in labelled:
-        rows.append(feature(model, reader.prompt(ex.messages(), task), prefix, layer))
-        ys.append(LABEL_INDEX[label])
-        ids.append(str(ex.id))
-        tasks.append(str(task))
+    with Progress(len(labelled), "hidden states") as bar:
+        for task, ex, label in labelled:
+            rows.append(feature(model, reader.prompt(ex.messages(), task), prefix, layer))
+            ys.append(LABEL_INDEX[label])
+            ids.append(str(ex.id))
+            tasks.append(str(task))
+            bar.advance()
     if len({r.size for r in rows}) != 1:
         raise DataError("hidden states of different sizes; one model and layer per probe")
     return ProbeData(np.stack(rows), np.asarray(ys, dtype=np.int64), ids, tasks)
@@ -221,6 +226,14 @@ class ProbeClassifier:
         out[:, self.present] = P * (1.0 - ABSENT_FLOOR * n_absent)
         return out
 
+    @property
+    def version(self) -> str:
+        """A short hash of the fitted weights and meta: the key of predictions made with this probe."""
+        if not self.fitted:
+            raise ConfigError("probe is not fitted; it has no version")
+        parts = [np.ascontiguousarray(getattr(self, k)).tobytes() for k in _ARRAYS]
+        return content_hash({"arrays": [hashlib.sha256(b).hexdigest() for b in parts], "meta": self.meta})[:12]
+
     # ---- files ------------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
@@ -302,6 +315,8 @@ def fit_probe(data: ProbeData, model_id: str, predictor: PromptPredictor | None 
 
 
 def _count_tokens(model: Any, prompt: Messages, prefix: str) -> int:
+    if hasattr(model, "prompt_tokens"):
+        return int(model.prompt_tokens(prompt, prefix))
     if hasattr(model, "prompt_ids"):
         return len(model.prompt_ids(prompt, prefix))
     if hasattr(model, "tokenize") and hasattr(model, "render"):

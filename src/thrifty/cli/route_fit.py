@@ -1,0 +1,67 @@
+"""`thrifty route sft` and `thrifty route probe fit`: train the two learned grade predictors on judged records."""
+
+from __future__ import annotations
+
+import argparse
+
+from thrifty.cli._common import add_config_args, add_verb, resolve_config
+
+
+def _common_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="run store holding the model's judged train-split answers")
+    p.add_argument("--model", help="model spec whose grades are learned (as tagged in the store)")
+    p.add_argument("--tasks", help="comma-separated task specs (as collected)")
+    p.add_argument("--n", type=int, help="examples per task")
+    p.add_argument("--run-dir", help="where the config, outputs and summaries go")
+    p.add_argument("--out", help="output path (default: inside --run-dir)")
+
+
+def register_verbs(verbs) -> None:
+    """Add ``sft`` and ``probe fit`` to the route room's verbs."""
+    p = add_verb(verbs, "sft", "fine-tune a LoRA grade predictor on the model's own judged answers (hindsight "
+                 "relabelling; TRL + PEFT on CPU); writes an adapter for the hf backend", _sft)
+    add_config_args(p)
+    _common_data_args(p)
+    p.add_argument("--hf-model", help="local Hugging Face directory of the model (default: export its GGUF)")
+    p.add_argument("--steps", type=int, help="training steps (default: one epoch)")
+
+    probe = verbs.add_parser("probe", help="fit a hidden-state probe grade predictor",
+                             description="fit a hidden-state probe grade predictor")
+    probe_verbs = probe.add_subparsers(dest="probe_verb", metavar="<fit>", parser_class=type(probe))
+    probe_verbs.required = True
+    f = probe_verbs.add_parser("fit", help="fit a logistic-regression probe on the model's hidden states at the "
+                               "prediction position (L2 chosen by cross-validation on the train split)")
+    f.set_defaults(func=_probe_fit)
+    add_config_args(f)
+    _common_data_args(f)
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from thrifty.route.sft import SFTConfig, train_sft
+
+    cfg = resolve_config(SFTConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
+                                           "n": "n_per_task", "run_dir": "run_dir", "out": "out",
+                                           "hf_model": "hf_model", "steps": "max_steps"})
+    meta = train_sft(cfg)
+    losses = meta["losses"]
+    print(f"adapter {meta['version']} written to {cfg.out_dir}")
+    print(f"items: {meta['n_items']} ({', '.join(f'{k} {v}' for k, v in meta['labels'].items())}), trained on "
+          f"{meta['n_trained']}{' after class balancing' if meta['balanced'] else ''}")
+    if losses:
+        print(f"loss: first {losses[0]:.3f}, last {losses[-1]:.3f} over {len(losses)} steps")
+    print(f"wall time {meta['wall_s']:.1f} s, peak memory {meta['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+def _probe_fit(args: argparse.Namespace) -> int:
+    from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
+
+    cfg = resolve_config(ProbeFitConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
+                                                "n": "n_per_task", "run_dir": "run_dir", "out": "out"})
+    s = fit_probe_run(cfg)
+    print(f"probe {s['version']} written to {s['probe']}")
+    print(f"items: {s['n']} ({', '.join(f'{k} {v}' for k, v in s['labels'].items())}), feature size {s['dim']}, "
+          f"l2 {s['l2']:g}" + (" (cross-validated)" if s["cv_log_loss"] else ""))
+    print(f"features {s['features_s']:.1f} s{' (cached)' if s['features_cached'] else ''}, fit {s['fit_s']:.2f} s, "
+          f"peak memory {s['peak_rss_mb']:.0f} MB")
+    return 0
