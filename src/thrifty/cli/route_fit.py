@@ -1,4 +1,5 @@
-"""`thrifty route sft` and `thrifty route probe fit`: train the two learned grade predictors on judged records."""
+"""`thrifty route sft`, `route probe fit` and `route calibrate`: fit the learned predictors and the deferral policy
+on judged records."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _common_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def register_verbs(verbs) -> None:
-    """Add ``sft`` and ``probe fit`` to the route room's verbs."""
+    """Add ``sft``, ``probe fit`` and ``calibrate`` to the route room's verbs."""
     p = add_verb(verbs, "sft", "fine-tune a LoRA grade predictor on the model's own judged answers (hindsight "
                  "relabelling; TRL + PEFT on CPU); writes an adapter for the hf backend", _sft)
     add_config_args(p)
@@ -34,6 +35,23 @@ def register_verbs(verbs) -> None:
     f.set_defaults(func=_probe_fit)
     add_config_args(f)
     _common_data_args(f)
+
+    c = add_verb(verbs, "calibrate", "fit a calibrated answer-or-defer policy on held-out (val) records for a "
+                 "defer-rate, quality or budget target; writes the router file", _calibrate)
+    add_config_args(c)
+    c.add_argument("--store", help="run store holding both models' judged val-split answers")
+    c.add_argument("--small", help="model spec that predicts and answers")
+    c.add_argument("--large", help="model spec deferred to")
+    c.add_argument("--tasks", help="comma-separated task specs (as collected)")
+    c.add_argument("--n", type=int, help="examples per task")
+    c.add_argument("--predictor", choices=["zero_shot", "report_card", "probe", "sft"], help="grade predictor")
+    c.add_argument("--card", help="report card JSON (report_card)")
+    c.add_argument("--probe", help="probe file (probe)")
+    c.add_argument("--adapter", help="adapter directory (sft)")
+    c.add_argument("--calibration", choices=["none", "temperature", "isotonic"], help="calibrator")
+    c.add_argument("--target", choices=["defer_rate", "quality", "budget"], help="what the threshold must meet")
+    c.add_argument("--run-dir", help="where the config and router go")
+    c.add_argument("--out", help="router file path (default: <run-dir>/router.json)")
 
 
 def _sft(args: argparse.Namespace) -> int:
@@ -65,3 +83,28 @@ def _probe_fit(args: argparse.Namespace) -> int:
     print(f"features {s['features_s']:.1f} s{' (cached)' if s['features_cached'] else ''}, fit {s['fit_s']:.2f} s, "
           f"peak memory {s['peak_rss_mb']:.0f} MB")
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from thrifty.route.router import CalibrateConfig, calibrate_router
+
+    cfg = resolve_config(CalibrateConfig, args, {
+        "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",
+        "predictor": "predictor", "card": "card", "probe": "probe", "adapter": "adapter",
+        "calibration": "calibration", "target": "target", "run_dir": "run_dir", "out": "out"})
+    r = calibrate_router(cfg)
+    f, pol = r["fit"], r["policy"]
+    print(f"router {r['version']} written to {cfg.out_path}")
+    print(f"policy: answer with {r['small']} when calibrated p_good >= {pol['tau_good']:.4g} "
+          f"({pol['calibrator']['kind']} calibration), else defer to {r['large']}")
+    print(f"on {f['n']} {cfg.split} queries: defer {100 * f['defer_rate']:.1f} %, quality {f['quality']:.3f} "
+          f"(small {f['quality_small']:.3f}, large {f['quality_large']:.3f}), mean cost {f['mean_cost']:.4g} "
+          f"(always small {f['cost_small_always']:.4g}, always large {f['cost_large_always']:.4g})")
+    if cfg.target == "quality":
+        verdict = "certified" if f["certified"] else "NOT certified at this sample size (defers everything)"
+        print(f"quality >= {cfg.quality:g} x large: {verdict}; upper bound on the shortfall {f['bound']:+.4f} "
+              f"(delta {cfg.delta:g})")
+    print(f"p_good ECE {f['before']['ece']:.3f} -> {f['after']['ece']:.3f}, Brier {f['before']['brier']:.3f} -> "
+          f"{f['after']['brier']:.3f}")
+    return 0
+

@@ -31,6 +31,7 @@ __all__ = [
     "Item",
     "PredictEvalConfig",
     "format_markdown",
+    "gather_predictions",
     "gold_grades",
     "predict_eval",
     "prediction_fields",
@@ -178,17 +179,32 @@ def predict_eval(
     load_task: Callable[[str], Task] | None = None,
 ) -> dict[str, Any]:
     """Run the evaluation described by ``cfg`` and write its outputs; returns the JSON-able result."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.store_path.exists():
+        raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
+    save_config(cfg, run_dir / "predict_eval_config.yaml")
+    items, counts, versions = gather_predictions(cfg, load_model, load_task)
+    result = build_result(cfg, items, counts, versions)
+    write_outputs(result, items, run_dir, cfg.bins)
+    return result
+
+
+def gather_predictions(
+    cfg: PredictEvalConfig,
+    load_model: Callable[[str], Any] | None = None,
+    load_task: Callable[[str], Task] | None = None,
+) -> tuple[list[Item], dict[str, Any], dict[str, str | None]]:
+    """Every predictor's prediction for every judged example of ``cfg`` (stored ones reused, new ones stored),
+    with the counts of what was skipped and each predictor's artefact version."""
     from thrifty.judge.base import LABELS
 
     if load_model is None:
         load_model = _default_loader(cfg)
     if load_task is None:
         from thrifty.tasks.loader import load_task
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.store_path.exists():
         raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
-    save_config(cfg, run_dir / "predict_eval_config.yaml")
     predictors, versions = _make_predictors(cfg, LazyChatModel(cfg.model, loader=load_model))
     examples: dict[str, list[Example]] = {
         spec: load_task(spec).examples(cfg.split, cfg.n_per_task, cfg.seed) for spec in cfg.tasks}
@@ -215,9 +231,7 @@ def predict_eval(
                     if pred is not None:
                         items.append(Item(name, spec, ex.id, label, pred))
                     bar.advance(note=name)
-    result = build_result(cfg, items, counts, versions)
-    write_outputs(result, items, run_dir, cfg.bins)
-    return result
+    return items, counts, versions
 
 
 def _predict_one(store: RunStore, cfg: PredictEvalConfig, predictor: Any, version: str | None, task: str,

@@ -1,0 +1,228 @@
+"""`thrifty route calibrate`: fit a calibrated deferral policy on held-out judged records; write the router file.
+
+On the ``split`` (default ``val``: neither the train split the predictor learned from nor the test split it is
+judged on) the small model's predictor predicts the grade of each of its answers (stored predictions reused).
+With the judge's grades of both models' answers as gold, the calibrator (temperature or isotonic) is fitted on
+(predictions, small-model grades) and a threshold on calibrated p_good is chosen for the target: a defer rate,
+a quality (≥ ``quality`` × the large model's mean grade quality, certified at level ``delta``) or a budget
+(mean cost per query). ECE and Brier of p_good before and after calibration are reported.
+
+Costs per query, from the stored records: answering = the prediction's prompt tokens (the answer continues that
+prefix) + the small model's answer tokens; deferring = the prediction's prompt tokens + the large model's prompt
+and answer tokens — each times that model's price per 1k tokens (``cost: tokens``), or measured seconds
+(``cost: latency``).
+
+The router file (JSON, versioned by content hash) holds the models, the predictor and its artefact, the policy
+(calibrator + thresholds), the target and what the fit achieved. :func:`load_router` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thrifty.core.config import save_config
+from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.store import RunStore
+from thrifty.core.types import content_hash
+from thrifty.route.policy import CALIBRATIONS, Calibrator, Policy
+from thrifty.tasks.base import Task, check_split
+
+ROUTER_VERSION = 1
+TARGETS = ("defer_rate", "quality", "budget")
+COSTS = ("tokens", "latency")
+
+
+@dataclass
+class CalibrateConfig:
+    """What to calibrate: ``small``'s predictor deciding between answering and deferring to ``large``."""
+
+    store: str = ""  # default: <run_dir>/store.sqlite
+    run_dir: str = "runs/calibrate"
+    small: str = ""
+    large: str = ""
+    tasks: list[str] = field(default_factory=list)
+    split: str = "val"
+    n_per_task: int = 50
+    seed: int = 0
+    predictor: str = "zero_shot"  # zero_shot, report_card, probe, sft
+    card: str = ""
+    probe: str = ""
+    adapter: str = ""
+    judge: str = "verifier"
+    calibration: str = "temperature"  # none, temperature, isotonic
+    target: str = "quality"  # defer_rate, quality, budget
+    defer_rate: float = 0.5
+    quality: float = 0.95
+    delta: float = 0.1
+    budget: float = 0.0
+    cost: str = "tokens"  # tokens (prices per 1k tokens) or latency (seconds)
+    prices: dict[str, float] = field(default_factory=dict)  # model → price per 1k tokens; default 1 each
+    n_threads: int = 1
+    out: str = ""  # default: <run_dir>/router.json
+
+    def __post_init__(self) -> None:
+        if not self.small or not self.large or self.small == self.large:
+            raise ConfigError("small and large must name two different models")
+        if not self.tasks:
+            raise ConfigError("tasks must name at least one task")
+        check_split(self.split)
+        for name, value, allowed in (("calibration", self.calibration, CALIBRATIONS),
+                                     ("target", self.target, TARGETS), ("cost", self.cost, COSTS)):
+            if value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if not 0 <= self.defer_rate <= 1 or not 0 < self.quality <= 1 or not 0 < self.delta < 1:
+            raise ConfigError("defer_rate must be in [0, 1], quality in (0, 1] and delta in (0, 1)")
+        if self.target == "budget" and self.budget <= 0:
+            raise ConfigError("target 'budget' needs budget > 0 (mean cost per query)")
+        if any(not (isinstance(v, (int, float)) and v >= 0) for v in self.prices.values()):
+            raise ConfigError(f"prices must be non-negative numbers, got {self.prices}")
+        if self.n_per_task < 1:
+            raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out) if self.out else Path(self.run_dir) / "router.json"
+
+
+def _generations(store: RunStore, model: str, split: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, example) → the latest stored generation of ``model`` on ``split``."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in store.records("generation", model=model, split=split):
+        if isinstance(rec.value, dict):
+            out[(str(rec.tags.get("task")), str(rec.tags.get("example")))] = rec.value
+    return out
+
+
+def _fit_calibrator(kind: str, probs: np.ndarray, y: np.ndarray) -> Calibrator:
+    from thrifty.route.calibrate import fit_isotonic, fit_temperature
+
+    if kind == "temperature":
+        return Calibrator("temperature", temperature=fit_temperature(probs, y))
+    if kind == "isotonic":
+        iso = fit_isotonic(probs[:, 1] + probs[:, 2], (y > 0).astype(float))
+        return Calibrator("isotonic", iso_x=iso.x, iso_y=iso.y)
+    return Calibrator()
+
+
+def _prob_quality(p_good: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from thrifty.evals import brier_binary, ece_binary
+
+    return {"ece": float(ece_binary(p_good, y, 15)), "brier": float(brier_binary(p_good, y))}
+
+
+def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | None = None,
+                     load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
+    """Fit the policy ``cfg`` describes on stored records; write and return the router."""
+    from thrifty.evals.routing_metrics import grade_quality
+    from thrifty.judge.base import LABEL_INDEX
+    from thrifty.route import calibrate as cal
+    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions, gold_grades
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "calibrate_config.yaml")
+    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=str(run_dir), model=cfg.small, tasks=cfg.tasks,
+                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[cfg.predictor],
+                           card=cfg.card, probe=cfg.probe, adapter=cfg.adapter, judge=cfg.judge,
+                           n_threads=cfg.n_threads)
+    items, counts, versions = gather_predictions(pe, load_model, load_task)
+    with RunStore(cfg.store_path) as store:
+        large = {t: gold_grades(store, cfg.large, t, cfg.split, cfg.judge) for t in cfg.tasks}
+        gens = {m: _generations(store, m, cfg.split) for m in (cfg.small, cfg.large)}
+    rows = [it for it in items if large[it.task].get(it.example) in LABEL_INDEX
+            and (it.task, it.example) in gens[cfg.small] and (it.task, it.example) in gens[cfg.large]]
+    if len(rows) < 2:
+        raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
+                        f"both grades; collect both models on the {cfg.split} split with a judge first")
+    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
+    parsed = np.array([bool(r.prediction.get("parsed", True)) for r in rows])
+    y = np.array([LABEL_INDEX[r.gold] for r in rows])
+    q_small = grade_quality([r.gold for r in rows])
+    q_large = grade_quality([large[r.task][r.example] for r in rows])
+    calibrator = _fit_calibrator(cfg.calibration, probs[parsed], y[parsed]) if parsed.sum() >= 2 else Calibrator()
+    p_good_raw = probs[:, 1] + probs[:, 2]
+    p_good = np.where(parsed, calibrator.calibrate(probs)[0], -1.0)  # unreadable: always below any threshold
+    cost_answer, cost_defer = _costs(cfg, rows, gens)
+    fit: dict[str, Any] = {}
+    if cfg.target == "defer_rate":
+        tau = cal.threshold_for_defer_rate(p_good, cfg.defer_rate)
+    elif cfg.target == "quality":
+        res = cal.threshold_for_quality(p_good, q_small, q_large, cfg.quality, cfg.delta)
+        tau = res.tau
+        fit.update({"certified": res.certified, "bound": res.bound})
+    else:
+        tau = cal.threshold_for_budget(p_good, cost_answer, cost_defer, cfg.budget, q_small, q_large)
+    tau = max(float(tau), 0.0)  # below 0 only unreadable rows (score -1) would change: the policy defers them
+    policy = Policy(tau_good=tau, calibrator=calibrator)
+    answered = p_good >= tau
+    if cfg.target == "quality":
+        fit["bound"] = cal.bernstein_upper(cfg.quality * q_large - np.where(answered, q_small, q_large),
+                                           cfg.delta, 2.0)
+    fit.update({
+        "n": len(rows), "parse_failures": int((~parsed).sum()), "defer_rate": float(np.mean(~answered)),
+        "quality": float(np.where(answered, q_small, q_large).mean()), "quality_small": float(q_small.mean()),
+        "quality_large": float(q_large.mean()), "mean_cost": float(np.where(answered, cost_answer, cost_defer).mean()),
+        "cost_small_always": float(cost_answer.mean()), "cost_large_always": float(cost_defer.mean()),
+        "before": _prob_quality(p_good_raw, y), "after": _prob_quality(np.clip(p_good, 0, 1), y),
+        "counts": counts,
+    })
+    router = {
+        "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
+        "predictor": {"name": cfg.predictor, "version": versions.get(cfg.predictor),
+                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}.get(cfg.predictor, "")},
+        "policy": policy.to_dict(),
+        "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
+                   "budget": cfg.budget, "cost": cfg.cost, "prices": dict(cfg.prices)},
+        "fitted_on": {"split": cfg.split, "tasks": list(cfg.tasks), "n_per_task": cfg.n_per_task},
+        "fit": fit,
+    }
+    router["version"] = content_hash({k: v for k, v in router.items() if k != "fit"})[:12]
+    cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out_path.write_text(json.dumps(router, indent=2, default=float) + "\n")
+    return router
+
+
+def _costs(cfg: CalibrateConfig, rows: list[Any], gens: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def price(model: str) -> float:
+        return float(cfg.prices.get(model, 1.0))
+
+    answer, defer = [], []
+    for r in rows:
+        gs, gl = gens[cfg.small][(r.task, r.example)], gens[cfg.large][(r.task, r.example)]
+        if cfg.cost == "latency":
+            pred = float(r.prediction.get("latency_s", 0.0))
+            answer.append(pred + float(gs.get("latency_s", 0.0)))
+            defer.append(pred + float(gl.get("latency_s", 0.0)))
+        else:
+            pred = price(cfg.small) * float(r.prediction.get("tokens_in", 0)) / 1000
+            answer.append(pred + price(cfg.small) * float(gs.get("tokens_out", 0)) / 1000)
+            defer.append(pred + price(cfg.large) * (float(gl.get("tokens_in", 0)) + float(gl.get("tokens_out", 0)))
+                         / 1000)
+    return np.array(answer), np.array(defer)
+
+
+def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:
+    """The policy and the whole record of a router file; one-line errors for anything malformed."""
+    path = Path(path)
+    try:
+        router = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: router file not found; write one with `thrifty route calibrate`") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a router file ({exc})") from None
+    if not isinstance(router, dict) or router.get("v") != ROUTER_VERSION:
+        raise ConfigError(f"{path}: not a version-{ROUTER_VERSION} router file")
+    for key in ("small", "large", "predictor", "policy", "version"):
+        if key not in router:
+            raise ConfigError(f"{path}: router file lacks {key!r}")
+    return Policy.from_dict(router["policy"]), router
