@@ -127,6 +127,8 @@ def test_predict_with_the_scripted_backend(capsys):
     ["route", "predict", "--model", "fake", "hi", "--probe", "{tmp}/missing.npz"],
     ["route", "predict", "--model", "fake", "hi", "--adapter", "{tmp}"],
     ["route", "calibrate", "--small", "fake", "--large", "fake", "--tasks", "gym:chain_sum"],
+    ["route", "eval", "--router", "{tmp}/none.json"],
+    ["route", "eval"],
     ["route", "calibrate", "--small", "fake", "--large", "other", "--tasks", "t", "--store", "{tmp}/none.sqlite"],
 ])
 def test_training_verbs_refuse_bad_input_with_one_line(argv, tmp_path, capsys):

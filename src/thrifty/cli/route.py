@@ -53,6 +53,15 @@ def register(rooms) -> None:
     pe.add_argument("--adapter", help="adapter directory from `route sft` (needed by sft)")
     pe.add_argument("--run-dir", help="where predict_eval.{json,md} and the plots go")
 
+    ev = add_verb(verbs, "eval", "replay a router file and its baselines (random, oracle, prompt-only router) over "
+                  "stored test records: APGR, CPT, cost at 95 % quality, AIQ, AUROC, curves", _eval)
+    add_config_args(ev)
+    ev.add_argument("--router", help="router file from `route calibrate`")
+    ev.add_argument("--store", help="run store with both models' judged test answers")
+    ev.add_argument("--tasks", help="comma-separated task specs (default: the router's)")
+    ev.add_argument("--n", type=int, help="test examples per task")
+    ev.add_argument("--run-dir", help="where route_eval.{json,md} and the plots go")
+
     register_fit_verbs(verbs)
 
     pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
@@ -166,3 +175,15 @@ def _predict_eval(args: argparse.Namespace) -> int:
     print(format_markdown(result))
     print(f"\nwritten to {cfg.run_dir}: predict_eval.json, predict_eval.md, reliability_*.png, confusion_*.png")
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from thrifty.route.evaluate import EvalConfig, evaluate_router, format_markdown
+
+    cfg = resolve_config(EvalConfig, args, {"router": "router", "store": "store", "tasks": "tasks",
+                                            "n": "n_per_task", "run_dir": "run_dir"})
+    result = evaluate_router(cfg)
+    print(format_markdown(result))
+    print(f"written to {cfg.run_dir}: route_eval.json, route_eval.md, quality_vs_large_calls.png, quality_vs_cost.png")
+    return 0
+

@@ -126,7 +126,7 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.judge.base import LABEL_INDEX
     from thrifty.route import calibrate as cal
-    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions, gold_grades
+    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
 
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,10 +137,7 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
                            n_threads=cfg.n_threads)
     items, counts, versions = gather_predictions(pe, load_model, load_task)
     with RunStore(cfg.store_path) as store:
-        large = {t: gold_grades(store, cfg.large, t, cfg.split, cfg.judge) for t in cfg.tasks}
-        gens = {m: _generations(store, m, cfg.split) for m in (cfg.small, cfg.large)}
-    rows = [it for it in items if large[it.task].get(it.example) in LABEL_INDEX
-            and (it.task, it.example) in gens[cfg.small] and (it.task, it.example) in gens[cfg.large]]
+        rows, large, gens = joined_rows(store, items, cfg.small, cfg.large, cfg.tasks, cfg.split, cfg.judge)
     if len(rows) < 2:
         raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
                         f"both grades; collect both models on the {cfg.split} split with a judge first")
@@ -148,11 +145,11 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     parsed = np.array([bool(r.prediction.get("parsed", True)) for r in rows])
     y = np.array([LABEL_INDEX[r.gold] for r in rows])
     q_small = grade_quality([r.gold for r in rows])
-    q_large = grade_quality([large[r.task][r.example] for r in rows])
+    q_large = grade_quality([large[(r.task, r.example)] for r in rows])
     calibrator = _fit_calibrator(cfg.calibration, probs[parsed], y[parsed]) if parsed.sum() >= 2 else Calibrator()
     p_good_raw = probs[:, 1] + probs[:, 2]
     p_good = np.where(parsed, calibrator.calibrate(probs)[0], -1.0)  # unreadable: always below any threshold
-    cost_answer, cost_defer = _costs(cfg, rows, gens)
+    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices)
     fit: dict[str, Any] = {}
     if cfg.target == "defer_rate":
         tau = cal.threshold_for_defer_rate(p_good, cfg.defer_rate)
@@ -192,23 +189,43 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     return router
 
 
-def _costs(cfg: CalibrateConfig, rows: list[Any], gens: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, cost: str = "tokens",
+                prices: dict[str, float] | None = None, with_prediction: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query cost of answering with ``small`` and of deferring to ``large`` (see the module notes);
+    ``with_prediction`` False leaves out the prediction's own cost (routers that do not ask the small model)."""
+    prices = prices or {}
+
     def price(model: str) -> float:
-        return float(cfg.prices.get(model, 1.0))
+        return float(prices.get(model, 1.0))
 
     answer, defer = [], []
     for r in rows:
-        gs, gl = gens[cfg.small][(r.task, r.example)], gens[cfg.large][(r.task, r.example)]
-        if cfg.cost == "latency":
-            pred = float(r.prediction.get("latency_s", 0.0))
+        gs, gl = gens[small][(r.task, r.example)], gens[large][(r.task, r.example)]
+        if cost == "latency":
+            pred = float(r.prediction.get("latency_s", 0.0)) if with_prediction else 0.0
             answer.append(pred + float(gs.get("latency_s", 0.0)))
             defer.append(pred + float(gl.get("latency_s", 0.0)))
         else:
-            pred = price(cfg.small) * float(r.prediction.get("tokens_in", 0)) / 1000
-            answer.append(pred + price(cfg.small) * float(gs.get("tokens_out", 0)) / 1000)
-            defer.append(pred + price(cfg.large) * (float(gl.get("tokens_in", 0)) + float(gl.get("tokens_out", 0)))
+            pred = price(small) * float(r.prediction.get("tokens_in", 0)) / 1000 if with_prediction else 0.0
+            small_in = 0.0 if with_prediction else float(gs.get("tokens_in", 0))  # else the prediction's prefix
+            answer.append(pred + price(small) * (small_in + float(gs.get("tokens_out", 0))) / 1000)
+            defer.append(pred + price(large) * (float(gl.get("tokens_in", 0)) + float(gl.get("tokens_out", 0)))
                          / 1000)
     return np.array(answer), np.array(defer)
+
+
+def joined_rows(store: RunStore, items: list[Any], small: str, large: str, tasks: list[str], split: str,
+                judge: str) -> tuple[list[Any], dict[tuple[str, str], str], dict[str, Any]]:
+    """The predictions whose example has both models' stored answers and a readable grade of the large one;
+    with the large model's labels and both models' generations."""
+    from thrifty.judge.base import LABEL_INDEX
+    from thrifty.route.predict_eval import gold_grades
+
+    large_labels = {(t, ex): lab for t in tasks for ex, lab in gold_grades(store, large, t, split, judge).items()}
+    gens = {m: _generations(store, m, split) for m in (small, large)}
+    rows = [it for it in items if large_labels.get((it.task, it.example)) in LABEL_INDEX
+            and (it.task, it.example) in gens[small] and (it.task, it.example) in gens[large]]
+    return rows, large_labels, gens
 
 
 def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:

@@ -4,54 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import pytest
-from _route_tasks import AddTask
+from _two_models import SplitAddTask, two_model_store
 
 from thrifty.core.errors import ConfigError, DataError
-from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
 from thrifty.route.policy import DEFER
 from thrifty.route.predictors.base import Prediction
 from thrifty.route.router import CalibrateConfig, calibrate_router, load_router
-
-
-def _first(text: str) -> int:
-    return int(re.findall(r"\d+", text)[0])
-
-
-def _small_answer(text: str) -> str:  # right on even i only
-    a, b = map(int, re.findall(r"\d+", text)[:2])
-    return f"Answer: {a + b if a % 2 == 0 else -1}"
-
-
-def _large_answer(text: str) -> str:  # always right, and wordier
-    a, b = map(int, re.findall(r"\d+", text)[:2])
-    return f"Let me add {a} and {b} step by step. Answer: {a + b}"
-
-
-class Small:
-    """Answers by rule; predicts its grade well (bad-heavy on odd questions)."""
-
-    def __init__(self):
-        self.gen = FakeChatModel(rules=[(lambda t: True, _small_answer)])
-        self.pred = FakeChatModel(label_rules=[(lambda t: _first(t) % 2 == 1, {"bad": 0.7, "ok": 0.2, "great": 0.1})],
-                                  label_default={"bad": 0.2, "ok": 0.3, "great": 0.5})
-
-    def chat(self, messages, params=None, assistant_prefix=""):
-        return self.gen.chat(messages, params, assistant_prefix=assistant_prefix)
-
-    def label_probs(self, messages, labels, assistant_prefix=""):
-        return self.pred.label_probs(messages, labels, assistant_prefix=assistant_prefix)
-
-
-def _store(tmp_path, n: int):
-    run = tmp_path / "collect"
-    models = {"s": Small(), "l": FakeChatModel(rules=[(lambda t: True, _large_answer)])}
-    collect(CollectConfig(models=["s", "l"], tasks=["add"], split="val", n_per_task=n, run_dir=str(run)),
-            load_model=models.__getitem__, load_task=AddTask)
-    return run / "store.sqlite", models["s"]
 
 
 def _cfg(tmp_path, store, n, **kw):
@@ -60,9 +20,9 @@ def _cfg(tmp_path, store, n, **kw):
 
 
 def test_defer_rate_target_writes_a_router_that_reads_back_and_reruns_free(tmp_path):
-    store, small = _store(tmp_path, 20)
+    store, small = two_model_store(tmp_path, 20)
     cfg = _cfg(tmp_path, store, 20, target="defer_rate", defer_rate=0.5, calibration="temperature")
-    router = calibrate_router(cfg, load_model=lambda s: small, load_task=AddTask)
+    router = calibrate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     fit = router["fit"]
     assert fit["n"] == 20 and fit["defer_rate"] == 0.5 and fit["quality"] == 1.0  # the odd (wrong) half deferred
     assert fit["quality_small"] == 0.5 and fit["quality_large"] == 1.0 and fit["parse_failures"] == 0
@@ -73,34 +33,34 @@ def test_defer_rate_target_writes_a_router_that_reads_back_and_reruns_free(tmp_p
     assert policy.calibrator.kind == "temperature" and policy.tau_good == router["policy"]["tau_good"]
     assert policy.decide(Prediction(0.1, 0.2, 0.7)) == DEFER
     calls = small.pred.n_calls
-    rerun = calibrate_router(cfg, load_model=lambda s: small, load_task=AddTask)
+    rerun = calibrate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     assert small.pred.n_calls == calls and rerun["version"] == router["version"]
     assert rerun["fit"]["counts"]["reused_predictions"] == 20
 
 
 def test_quality_target_is_certified_only_with_enough_queries(tmp_path):
-    store, small = _store(tmp_path, 30)
+    store, small = two_model_store(tmp_path, 30)
     few = calibrate_router(_cfg(tmp_path, store, 30, target="quality", quality=0.95, calibration="isotonic"),
-                           load_model=lambda s: small, load_task=AddTask)
+                           load_model=lambda s: small, load_task=SplitAddTask)
     assert few["fit"]["certified"] is False and few["policy"]["tau_good"] == math.inf
     assert few["fit"]["defer_rate"] == 1.0 and few["fit"]["bound"] > 0
 
 
 def test_quality_target_certified_on_a_larger_sample(tmp_path):
-    store, small = _store(tmp_path, 300)
+    store, small = two_model_store(tmp_path, 300)
     res = calibrate_router(_cfg(tmp_path, store, 300, target="quality", quality=0.95, delta=0.1,
-                                calibration="isotonic"), load_model=lambda s: small, load_task=AddTask)
+                                calibration="isotonic"), load_model=lambda s: small, load_task=SplitAddTask)
     fit = res["fit"]
     assert fit["certified"] and fit["bound"] <= 0 and fit["defer_rate"] == 0.5 and fit["quality"] == 1.0
 
 
 def test_budget_target_keeps_mean_cost_within_budget(tmp_path):
-    store, small = _store(tmp_path, 20)
+    store, small = two_model_store(tmp_path, 20)
     base = calibrate_router(_cfg(tmp_path, store, 20, target="defer_rate", defer_rate=0.0),
-                            load_model=lambda s: small, load_task=AddTask)["fit"]
+                            load_model=lambda s: small, load_task=SplitAddTask)["fit"]
     budget = (base["cost_small_always"] + base["cost_large_always"]) / 2
     res = calibrate_router(_cfg(tmp_path, store, 20, target="budget", budget=budget, prices={"s": 1.0, "l": 1.0}),
-                           load_model=lambda s: small, load_task=AddTask)["fit"]
+                           load_model=lambda s: small, load_task=SplitAddTask)["fit"]
     assert res["mean_cost"] <= budget + 1e-12 and res["quality"] >= base["quality"]
 
 
@@ -111,10 +71,10 @@ def test_bad_configs_missing_records_and_broken_router_files(tmp_path):
         CalibrateConfig(small="s", large="l", tasks=["add"], target="speed")
     with pytest.raises(ConfigError, match="budget"):
         CalibrateConfig(small="s", large="l", tasks=["add"], target="budget")
-    store, small = _store(tmp_path, 4)
+    store, small = two_model_store(tmp_path, 4)
     with pytest.raises(DataError, match="both models"):
         calibrate_router(CalibrateConfig(store=str(store), run_dir=str(tmp_path / "c"), small="s", large="nobody",
-                                         tasks=["add"], n_per_task=4), load_model=lambda s: small, load_task=AddTask)
+                                         tasks=["add"], n_per_task=4), load_model=lambda s: small, load_task=SplitAddTask)
     with pytest.raises(ConfigError, match="not found"):
         load_router(tmp_path / "none.json")
     (tmp_path / "bad.json").write_text("{")

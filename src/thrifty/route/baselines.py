@@ -1,0 +1,90 @@
+"""Deferral baselines that need no self-prediction: a prompt-only learned router (RouteLLM-style).
+
+The prompt-only router sees only the query — never the small model — and learns, from the small model's
+judged *train* answers (the same records the report card and the fine-tuned predictor learn from), how likely
+the small model's answer is to be acceptable (not ``bad``). Features (:func:`prompt_features`): hashed word
+unigrams and bigrams of the last user message (a stable hash, not Python's salted one), its length in log-words,
+and the task tag; L2-normalised. Classifier: the probe's multinomial logistic regression (numpy, deterministic)
+with L2 chosen by stratified cross-validation on the train split. RouteLLM proper trains on human preference
+between a strong and a weak model; ours predicts the small model's own grade from the prompt — the same target
+as every other predictor here, so the comparison isolates what looking inside the model adds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from thrifty.core.errors import DataError
+from thrifty.core.types import Messages
+
+DEFAULT_DIM = 2048
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+def _bucket(token: str, dim: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)  # signed hashing keeps collisions unbiased
+
+
+def last_user_text(messages: Messages) -> str:
+    """The last user message's content ("" when there is none)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
+
+
+def prompt_features(text: str, task: str = "", dim: int = DEFAULT_DIM) -> np.ndarray:
+    """Hashed unigram + bigram counts of ``text`` (lower-cased words and punctuation), a log-length feature and
+    the task tag, in ``dim`` signed buckets, L2-normalised."""
+    words = _WORD.findall(text.lower())
+    vec = np.zeros(dim, dtype=np.float64)
+    tokens = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    tokens += [f"task:{task}", f"len:{min(12, int(math.log2(1 + len(words))))}"]
+    for tok in tokens:
+        i, sign = _bucket(tok, dim)
+        vec[i] += sign
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+class PromptRouter:
+    """p(small model's answer is acceptable) from the prompt alone; fitted with :meth:`fit`."""
+
+    name = "prompt_router"
+
+    def __init__(self, dim: int = DEFAULT_DIM) -> None:
+        self.dim = dim
+        self.probe: Any = None
+        self.l2: float | None = None
+
+    def features(self, rows: Sequence[tuple[str, Messages]]) -> np.ndarray:
+        return np.stack([prompt_features(last_user_text(m), t, self.dim) for t, m in rows])
+
+    def fit(self, rows: Sequence[tuple[str, Messages]], good: Sequence[bool], seed: int = 0,
+            grid: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0)) -> PromptRouter:
+        """Fit on (task, messages) rows labelled acceptable (True) or bad (False)."""
+        from thrifty.route.predictors.probe import ProbeClassifier
+        from thrifty.route.probe_fit import choose_l2
+
+        if len(rows) != len(good) or len(rows) < 2:
+            raise DataError("the prompt router needs at least two labelled training queries")
+        X = self.features(rows)
+        y = np.where(np.asarray(good, dtype=bool), 2, 0)
+        self.l2, _ = choose_l2(X, y, grid, 5, random.Random(seed))
+        self.probe = ProbeClassifier(l2=self.l2).fit(X, y, model="prompt_router")
+        return self
+
+    def p_good(self, rows: Sequence[tuple[str, Messages]]) -> np.ndarray:
+        """p(acceptable) per (task, messages) row."""
+        if self.probe is None:
+            raise DataError("the prompt router is not fitted")
+        p = self.probe.predict_proba(self.features(rows))
+        return 1.0 - p[:, 0]

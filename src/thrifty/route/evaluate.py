@@ -1,0 +1,216 @@
+"""`thrifty route eval`: replay a router and its baselines over stored test records (no new answers needed).
+
+For every judged test example with both models' stored answers, the router's predictor predicts the small
+model's grade (stored predictions reused; a re-run loads no model). Each method orders the queries by a
+deferral signal, and sweeping the threshold gives its quality vs %-large-calls and quality vs cost curves:
+
+- **router**: 1 − calibrated p_good (unreadable predictions first); it pays the prediction's prompt tokens (or
+  latency) on every query. Its fitted operating point (the router file's threshold) is reported too.
+- **random** (expected line), **oracle** (defers by the true quality gain), **always small / always large**.
+- **prompt router** (RouteLLM-style, prompt only): p(acceptable) from hashed prompt features, trained on the
+  small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
+  holds no train grades.
+
+Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving vs always
+large), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
+and latency. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Outputs: JSON, markdown and two plots.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thrifty.core.config import save_config
+from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.store import RunStore
+from thrifty.tasks.base import Task, check_split
+
+BASELINES = ("random", "oracle", "prompt_router")
+
+
+@dataclass
+class EvalConfig:
+    """Replay ``router`` (a router file) and the baselines on the judged ``split`` records of ``tasks``."""
+
+    router: str = ""
+    store: str = ""  # default: <run_dir>/store.sqlite
+    run_dir: str = "runs/route_eval"
+    tasks: list[str] = field(default_factory=list)  # default: the tasks the router was fitted on
+    split: str = "test"
+    n_per_task: int = 50
+    train_n_per_task: int = 100  # prompt router's training examples per task (train split)
+    seed: int = 0
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    n_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.router:
+            raise ConfigError("router must name a router file (from `thrifty route calibrate`)")
+        check_split(self.split)
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
+        if self.n_per_task < 1 or self.train_n_per_task < 1:
+            raise ConfigError("n_per_task and train_n_per_task must be >= 1")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+
+
+def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarray | None,
+            cost_w: np.ndarray, cost_s: np.ndarray, bad: np.ndarray) -> dict[str, Any]:
+    from thrifty.evals import auroc
+    from thrifty.evals.routing_metrics import operating_curve, oracle_curve, random_curve, routing_summary
+
+    if name == "random":
+        curve = random_curve(q_small, q_large, cost_w, cost_s, n_points=11)
+    elif name == "oracle":
+        curve = oracle_curve(q_small, q_large, cost_w, cost_s)
+    else:
+        curve = operating_curve(q_small, q_large, score, cost_w, cost_s)
+    out = {"summary": routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
+           "cost": curve.cost.tolist()}
+    if score is not None and bad.any() and (~bad).any():
+        out["summary"]["auroc"] = float(auroc(score, bad))
+    return out
+
+
+def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = None,
+                    load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
+    """Run the replay ``cfg`` describes; writes route_eval.{json,md} and plots; returns the result."""
+    from thrifty.evals.routing_metrics import grade_quality
+    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+    from thrifty.route.router import joined_rows, load_router, query_costs
+
+    policy, router = load_router(cfg.router)
+    target = router.get("target", {})
+    tasks = list(cfg.tasks or router.get("fitted_on", {}).get("tasks", []))
+    if not tasks:
+        raise ConfigError("no tasks: give tasks, or use a router file that records the tasks it was fitted on")
+    pred = router["predictor"]
+    artefact = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
+    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=cfg.run_dir, model=router["small"], tasks=tasks,
+                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[pred["name"]],
+                           judge=router.get("judge", "verifier"), n_threads=cfg.n_threads,
+                           **({artefact: pred.get("artefact", "")} if artefact else {}))
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "route_eval_config.yaml")
+    items, counts, versions = gather_predictions(pe, load_model, load_task)
+    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
+        raise ConfigError(f"{cfg.router}: fitted with {pred['name']} version {pred['version']}, but the artefact "
+                          f"now has version {versions.get(pred['name'])}; calibrate again")
+    train: list[tuple[tuple[str, Any], bool]] = []
+    with RunStore(cfg.store_path) as store:
+        rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, pe.judge)
+        if "prompt_router" in cfg.baselines:
+            if load_task is None:
+                from thrifty.tasks.loader import load_task
+            loaded = {t: load_task(t) for t in tasks}
+            train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
+                                        for t, task in loaded.items()}, router["small"], pe.judge)
+            test_messages = {(t, ex.id): ex.messages() for t, task in loaded.items()
+                             for ex in task.examples(cfg.split, cfg.n_per_task, cfg.seed)}
+    if len(rows) < 2:
+        raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
+                        f"both grades; collect both models on the {cfg.split} split with a judge first")
+    q_small = grade_quality([r.gold for r in rows])
+    q_large = grade_quality([large[(r.task, r.example)] for r in rows])
+    bad = np.array([r.gold == "bad" for r in rows])
+    kw = {"small": router["small"], "large": router["large"], "cost": target.get("cost", "tokens"),
+          "prices": target.get("prices", {})}
+    cw_r, cs_r = query_costs(rows, gens, **kw)
+    cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
+    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
+    parsed = np.array([bool(r.prediction.get("parsed", True)) for r in rows])
+    p_good = np.where(parsed, policy.calibrator.calibrate(probs)[0], -1.0)
+    methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad)}
+    answered = parsed & (p_good >= policy.tau_good)
+    methods["router"]["operating_point"] = {
+        "tau": policy.tau_good, "defer_rate": float(np.mean(~answered)),
+        "quality": float(np.where(answered, q_small, q_large).mean()),
+        "cost": float(np.where(answered, cw_r, cs_r).mean())}
+    for name in ("random", "oracle"):
+        if name in cfg.baselines:
+            methods[name] = _method(name, q_small, q_large, None, cw, cs, bad)
+    notes = []
+    if "prompt_router" in cfg.baselines:
+        if len({g for _, g in train}) < 2:
+            notes.append("prompt_router skipped: the store needs the small model's graded train-split answers "
+                         "with both acceptable and bad grades")
+        else:
+            from thrifty.route.baselines import PromptRouter
+
+            pr = PromptRouter().fit([(t, m) for (t, m), _ in train], [g for _, g in train], seed=cfg.seed)
+            test_rows = [(r.task, test_messages[(r.task, r.example)]) for r in rows]
+            methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
+                                               cw, cs, bad)
+    overhead = {"tokens_in": float(np.mean([r.prediction.get("tokens_in", 0) for r in rows])),
+                "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
+                "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
+                "parse_failures": int((~parsed).sum())}
+    result = {"router": {k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
+              "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
+              "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods, "notes": notes}
+    _write(result, run_dir)
+    return result
+
+
+def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,
+                judge: str) -> list[tuple[tuple[str, Any], bool]]:
+    """((task, messages), acceptable) for the small model's graded train-split answers."""
+    from thrifty.route.predict_eval import gold_grades
+
+    out = []
+    for t, exs in train.items():
+        grades = gold_grades(store, small, t, "train", judge)
+        out.extend(((t, ex.messages()), grades[ex.id] != "bad") for ex in exs
+                   if grades.get(ex.id) in ("great", "ok", "bad"))
+    return out
+
+
+def _write(result: dict[str, Any], run_dir: Path) -> None:
+    from thrifty.evals.plots import curve_plot
+
+    (run_dir / "route_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    (run_dir / "route_eval.md").write_text(format_markdown(result))
+    m = result["methods"]
+    curve_plot([(k, v["c"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_large_calls.png",
+               "quality vs large-model calls", "fraction of queries sent to the large model", "mean quality")
+    curve_plot([(k, v["cost"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_cost.png",
+               "quality vs cost", "mean cost per query", "mean quality")
+
+
+def _f(x: Any, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    return f"{100 * x:.1f} %" if pct else f"{x:.3f}"
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """The route-eval tables: one row per method, then the router's operating point and overhead."""
+    r = result["router"]
+    lines = [f"# Routing replay: {r['small']} → {r['large']} ({result['split']} split, n = {result['n']})", "",
+             f"Router {r['version']}: predictor {r['predictor']['name']}, threshold {r['policy']['tau_good']:.4g} on "
+             f"{r['policy']['calibrator']['kind']}-calibrated p_good. Mean quality: small {result['q_small']:.3f}, "
+             f"large {result['q_large']:.3f}.", "",
+             "| method | APGR | CPT(50 %) | CPT(80 %) | cost at 95 % of large quality | saving vs always large | AIQ "
+             "| AUROC (bad) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in result["methods"].items():
+        s = m["summary"]
+        lines.append(f"| {name} | {_f(s['apgr'])} | {_f(s['cpt_50'], True)} | {_f(s['cpt_80'], True)} | "
+                     f"{_f(s['cost_at_q'])} | {_f(s['savings'], True)} | {_f(s['aiq'])} | {_f(s.get('auroc'))} |")
+    op, o = result["methods"]["router"]["operating_point"], result["overhead"]
+    lines += ["", f"Router at its fitted threshold: defers {100 * op['defer_rate']:.1f} %, quality "
+              f"{op['quality']:.3f}, mean cost {op['cost']:.4g}.",
+              f"Router overhead per query: {o['tokens_in']:.0f} prompt tokens, {o['tokens_out']:.1f} generated, "
+              f"{o['latency_s']:.2f} s; {o['parse_failures']} unreadable predictions (deferred)."]
+    lines += [f"Note: {n}" for n in result["notes"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""`route eval`: the router and its baselines replayed over stored test records; the prompt-only baseline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _two_models import SplitAddTask, two_model_store
+
+from thrifty.core.errors import ConfigError, DataError
+from thrifty.route.baselines import PromptRouter, prompt_features
+from thrifty.route.evaluate import EvalConfig, evaluate_router, format_markdown
+from thrifty.route.router import CalibrateConfig, calibrate_router
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_prompt_features_are_stable_normalised_and_task_aware():
+    a = prompt_features("What is 2 + 3?", "add", dim=64)
+    assert np.allclose(a, prompt_features("what IS 2 + 3?", "add", dim=64))  # lower-cased
+    assert np.linalg.norm(a) == pytest.approx(1.0)
+    assert not np.allclose(a, prompt_features("What is 2 + 3?", "mul", dim=64))
+    assert not np.allclose(a, prompt_features("3 + 2 is what?", "add", dim=64))  # bigrams see word order
+    assert np.all(prompt_features("", "", dim=8) == prompt_features("", "", dim=8))
+
+
+def test_prompt_router_learns_which_prompts_the_small_model_fails():
+    rows = [("t", [{"role": "user", "content": f"{'hard riddle' if i % 2 else 'easy sum'} number {i}"}])
+            for i in range(40)]
+    good = [i % 2 == 0 for i in range(40)]
+    router = PromptRouter(dim=256).fit(rows, good, seed=0)
+    test = [("t", [{"role": "user", "content": "hard riddle number 99"}]),
+            ("t", [{"role": "user", "content": "easy sum number 98"}])]
+    hard, easy = router.p_good(test)
+    assert easy > 0.8 and hard < 0.2 and router.l2 is not None
+    with pytest.raises(DataError, match="not fitted"):
+        PromptRouter().p_good(test)
+
+
+@pytest.fixture
+def routed(tmp_path):
+    store, small = two_model_store(tmp_path, 20, splits=("train", "val", "test"))
+    cal = CalibrateConfig(store=str(store), run_dir=str(tmp_path / "cal"), small="s", large="l", tasks=["add"],
+                          n_per_task=20, target="defer_rate", defer_rate=0.5)
+    calibrate_router(cal, load_model=lambda s: small, load_task=SplitAddTask)
+    return store, small, cal.out_path
+
+
+def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_path, routed):
+    store, small, router = routed
+    cfg = EvalConfig(router=str(router), store=str(store), run_dir=str(tmp_path / "eval"), n_per_task=20,
+                     train_n_per_task=20)
+    res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
+    m = res["methods"]
+    assert res["n"] == 20 and res["q_small"] == 0.5 and res["q_large"] == 1.0
+    assert set(m) == {"router", "random", "oracle", "prompt_router"}
+    assert m["random"]["summary"]["apgr"] == pytest.approx(0.5)
+    # the small model knows exactly which of its answers fail: its router matches the oracle's order
+    assert m["router"]["summary"]["apgr"] == pytest.approx(m["oracle"]["summary"]["apgr"])
+    assert m["router"]["summary"]["auroc"] == 1.0 and m["router"]["summary"]["cpt_80"] == pytest.approx(0.4)
+    assert m["router"]["operating_point"] == pytest.approx(
+        {"tau": m["router"]["operating_point"]["tau"], "defer_rate": 0.5, "quality": 1.0,
+         "cost": m["router"]["operating_point"]["cost"]})
+    assert m["router"]["summary"]["cost_strong"] > m["oracle"]["summary"]["cost_strong"]  # it pays predictions
+    assert 0.0 <= m["prompt_router"]["summary"]["apgr"] <= 1.0
+    assert res["overhead"]["tokens_in"] > 0 and res["overhead"]["parse_failures"] == 0
+    out = tmp_path / "eval"
+    assert json.loads((out / "route_eval.json").read_text())["n"] == 20
+    assert (out / "route_eval.md").read_text() == format_markdown(res) and "| router |" in format_markdown(res)
+    for name in ("quality_vs_large_calls", "quality_vs_cost"):
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    calls = small.pred.n_calls
+    evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
+    assert small.pred.n_calls == calls  # every prediction was stored
+
+
+def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
+    store, small = two_model_store(tmp_path, 10, splits=("val", "test"))
+    cal = CalibrateConfig(store=str(store), run_dir=str(tmp_path / "cal"), small="s", large="l", tasks=["add"],
+                          n_per_task=10, target="defer_rate")
+    calibrate_router(cal, load_model=lambda s: small, load_task=SplitAddTask)
+    res = evaluate_router(EvalConfig(router=str(cal.out_path), store=str(store), run_dir=str(tmp_path / "e"),
+                                     n_per_task=10), load_model=lambda s: small, load_task=SplitAddTask)
+    assert "prompt_router" not in res["methods"] and "prompt_router skipped" in res["notes"][0]
+    with pytest.raises(DataError, match="both models"):
+        evaluate_router(EvalConfig(router=str(cal.out_path), store=str(store), run_dir=str(tmp_path / "e2"),
+                                   split="train"), load_model=lambda s: small, load_task=SplitAddTask)
+    with pytest.raises(ConfigError, match="router"):
+        EvalConfig()
+    with pytest.raises(ConfigError, match="baseline"):
+        EvalConfig(router="r.json", baselines=["automix"])
+    with pytest.raises(ConfigError, match="not found"):
+        evaluate_router(EvalConfig(router=str(tmp_path / "none.json")))
