@@ -40,7 +40,9 @@ models: install
 	$(THRIFTY) models pull qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 
 # The demo: both models answer the test split; the small one answers the train split too; its report card is
-# built from those train grades; then zero-shot and report-card grade predictions are scored on the test split.
+# built from those train grades; zero-shot and report-card grade predictions are scored on the test split; both
+# models answer the val split, where the report-card router is calibrated; the router and its baselines are
+# replayed on the test split.
 # Every step stores its records as it goes, so a re-run reuses them and takes seconds.
 demo: models
 	$(THRIFTY) route collect --config configs/route/demo.yaml
@@ -48,6 +50,9 @@ demo: models
 	$(THRIFTY) route report-card build --store runs/demo/store.sqlite --model qwen2.5-coder-0.5b-instruct \
 		--out runs/demo/card-qwen2.5-coder-0.5b-instruct.json
 	$(THRIFTY) route predict-eval --config configs/route/demo_predict.yaml
+	$(THRIFTY) route collect --config configs/route/demo_val.yaml
+	$(THRIFTY) route calibrate --config configs/route/demo_calibrate.yaml
+	$(THRIFTY) route eval --config configs/route/demo_eval.yaml
 
 clean-venv:
 	rm -rf $(VENV)

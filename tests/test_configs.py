@@ -15,6 +15,9 @@ KINDS = {
     "route/demo.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_train.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_predict.yaml": "thrifty.route.predict_eval:PredictEvalConfig",
+    "route/demo_val.yaml": "thrifty.route.collect:CollectConfig",
+    "route/demo_calibrate.yaml": "thrifty.route.router:CalibrateConfig",
+    "route/demo_eval.yaml": "thrifty.route.evaluate:EvalConfig",
 }
 
 

@@ -184,6 +184,17 @@ def _eval(args: argparse.Namespace) -> int:
                                             "n": "n_per_task", "run_dir": "run_dir"})
     result = evaluate_router(cfg)
     print(format_markdown(result))
+    m = result["methods"]
+    r = m["router"]["summary"]
+    line = f"Headline: router APGR {r['apgr']:.3f}"
+    if "oracle" in m:
+        line += f" (random 0.500, oracle {m['oracle']['summary']['apgr']:.3f})"
+    saving = r["savings"]
+    line += (f"; saving at 95 % of the large model's quality: {100 * saving:.1f} %" if saving == saving else
+             "; 95 % of the large model's quality is never reached")
+    if "auroc" in r:
+        line += f"; AUROC of the deferral signal {r['auroc']:.3f}"
+    print(line)
     print(f"written to {cfg.run_dir}: route_eval.json, route_eval.md, quality_vs_large_calls.png, quality_vs_cost.png")
     return 0
 

@@ -13,7 +13,8 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
 
 Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving vs always
 large), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
-and latency. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Outputs: JSON, markdown and two plots.
+and latency; APGR per task. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Outputs: JSON, markdown, two
+plots and one self-contained HTML page (:mod:`thrifty.route.report_html`).
 """
 
 from __future__ import annotations
@@ -152,13 +153,26 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             test_rows = [(r.task, test_messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
                                                cw, cs, bad)
+    per_task = {}
+    tasks_of = np.array([r.task for r in rows])
+    for t in tasks:
+        sel = tasks_of == t
+        if sel.sum() >= 2:
+            per_task[t] = {"n": int(sel.sum()), "q_small": float(q_small[sel].mean()),
+                           "q_large": float(q_large[sel].mean()),
+                           **{f"{k}_apgr": _method(k, q_small[sel], q_large[sel],
+                                                   (1.0 - p_good)[sel] if k == "router" else None,
+                                                   (cw_r if k == "router" else cw)[sel],
+                                                   (cs_r if k == "router" else cs)[sel], bad[sel])["summary"]["apgr"]
+                              for k in ("router", "oracle")}}
     overhead = {"tokens_in": float(np.mean([r.prediction.get("tokens_in", 0) for r in rows])),
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
                 "parse_failures": int((~parsed).sum())}
     result = {"router": {k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
-              "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods, "notes": notes}
+              "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
+              "per_task": per_task, "notes": notes}
     _write(result, run_dir)
     return result
 
@@ -186,6 +200,9 @@ def _write(result: dict[str, Any], run_dir: Path) -> None:
                "quality vs large-model calls", "fraction of queries sent to the large model", "mean quality")
     curve_plot([(k, v["cost"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_cost.png",
                "quality vs cost", "mean cost per query", "mean quality")
+    from thrifty.route.report_html import write_report
+
+    write_report(result, run_dir)
 
 
 def _f(x: Any, pct: bool = False) -> str:

@@ -70,6 +70,11 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     assert (out / "route_eval.md").read_text() == format_markdown(res) and "| router |" in format_markdown(res)
     for name in ("quality_vs_large_calls", "quality_vs_cost"):
         assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    assert res["per_task"]["add"]["n"] == 20 and res["per_task"]["add"]["router_apgr"] == pytest.approx(
+        m["router"]["summary"]["apgr"])
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
+    assert "<script" not in page and "router APGR" in page and "s → l" in page and "Per task" in page
     calls = small.pred.n_calls
     evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     assert small.pred.n_calls == calls  # every prediction was stored
@@ -92,3 +97,19 @@ def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
         EvalConfig(router="r.json", baselines=["automix"])
     with pytest.raises(ConfigError, match="not found"):
         evaluate_router(EvalConfig(router=str(tmp_path / "none.json")))
+
+
+def test_report_escapes_whatever_the_names_hold(tmp_path):
+    from thrifty.route.report_html import render
+
+    summary = {"apgr": 0.5, "cpt_50": 0.5, "cpt_80": 0.8, "cost_at_q": 1.0, "savings": float("nan"), "aiq": 0.4}
+    result = {"router": {"small": "<b>s</b>", "large": "l&l", "version": "v", "predictor": {"name": "x"},
+                         "policy": {}},
+              "split": "test", "n": 2, "tasks": ["<t>"], "q_small": 0.1, "q_large": 0.9,
+              "methods": {"router": {"summary": summary, "operating_point": {"tau": 0.5, "defer_rate": 0.5,
+                                                                             "quality": 0.5, "cost": 1.0}}},
+              "overhead": {"tokens_in": 3, "tokens_out": 0, "latency_s": 0.1, "parse_failures": 0},
+              "notes": ["<script>alert(1)</script>"], "per_task": {}}
+    page = render(result, tmp_path)
+    assert "<b>s</b>" not in page and "&lt;b&gt;s&lt;/b&gt;" in page and "<script>" not in page
+    assert "quality_vs_cost.png missing" in page and "—" in page  # NaN saving shown as a dash
