@@ -1,4 +1,9 @@
-"""Deferral baselines that need no self-prediction: a prompt-only learned router (RouteLLM-style).
+"""Deferral baselines beside self-prediction: a prompt-only learned router (RouteLLM-style) and AutoMix-style
+self-verification after answering (P(True)).
+
+P(True) asks the small model, after its own answer, whether that answer is correct and reads P(True) from one
+next-token distribution over True/False; it needs the answer first, so it always pays the small model's answer
+plus the verification prompt.
 
 The prompt-only router sees only the query — never the small model — and learns, from the small model's
 judged *train* answers (the same records the report card and the fine-tuned predictor learn from), how likely
@@ -88,3 +93,23 @@ class PromptRouter:
             raise DataError("the prompt router is not fitted")
         p = self.probe.predict_proba(self.features(rows))
         return 1.0 - p[:, 0]
+
+
+P_TRUE_QUESTION = "Is the answer you just gave correct? Reply with only True or False."
+"""AutoMix-style self-verification: asked after the model's own answer, read as P(True) from one distribution."""
+P_TRUE_LABELS = ("True", "False")
+P_TRUE_VERSION = 1
+
+
+def p_true_messages(messages: Messages, answer: str) -> Messages:
+    """The conversation, the model's answer, then the verification question."""
+    return [*(dict(m) for m in messages), {"role": "assistant", "content": answer},
+            {"role": "user", "content": P_TRUE_QUESTION}]
+
+
+def p_true(model: Any, messages: Messages, answer: str) -> dict[str, Any]:
+    """P(True) of the model's own ``answer`` (0.5 when unreadable), with the read's accounting."""
+    lp = model.label_probs(p_true_messages(messages, answer), list(P_TRUE_LABELS))
+    readable = bool(lp.parsed) and lp.mass > 0
+    return {"p_true": float(lp.probs.get("True", 0.5)) if readable else 0.5, "parsed": readable,
+            "tokens_in": int(lp.tokens_in), "latency_s": float(lp.latency_s)}

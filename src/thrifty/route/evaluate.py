@@ -7,6 +7,8 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
 - **router**: 1 − calibrated p_good (unreadable predictions first); it pays the prediction's prompt tokens (or
   latency) on every query. Its fitted operating point (the router file's threshold) is reported too.
 - **random** (expected line), **oracle** (defers by the true quality gain), **always small / always large**.
+- **P(True)** (AutoMix-style self-verification after answering): the small model always answers, is asked
+  whether its answer is correct, and the query is deferred when P(True) is low; it pays answer + verification.
 - **prompt router** (RouteLLM-style, prompt only): p(acceptable) from hashed prompt features, trained on the
   small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
   holds no train grades.
@@ -32,7 +34,7 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.tasks.base import Task, check_split
 
-BASELINES = ("random", "oracle", "prompt_router")
+BASELINES = ("random", "oracle", "prompt_router", "p_true")
 
 
 @dataclass
@@ -108,17 +110,17 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
         raise ConfigError(f"{cfg.router}: fitted with {pred['name']} version {pred['version']}, but the artefact "
                           f"now has version {versions.get(pred['name'])}; calibrate again")
+    if load_task is None:
+        from thrifty.tasks.loader import load_task
+    loaded = {t: load_task(t) for t in tasks}
+    messages = {(t, ex.id): ex.messages() for t, task in loaded.items()
+                for ex in task.examples(cfg.split, cfg.n_per_task, cfg.seed)}
     train: list[tuple[tuple[str, Any], bool]] = []
     with RunStore(cfg.store_path) as store:
         rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, pe.judge)
         if "prompt_router" in cfg.baselines:
-            if load_task is None:
-                from thrifty.tasks.loader import load_task
-            loaded = {t: load_task(t) for t in tasks}
             train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
                                         for t, task in loaded.items()}, router["small"], pe.judge)
-            test_messages = {(t, ex.id): ex.messages() for t, task in loaded.items()
-                             for ex in task.examples(cfg.split, cfg.n_per_task, cfg.seed)}
     if len(rows) < 2:
         raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
                         f"both grades; collect both models on the {cfg.split} split with a judge first")
@@ -150,7 +152,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             from thrifty.route.baselines import PromptRouter
 
             pr = PromptRouter().fit([(t, m) for (t, m), _ in train], [g for _, g in train], seed=cfg.seed)
-            test_rows = [(r.task, test_messages[(r.task, r.example)]) for r in rows]
+            test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
                                                cw, cs, bad)
     per_task = {}
@@ -165,6 +167,9 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                                                    (cw_r if k == "router" else cw)[sel],
                                                    (cs_r if k == "router" else cs)[sel], bad[sel])["summary"]["apgr"]
                               for k in ("router", "oracle")}}
+    if "p_true" in cfg.baselines:
+        methods["p_true"] = _p_true_method(cfg, router, rows, messages, gens, kw, q_small, q_large, bad,
+                                           load_model)
     overhead = {"tokens_in": float(np.mean([r.prediction.get("tokens_in", 0) for r in rows])),
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
@@ -175,6 +180,40 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
               "per_task": per_task, "notes": notes}
     _write(result, run_dir)
     return result
+
+
+def _p_true_method(cfg: EvalConfig, router: dict[str, Any], rows: list[Any], messages: dict[Any, Any],
+                   gens: dict[str, Any], kw: dict[str, Any], q_small: np.ndarray, q_large: np.ndarray, bad: np.ndarray,
+                   load_model: Any) -> dict[str, Any]:
+    """Score each stored small answer with P(True) (stored and reused) and build its curve."""
+    from thrifty.llm.factory import LazyChatModel
+    from thrifty.route.baselines import P_TRUE_VERSION, p_true, p_true_messages
+
+    if load_model is None:
+        from thrifty.llm.factory import load_model as load
+
+        def load_model(spec: str) -> Any:
+            return load(spec, llamacpp={"n_threads": cfg.n_threads})
+
+    small = LazyChatModel(router["small"], loader=load_model)
+    scores, extra = [], []
+    with RunStore(cfg.store_path) as store:
+        for r in rows:
+            answer = str(gens[router["small"]][(r.task, r.example)].get("text", ""))
+            msgs = messages[(r.task, r.example)]
+            fields = {"predictor": "p_true", "model": router["small"], "answer": answer, "task": r.task,
+                      "example": r.example, "v": P_TRUE_VERSION, "messages": p_true_messages(msgs, answer)}
+            tags = {"model": router["small"], "task": r.task, "example": r.example, "split": cfg.split,
+                    "predictor": "p_true"}
+            value, _ = store.get_or_compute("prediction", fields, lambda a=answer, m=msgs: p_true(small, m, a), tags)
+            scores.append(float(value["p_true"]))
+            extra.append(float(value["latency_s"]) if kw["cost"] == "latency" else
+                         float(kw["prices"].get(router["small"], 1.0)) * float(value["tokens_in"]) / 1000)
+    from thrifty.route.router import query_costs
+
+    cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
+    pay = cw + np.asarray(extra)  # the small answer is always paid, then the verification
+    return _method("p_true", q_small, q_large, 1.0 - np.asarray(scores), pay, pay + cs, bad)
 
 
 def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,

@@ -27,18 +27,21 @@ def _large_answer(text: str) -> str:  # always right, and wordier
 
 
 class Small:
-    """Answers by rule; predicts its grade well (bad-heavy on odd questions)."""
+    """Answers by rule; predicts its grade well (bad-heavy on odd questions); asked afterwards whether its answer
+    is correct, it always says True (an over-confident self-verifier)."""
 
     def __init__(self):
         self.gen = FakeChatModel(rules=[(lambda t: True, _small_answer)])
         self.pred = FakeChatModel(label_rules=[(lambda t: _first(t) % 2 == 1, {"bad": 0.7, "ok": 0.2, "great": 0.1})],
                                   label_default={"bad": 0.2, "ok": 0.3, "great": 0.5})
+        self.verify = FakeChatModel(label_default={"True": 0.9, "False": 0.1})
 
     def chat(self, messages, params=None, assistant_prefix=""):
         return self.gen.chat(messages, params, assistant_prefix=assistant_prefix)
 
     def label_probs(self, messages, labels, assistant_prefix=""):
-        return self.pred.label_probs(messages, labels, assistant_prefix=assistant_prefix)
+        fake = self.verify if tuple(labels) == ("True", "False") else self.pred
+        return fake.label_probs(messages, labels, assistant_prefix=assistant_prefix)
 
 
 _OFFSET = {"train": 0, "val": 1000, "test": 2000}

@@ -54,7 +54,7 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     m = res["methods"]
     assert res["n"] == 20 and res["q_small"] == 0.5 and res["q_large"] == 1.0
-    assert set(m) == {"router", "random", "oracle", "prompt_router"}
+    assert set(m) == {"router", "random", "oracle", "prompt_router", "p_true"}
     assert m["random"]["summary"]["apgr"] == pytest.approx(0.5)
     # the small model knows exactly which of its answers fail: its router matches the oracle's order
     assert m["router"]["summary"]["apgr"] == pytest.approx(m["oracle"]["summary"]["apgr"])
@@ -64,6 +64,10 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
          "cost": m["router"]["operating_point"]["cost"]})
     assert m["router"]["summary"]["cost_strong"] > m["oracle"]["summary"]["cost_strong"]  # it pays predictions
     assert 0.0 <= m["prompt_router"]["summary"]["apgr"] <= 1.0
+    # P(True) says True to everything: no ordering, the random line, and it always pays the small answer
+    assert m["p_true"]["summary"]["apgr"] == pytest.approx(0.5) and m["p_true"]["summary"]["auroc"] == 0.5
+    assert m["p_true"]["summary"]["cost_weak"] > m["oracle"]["summary"]["cost_weak"]
+    assert m["p_true"]["summary"]["cost_strong"] > m["oracle"]["summary"]["cost_strong"]
     assert res["overhead"]["tokens_in"] > 0 and res["overhead"]["parse_failures"] == 0
     out = tmp_path / "eval"
     assert json.loads((out / "route_eval.json").read_text())["n"] == 20
@@ -75,9 +79,10 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
     assert "<script" not in page and "router APGR" in page and "s → l" in page and "Per task" in page
-    calls = small.pred.n_calls
+    calls = small.pred.n_calls, small.verify.n_calls
+    assert small.verify.n_calls == 20
     evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
-    assert small.pred.n_calls == calls  # every prediction was stored
+    assert (small.pred.n_calls, small.verify.n_calls) == calls  # every prediction and verification was stored
 
 
 def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
@@ -94,7 +99,7 @@ def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="router"):
         EvalConfig()
     with pytest.raises(ConfigError, match="baseline"):
-        EvalConfig(router="r.json", baselines=["automix"])
+        EvalConfig(router="r.json", baselines=["chow"])
     with pytest.raises(ConfigError, match="not found"):
         evaluate_router(EvalConfig(router=str(tmp_path / "none.json")))
 
