@@ -164,7 +164,8 @@ def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, param
     with Progress(total, "score and grade" if cfg.judge else "score") as bar:
         for spec, exs in examples.items():
             task = tasks[spec]
-            judge = make_judge(cfg.judge, model=judge_model, task=task) if cfg.judge else None
+            scored = _ScoredTask(task)  # the verifier judge reuses the scores computed (or stored) just above
+            judge = make_judge(cfg.judge, model=judge_model, task=scored) if cfg.judge else None
             for ex in exs:
                 texts: dict[str, str] = {}
                 for model_spec in cfg.models:
@@ -179,6 +180,7 @@ def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, param
                         lambda ex=ex, gen=gen, task=task: task.score(ex, gen["text"]),
                         {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split},
                     )
+                    scored.remember(ex, gen["text"], score)
                     cells[model_spec][spec]["values"].append(float(score["value"]))
                     cells[model_spec][spec]["correct"].append(float(score["correct"]))
                 if judge is not None and texts:
@@ -198,6 +200,29 @@ def _score_and_grade(store: RunStore, cfg: CollectConfig, tasks, examples, param
             table[model_spec][spec] = _row(cell, bool(cfg.judge))
         table[model_spec]["ALL"] = _row(pooled, bool(cfg.judge))
     return table
+
+
+class _ScoredTask:
+    """A task whose ``score`` answers from scores already computed for (example, text) — so a verifier judge does
+    not run a task's checker a second time (HumanEval executes code) — and asks the task otherwise."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.name = getattr(task, "name", type(task).__name__)
+        self._memo: dict[tuple[str, str], Any] = {}
+
+    def remember(self, example: Example, text: str, score: dict[str, Any]) -> None:
+        from thrifty.tasks.base import Score
+
+        self._memo[(example.id, text)] = Score(float(score["value"]), bool(score["correct"]), score.get("parsed"),
+                                               str(score.get("reason", "")))
+
+    def score(self, example: Example, text: str) -> Any:
+        hit = self._memo.get((example.id, text))
+        return hit if hit is not None else self.task.score(example, text)
+
+    def __getattr__(self, name: str) -> Any:  # everything else (examples, metadata) is the task's own
+        return getattr(self.task, name)
 
 
 def _row(cell: dict[str, Any], graded: bool) -> dict[str, float]:

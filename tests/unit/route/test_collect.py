@@ -80,6 +80,27 @@ def test_default_verifier_judge_grades_every_answer(tmp_path):
     assert "great" in format_table(res.table)
 
 
+class CountingAddTask(AddTask):
+    """AddTask that counts how often its checker runs (a HumanEval checker executes code: once is enough)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.scored = 0
+
+    def score(self, example, text):
+        self.scored += 1
+        return super().score(example, text)
+
+
+def test_the_verifier_judge_reuses_the_scores_instead_of_running_the_checker_again(tmp_path):
+    task = CountingAddTask("add")
+    cfg = CollectConfig(models=["good", "bad"], tasks=["add"], n_per_task=3, run_dir=str(tmp_path / "run"))
+    res = collect(cfg, load_model=_models([]), load_task=lambda spec: task)
+    assert task.scored == 6 and res.table["good"]["add"]["great"] == 1.0  # 3 examples x 2 models, once each
+    collect(cfg, load_model=_models([]), load_task=lambda spec: task)
+    assert task.scored == 6  # scores and grades are stored: a re-run runs no checker at all
+
+
 def _scripted_rubric_judge(calls):
     """A judge model that answers the rubric judge's fenced prompt: great if an answer says 'Answer: 0'."""
 
