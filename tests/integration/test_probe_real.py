@@ -38,7 +38,7 @@ def test_hidden_state_at_the_prediction_position(qwen):
     lp = qwen.label_probs(prompt, LABELS, assistant_prefix=reader.prefix)
     t_label = time.perf_counter() - t0
     t0 = time.perf_counter()
-    a = qwen.hidden_state(prompt, assistant_prefix=reader.prefix)  # first call also opens the second context
+    a = qwen.hidden_state(prompt, assistant_prefix=reader.prefix)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
     b = qwen.hidden_state(prompt, assistant_prefix=reader.prefix)
@@ -46,7 +46,28 @@ def test_hidden_state_at_the_prediction_position(qwen):
     assert a.shape == (896,)  # Qwen2.5-0.5B's embedding size
     assert np.all(np.isfinite(a)) and np.array_equal(a, b)
     print(f"\n{NAME}: {lp.tokens_in} prompt tokens; label_probs {t_label:.2f}s, hidden_state {t_hidden:.2f}s "
-          f"(first call {t_first:.2f}s incl. opening the embedding context)")
+          f"(first call {t_first:.2f}s)")
+
+
+@integration
+def test_hidden_state_shares_the_prompt_cache_and_the_answer_continues_from_it(qwen):
+    from thrifty.llm.base import GenParams
+
+    reader = ZeroShotPredictor(qwen)
+    prompt = reader.prompt([{"role": "user", "content": "What is 12 + 30?"}])
+    pure = qwen.hidden_state(prompt, assistant_prefix=reader.prefix)
+    cached = open_bundled(NAME, prefix_cache=True)
+    try:
+        lp = cached.label_probs(prompt, LABELS, assistant_prefix=reader.prefix)
+        vec = cached.hidden_state(prompt, assistant_prefix=reader.prefix)  # evaluates only the last token again
+        cos = float(vec @ pure / np.linalg.norm(vec) / np.linalg.norm(pure))
+        assert cos > 0.99  # not bit-equal: llama.cpp kernels are not batch-invariant
+        answer = cached.chat(prompt, GenParams(max_tokens=16), assistant_prefix=reader.continuation("ok"))
+        assert answer.text.strip() and answer.cached_tokens >= lp.tokens_in - 1
+        again = cached.label_probs(prompt, LABELS, assistant_prefix=reader.prefix)  # logits still readable
+        assert abs(sum(again.probs.values()) - 1.0) < 1e-9
+    finally:
+        cached.close()
 
 
 @integration

@@ -11,8 +11,9 @@ than a fresh run shifts logits slightly (up to ~0.3-0.9 on the bundled Q4 models
 so with prefix reuse an answer may depend on the previous call. ``prefix_cache=False`` evaluates every prompt from
 position 0: then every output is a pure function of (messages, params, assistant_prefix).
 
-``hidden_state`` (for probes) reads the final hidden state of the last prompt token from a second context in
-embedding mode, opened on first use: the generation context and its KV cache are never touched by it.
+``hidden_state`` (for probes) reads the final hidden state of the last prompt token on the generation context,
+with embeddings switched on only for that prefill, so it shares the prompt cache with ``label_probs`` and the
+answer that follows.
 
 Plain format (models without ``tokenizer.chat_template``, e.g. base models)::
 
@@ -106,15 +107,10 @@ class LlamaCppModel:
         self._render = _compile_template(self.template) if self.template else None
         self._bos_text = self._piece(self._llm.token_bos())
         self._eos_text = self._piece(self._llm.token_eos())
-        self._embed_opts = {"n_ctx": n_ctx, "n_threads": n_threads, "n_batch": n_batch, "seed": seed}
-        self._embedder: Any = None  # second context in embedding mode, made on the first hidden_state()
 
     def close(self) -> None:
-        """Free the model and its context(s) now (otherwise freed when garbage-collected)."""
+        """Free the model and its context now (otherwise freed when garbage-collected)."""
         self._llm.close()
-        if self._embedder is not None:
-            self._embedder.close()
-            self._embedder = None
 
     # ---- prompt and tokens --------------------------------------------------------------------------
 
@@ -257,44 +253,27 @@ class LlamaCppModel:
 
     def hidden_state(self, messages: Messages, assistant_prefix: str = "") -> Any:
         """The final-layer hidden state (after the output norm) of the last prompt token, a float64 vector of
-        the model's embedding size. Read from a second llama.cpp context in embedding mode (pooling none),
-        made on the first call; the generation context and its KV cache are not touched. Every call evaluates
-        the prompt from position 0, so the vector is a pure function of (messages, assistant_prefix)."""
+        the model's embedding size. Read on the generation context with embeddings switched on for the
+        prefill only, so it reuses the cached prompt prefix like ``label_probs`` does (an answer that follows
+        continues from the same cache); with ``prefix_cache=False`` the prompt is evaluated from position 0
+        and the vector is a pure function of (messages, assistant_prefix)."""
         import numpy as np
 
         prompt = self.render(messages, assistant_prefix)
+        _drop_embedding_notice(self._lc)
         with self._lock:
             tokens = self.tokenize(prompt)
-            if not tokens or len(tokens) >= self.n_ctx:
-                raise ModelError(f"{self.model_id}: prompt has {len(tokens)} tokens but n_ctx is {self.n_ctx}")
-            emb = self._embedding_context()
-            emb.n_tokens = 0
-            emb.eval(tokens)
-            ptr = self._lc.llama_get_embeddings_ith(emb.ctx, -1)
-            if not ptr:
-                raise ModelError(f"{self.model_id}: llama.cpp returned no hidden state")
-            return np.ctypeslib.as_array(ptr, shape=(emb.n_embd(),)).astype(np.float64)
-
-    def _embedding_context(self) -> Any:
-        if self._embedder is None:
-            _drop_embedding_notice(self._lc)
-            opts = self._embed_opts
+            ctx = self._llm.ctx
+            self._lc.llama_set_embeddings(ctx, True)
             try:
-                self._embedder = self._lc.Llama(
-                    model_path=str(self.path),
-                    n_ctx=opts["n_ctx"],
-                    n_threads=opts["n_threads"],
-                    n_threads_batch=opts["n_threads"],
-                    n_batch=opts["n_batch"],
-                    seed=opts["seed"],
-                    embedding=True,
-                    pooling_type=self._lc.LLAMA_POOLING_TYPE_NONE,
-                    logits_all=False,
-                    verbose=False,
-                )
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelError(f"{self.path}: llama.cpp could not open an embedding context ({exc})") from exc
-        return self._embedder
+                self._prefill(tokens)
+                ptr = self._lc.llama_get_embeddings_ith(ctx, -1)
+                if not ptr:
+                    raise ModelError(f"{self.model_id}: llama.cpp returned no hidden state")
+                vec = np.ctypeslib.as_array(ptr, shape=(self._llm.n_embd(),)).astype(np.float64)
+            finally:
+                self._lc.llama_set_embeddings(ctx, False)
+            return vec
 
     def _variant_sequences(self, prompt: str, tokens: list[int], label: str) -> set[tuple[int, ...]]:
         """Distinct token sequences of the label variants, tokenized in context right after ``prompt``."""
