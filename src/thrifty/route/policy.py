@@ -140,14 +140,17 @@ class Ladder:
         if self.max_tries is not None and self.max_tries < 1:
             raise ConfigError("max_tries must be >= 1 (or None: no cap)")
 
+    @property
+    def tries(self) -> int:
+        """How many lower tiers are consulted at most."""
+        n = len(self.policies)
+        return n if self.max_tries is None else min(n, self.max_tries)
+
     def route(self, predictions: Sequence[Any]) -> tuple[int, str]:
-        """(tier index, action) for one query, given each lower tier's prediction (asked lazily is up to the
-        caller: only ``predictions[:i+1]`` are read to reach tier i)."""
-        top = len(self.tiers) - 1
-        for i, policy in enumerate(self.policies):
-            if self.max_tries is not None and i >= self.max_tries:
-                return top, ANSWER
-            action = policy.decide(predictions[i])
+        """(tier index, action) for one query, given each lower tier's prediction; only ``predictions[:i+1]``
+        are read to reach tier i, so a caller may produce them lazily (see ``thrifty.route.runtime``)."""
+        for i in range(self.tries):
+            action = self.policies[i].decide(predictions[i])
             if action != DEFER:
                 return i, action
-        return top, ANSWER
+        return len(self.tiers) - 1, ANSWER
