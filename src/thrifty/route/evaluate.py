@@ -13,8 +13,8 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
   small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
   holds no train grades.
 
-Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving vs always
-large), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
+Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving against
+plain always-large, which pays no prediction), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
 and latency; APGR per task. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Outputs: JSON, markdown, two
 plots and one self-contained HTML page (:mod:`thrifty.route.report_html`).
 """
@@ -83,6 +83,16 @@ def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarr
     if score is not None and bad.any() and (~bad).any():
         out["summary"]["auroc"] = float(auroc(score, bad))
     return out
+
+
+def _rebase_savings(methods: dict[str, Any], cost_large: float) -> None:
+    """Savings against the plain always-large cost (no prediction paid), the same yardstick for every method:
+    a router's own c = 1 endpoint also pays its predictions, which nobody would."""
+    for m in methods.values():
+        s = m["summary"]
+        s["cost_large_plain"] = cost_large
+        s["savings"] = 1.0 - s["cost_at_q"] / cost_large if cost_large > 0 and s["cost_at_q"] == s["cost_at_q"] \
+            else float("nan")
 
 
 def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = None,
@@ -155,6 +165,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
                                                cw, cs, bad)
+    _rebase_savings(methods, float(cs.mean()))
     per_task = {}
     tasks_of = np.array([r.task for r in rows])
     for t in tasks:

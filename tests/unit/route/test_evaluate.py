@@ -63,6 +63,10 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
         {"tau": m["router"]["operating_point"]["tau"], "defer_rate": 0.5, "quality": 1.0,
          "cost": m["router"]["operating_point"]["cost"]})
     assert m["router"]["summary"]["cost_strong"] > m["oracle"]["summary"]["cost_strong"]  # it pays predictions
+    plain_large = m["oracle"]["summary"]["cost_strong"]  # savings of every method are against plain always-large
+    for s in (v["summary"] for v in m.values()):
+        assert s["cost_large_plain"] == pytest.approx(plain_large)
+        assert s["savings"] == pytest.approx(1 - s["cost_at_q"] / plain_large)
     assert 0.0 <= m["prompt_router"]["summary"]["apgr"] <= 1.0
     # P(True) says True to everything: no ordering, the random line, and it always pays the small answer
     assert m["p_true"]["summary"]["apgr"] == pytest.approx(0.5) and m["p_true"]["summary"]["auroc"] == 0.5
