@@ -165,7 +165,6 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
                                                cw, cs, bad)
-    _rebase_savings(methods, float(cs.mean()))
     per_task = {}
     tasks_of = np.array([r.task for r in rows])
     for t in tasks:
@@ -181,6 +180,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     if "p_true" in cfg.baselines:
         methods["p_true"] = _p_true_method(cfg, router, rows, messages, gens, kw, q_small, q_large, bad,
                                            load_model)
+    _rebase_savings(methods, float(cs.mean()))
     overhead = {"tokens_in": float(np.mean([r.prediction.get("tokens_in", 0) for r in rows])),
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
