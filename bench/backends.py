@@ -19,14 +19,13 @@ Models that are not pulled are skipped with a line. Medians over ``--repeat`` ru
 
 from __future__ import annotations
 
-import os
+from _common import go_offline
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+go_offline()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -23,11 +23,9 @@ requests sharing one system instruction (the warm case: only the question and th
 
 from __future__ import annotations
 
-import os
+from _common import DEMO_TASKS, go_offline
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+go_offline()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -41,11 +39,7 @@ from thrifty.route.predictors import ZeroShotPredictor  # noqa: E402
 from thrifty.route.predictors.sft import SFTPredictor  # noqa: E402
 from thrifty.tasks.loader import load_task  # noqa: E402
 
-TASKS = [
-    "gym:products?min_digits=2&max_digits=2",
-    "gym:chain_sum?min_terms=3&max_terms=4&min_digits=1&max_digits=2",
-    "gym:basic_arithmetic?min_terms=2&max_terms=3&max_digits=2&allow_parentheses=false&allow_negation=false",
-]
+TASKS = DEMO_TASKS
 
 
 def _med(xs: list[float]) -> float:
