@@ -182,6 +182,18 @@ def test_hidden_state_is_deterministic_and_label_probs_read_the_same_after_it(sm
 
 
 @integration
+def test_token_logprobs_of_its_own_answer_match_the_generation(smol_fresh):
+    msgs = _q("Name three colours.")
+    gen = smol_fresh.chat(msgs, GenParams(max_tokens=12, logprobs=True))
+    scored = smol_fresh.token_logprobs(msgs, gen.text)
+    assert len(scored) >= gen.tokens_out - 1  # a trailing EOS is generated but is not part of the text
+    assert scored[: len(gen.token_logprobs)] == pytest.approx(gen.token_logprobs[: len(scored)], abs=1e-3)
+    assert all(lp <= 0 for lp in scored)
+    other = smol_fresh.token_logprobs(msgs, "Zebra quantum sandwich.")
+    assert sum(other) / len(other) < sum(scored) / len(scored)  # its own greedy answer is far likelier
+
+
+@integration
 def test_prompt_longer_than_context_is_model_error():
     m = _load("smollm2-135m-instruct", n_ctx=64)
     with pytest.raises(ModelError, match="n_ctx is 64"):

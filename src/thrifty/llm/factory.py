@@ -167,3 +167,10 @@ class LazyChatModel:
         if hasattr(model, "tokenize") and hasattr(model, "render"):
             return len(model.tokenize(model.render(messages, assistant_prefix)))
         return 0
+
+    def token_logprobs(self, messages, text: str, assistant_prefix: str = ""):
+        """The loaded model's log-probs of ``text``'s tokens continuing the prompt (backends that have them)."""
+        model = self._get()
+        if not hasattr(model, "token_logprobs"):
+            raise ConfigError(f"model {self.model_id!r} cannot score token log-probs")
+        return model.token_logprobs(messages, text, assistant_prefix=assistant_prefix)

@@ -275,6 +275,27 @@ class LlamaCppModel:
                 self._lc.llama_set_embeddings(ctx, False)
             return vec
 
+    def token_logprobs(self, messages: Messages, text: str, assistant_prefix: str = "") -> list[float]:
+        """Log-probability of each token of ``text`` as the continuation of the prompt (teacher forcing: the
+        same evaluation steps as generating it). Used to score stored answers, e.g. for the Chow baseline."""
+        prompt = self.render(messages, assistant_prefix)
+        with self._lock:
+            tokens = self.tokenize(prompt)
+            joint = self.tokenize(prompt + text)
+            if joint[: len(tokens)] == tokens:
+                cont = joint[len(tokens):]
+            else:  # the boundary merged into one token: score the text tokenised on its own
+                cont = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            if len(tokens) + len(cont) >= self.n_ctx:
+                raise ModelError(f"{self.model_id}: prompt + text is {len(tokens) + len(cont)} tokens, n_ctx is "
+                                 f"{self.n_ctx}")
+            self._prefill(tokens)
+            out = []
+            for tok in cont:
+                out.append(float(_log_softmax(self._logits())[tok]))
+                self._llm.eval([tok])
+            return out
+
     def _variant_sequences(self, prompt: str, tokens: list[int], label: str) -> set[tuple[int, ...]]:
         """Distinct token sequences of the label variants, tokenized in context right after ``prompt``."""
         out: set[tuple[int, ...]] = set()

@@ -1,5 +1,5 @@
-"""Deferral baselines beside self-prediction: a prompt-only learned router (RouteLLM-style) and AutoMix-style
-self-verification after answering (P(True)).
+"""Deferral baselines beside self-prediction: a prompt-only learned router (RouteLLM-style), AutoMix-style
+self-verification after answering (P(True)) and Chow's token log-probability rule.
 
 P(True) asks the small model, after its own answer, whether that answer is correct and reads P(True) from one
 next-token distribution over True/False; it needs the answer first, so it always pays the small model's answer
@@ -108,8 +108,31 @@ def p_true_messages(messages: Messages, answer: str) -> Messages:
 
 
 def p_true(model: Any, messages: Messages, answer: str) -> dict[str, Any]:
-    """P(True) of the model's own ``answer`` (0.5 when unreadable), with the read's accounting."""
+    """P(True) of the model's own ``answer`` (0.5 when unreadable), with the read's accounting; ``defer`` is the
+    deferral score 1 − P(True)."""
     lp = model.label_probs(p_true_messages(messages, answer), list(P_TRUE_LABELS))
     readable = bool(lp.parsed) and lp.mass > 0
-    return {"p_true": float(lp.probs.get("True", 0.5)) if readable else 0.5, "parsed": readable,
-            "tokens_in": int(lp.tokens_in), "latency_s": float(lp.latency_s)}
+    pt = float(lp.probs.get("True", 0.5)) if readable else 0.5
+    return {"p_true": pt, "defer": 1.0 - pt, "parsed": readable, "tokens_in": int(lp.tokens_in),
+            "latency_s": float(lp.latency_s)}
+
+
+CHOW_VERSION = 1
+EMPTY_ANSWER_LOGPROB = -50.0
+"""Mean log-prob given to an empty answer: it is deferred before any real one."""
+
+
+def chow(model: Any, messages: Messages, answer: str) -> dict[str, Any]:
+    """Chow-average confidence of ``answer``: the mean log-probability of its tokens under the model that wrote
+    it; ``defer`` = −mean (low confidence defers first). Needs a backend with ``token_logprobs``."""
+    from thrifty.core.errors import ConfigError
+
+    if not hasattr(model, "token_logprobs"):
+        raise ConfigError(f"model {getattr(model, 'model_id', model)!r} cannot score token log-probs (Chow)")
+    lps = model.token_logprobs(messages, answer) if answer else []
+    mean = float(np.mean(lps)) if lps else EMPTY_ANSWER_LOGPROB
+    return {"mean_logprob": mean, "defer": -mean, "n_tokens": len(lps), "tokens_in": 0, "latency_s": 0.0}
+
+
+POSTHOC = {"p_true": (p_true, P_TRUE_VERSION), "chow": (chow, CHOW_VERSION)}
+"""Post-hoc baselines (scored after the small model answered): name → (scorer, version)."""

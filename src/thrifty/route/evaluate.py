@@ -9,6 +9,8 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
 - **random** (expected line), **oracle** (defers by the true quality gain), **always small / always large**.
 - **P(True)** (AutoMix-style self-verification after answering): the small model always answers, is asked
   whether its answer is correct, and the query is deferred when P(True) is low; it pays answer + verification.
+- **Chow** (token log-probability): defers the answers whose mean token log-prob is lowest (Chow-average); the
+  log-probs come with generation in deployment, so only the answer is paid (here the stored answer is re-scored).
 - **prompt router** (RouteLLM-style, prompt only): p(acceptable) from hashed prompt features, trained on the
   small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
   holds no train grades.
@@ -34,7 +36,7 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.tasks.base import Task, check_split
 
-BASELINES = ("random", "oracle", "prompt_router", "p_true")
+BASELINES = ("random", "oracle", "prompt_router", "p_true", "chow")
 
 
 @dataclass
@@ -177,9 +179,10 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                                                    (cw_r if k == "router" else cw)[sel],
                                                    (cs_r if k == "router" else cs)[sel], bad[sel])["summary"]["apgr"]
                               for k in ("router", "oracle")}}
-    if "p_true" in cfg.baselines:
-        methods["p_true"] = _p_true_method(cfg, router, rows, messages, gens, kw, q_small, q_large, bad,
-                                           load_model)
+    for name in ("p_true", "chow"):
+        if name in cfg.baselines:
+            methods[name] = _posthoc_method(name, cfg, router, rows, messages, gens, kw, q_small, q_large, bad,
+                                            load_model)
     _rebase_savings(methods, float(cs.mean()))
     overhead = {"tokens_in": float(np.mean([r.prediction.get("tokens_in", 0) for r in rows])),
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
@@ -193,13 +196,16 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     return result
 
 
-def _p_true_method(cfg: EvalConfig, router: dict[str, Any], rows: list[Any], messages: dict[Any, Any],
-                   gens: dict[str, Any], kw: dict[str, Any], q_small: np.ndarray, q_large: np.ndarray, bad: np.ndarray,
-                   load_model: Any) -> dict[str, Any]:
-    """Score each stored small answer with P(True) (stored and reused) and build its curve."""
+def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: list[Any],
+                    messages: dict[Any, Any], gens: dict[str, Any], kw: dict[str, Any], q_small: np.ndarray,
+                    q_large: np.ndarray, bad: np.ndarray, load_model: Any) -> dict[str, Any]:
+    """A baseline that scores the small model's stored answer after it was given (``p_true`` or ``chow``);
+    scores are stored and reused. The small answer is always paid; P(True) also pays its verification read."""
     from thrifty.llm.factory import LazyChatModel
-    from thrifty.route.baselines import P_TRUE_VERSION, p_true, p_true_messages
+    from thrifty.route.baselines import POSTHOC
+    from thrifty.route.router import query_costs
 
+    score_fn, version = POSTHOC[name]
     if load_model is None:
         from thrifty.llm.factory import load_model as load
 
@@ -212,19 +218,18 @@ def _p_true_method(cfg: EvalConfig, router: dict[str, Any], rows: list[Any], mes
         for r in rows:
             answer = str(gens[router["small"]][(r.task, r.example)].get("text", ""))
             msgs = messages[(r.task, r.example)]
-            fields = {"predictor": "p_true", "model": router["small"], "answer": answer, "task": r.task,
-                      "example": r.example, "v": P_TRUE_VERSION, "messages": p_true_messages(msgs, answer)}
+            fields = {"predictor": name, "model": router["small"], "answer": answer, "task": r.task,
+                      "example": r.example, "v": version, "messages": msgs}
             tags = {"model": router["small"], "task": r.task, "example": r.example, "split": cfg.split,
-                    "predictor": "p_true"}
-            value, _ = store.get_or_compute("prediction", fields, lambda a=answer, m=msgs: p_true(small, m, a), tags)
-            scores.append(float(value["p_true"]))
+                    "predictor": name}
+            value, _ = store.get_or_compute("prediction", fields,
+                                            lambda a=answer, m=msgs: score_fn(small, m, a), tags)
+            scores.append(float(value["defer"]))
             extra.append(float(value["latency_s"]) if kw["cost"] == "latency" else
                          float(kw["prices"].get(router["small"], 1.0)) * float(value["tokens_in"]) / 1000)
-    from thrifty.route.router import query_costs
-
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
-    pay = cw + np.asarray(extra)  # the small answer is always paid, then the verification
-    return _method("p_true", q_small, q_large, 1.0 - np.asarray(scores), pay, pay + cs, bad)
+    pay = cw + np.asarray(extra)
+    return _method(name, q_small, q_large, np.asarray(scores), pay, pay + cs, bad)
 
 
 def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,

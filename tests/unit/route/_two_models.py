@@ -35,9 +35,16 @@ class Small:
         self.pred = FakeChatModel(label_rules=[(lambda t: _first(t) % 2 == 1, {"bad": 0.7, "ok": 0.2, "great": 0.1})],
                                   label_default={"bad": 0.2, "ok": 0.3, "great": 0.5})
         self.verify = FakeChatModel(label_default={"True": 0.9, "False": 0.1})
+        self.scored = 0
 
     def chat(self, messages, params=None, assistant_prefix=""):
         return self.gen.chat(messages, params, assistant_prefix=assistant_prefix)
+
+    def token_logprobs(self, messages, text, assistant_prefix=""):
+        """Confident (-0.1 per token) in its right answers, unsure (-2.0) in its wrong ones."""
+        self.scored += 1
+        wrong = text.endswith("-1")
+        return [-2.0 if wrong else -0.1] * max(1, len(text.split()))
 
     def label_probs(self, messages, labels, assistant_prefix=""):
         fake = self.verify if tuple(labels) == ("True", "False") else self.pred

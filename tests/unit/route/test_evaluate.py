@@ -54,7 +54,7 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     m = res["methods"]
     assert res["n"] == 20 and res["q_small"] == 0.5 and res["q_large"] == 1.0
-    assert set(m) == {"router", "random", "oracle", "prompt_router", "p_true"}
+    assert set(m) == {"router", "random", "oracle", "prompt_router", "p_true", "chow"}
     assert m["random"]["summary"]["apgr"] == pytest.approx(0.5)
     # the small model knows exactly which of its answers fail: its router matches the oracle's order
     assert m["router"]["summary"]["apgr"] == pytest.approx(m["oracle"]["summary"]["apgr"])
@@ -72,6 +72,10 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     assert m["p_true"]["summary"]["apgr"] == pytest.approx(0.5) and m["p_true"]["summary"]["auroc"] == 0.5
     assert m["p_true"]["summary"]["cost_weak"] > m["oracle"]["summary"]["cost_weak"]
     assert m["p_true"]["summary"]["cost_strong"] > m["oracle"]["summary"]["cost_strong"]
+    # its token log-probs do know which answers are wrong: Chow orders like the oracle and pays only the answer
+    assert m["chow"]["summary"]["apgr"] == pytest.approx(m["oracle"]["summary"]["apgr"])
+    assert m["chow"]["summary"]["auroc"] == 1.0 and small.scored == 20
+    assert m["chow"]["summary"]["cost_weak"] == pytest.approx(m["oracle"]["summary"]["cost_weak"])
     assert res["overhead"]["tokens_in"] > 0 and res["overhead"]["parse_failures"] == 0
     out = tmp_path / "eval"
     assert json.loads((out / "route_eval.json").read_text())["n"] == 20
@@ -83,10 +87,10 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
     assert "<script" not in page and "router APGR" in page and "s → l" in page and "Per task" in page
-    calls = small.pred.n_calls, small.verify.n_calls
+    calls = small.pred.n_calls, small.verify.n_calls, small.scored
     assert small.verify.n_calls == 20
     evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
-    assert (small.pred.n_calls, small.verify.n_calls) == calls  # every prediction and verification was stored
+    assert (small.pred.n_calls, small.verify.n_calls, small.scored) == calls  # every score was stored
 
 
 def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
@@ -103,7 +107,7 @@ def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="router"):
         EvalConfig()
     with pytest.raises(ConfigError, match="baseline"):
-        EvalConfig(router="r.json", baselines=["chow"])
+        EvalConfig(router="r.json", baselines=["frugal"])
     with pytest.raises(ConfigError, match="not found"):
         evaluate_router(EvalConfig(router=str(tmp_path / "none.json")))
 
