@@ -251,10 +251,13 @@ def _write(result: dict[str, Any], run_dir: Path) -> None:
     (run_dir / "route_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     (run_dir / "route_eval.md").write_text(format_markdown(result))
     m = result["methods"]
+    op = m["router"]["operating_point"]
     curve_plot([(k, v["c"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_large_calls.png",
-               "quality vs large-model calls", "fraction of queries sent to the large model", "mean quality")
+               "quality vs large-model calls", "fraction of queries sent to the large model", "mean quality",
+               points=[("router at its threshold", op["defer_rate"], op["quality"])])
     curve_plot([(k, v["cost"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_cost.png",
-               "quality vs cost", "mean cost per query", "mean quality")
+               "quality vs cost", "mean cost per query", "mean quality",
+               points=[("router at its threshold", op["cost"], op["quality"])])
     from thrifty.route.report_html import write_report
 
     write_report(result, run_dir)
