@@ -44,15 +44,8 @@ models: install
 # models answer the val split, where the report-card router is calibrated; the router and its baselines are
 # replayed on the test split.
 # Every step stores its records as it goes, so a re-run reuses them and takes seconds.
-demo: models
-	$(THRIFTY) route collect --config configs/route/demo.yaml
-	$(THRIFTY) route collect --config configs/route/demo_train.yaml
-	$(THRIFTY) route report-card build --store runs/demo/store.sqlite --model qwen2.5-coder-0.5b-instruct \
-		--out runs/demo/card-qwen2.5-coder-0.5b-instruct.json
-	$(THRIFTY) route predict-eval --config configs/route/demo_predict.yaml
-	$(THRIFTY) route collect --config configs/route/demo_val.yaml
-	$(THRIFTY) route calibrate --config configs/route/demo_calibrate.yaml
-	$(THRIFTY) route eval --config configs/route/demo_eval.yaml
+demo: install
+	$(THRIFTY) demo
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,8 +17,8 @@ def _verbs():
     parser = build_parser()
     rooms = next(a for a in parser._actions if a.dest == "room")
     for room, rp in rooms.choices.items():
-        verbs = next(a for a in rp._actions if getattr(a, "dest", None) == "verb")
-        for verb in verbs.choices:
+        verbs = next((a for a in rp._actions if getattr(a, "dest", None) == "verb"), None)
+        for verb in verbs.choices if verbs is not None else ():
             yield room, verb
 
 
@@ -135,3 +135,26 @@ def test_training_verbs_refuse_bad_input_with_one_line(argv, tmp_path, capsys):
     assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith("thrifty: error:") and err.count("\n") == 1
+
+
+def test_demo_has_help_and_refuses_a_folder_without_its_configs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0 and "--configs" in capsys.readouterr().out
+    assert main(["demo", "--configs", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("thrifty: error:") and "demo configs missing" in err and err.count("\n") == 1
+
+
+def test_demo_steps_match_the_shipped_configs():
+    from pathlib import Path
+
+    from thrifty.cli.demo import CONFIGS, steps
+
+    plan = steps(Path("configs/route"), Path("runs/demo"))
+    used = {Path(a).name for argv in plan for a in argv if a.endswith(".yaml")}
+    assert used == set(CONFIGS) and len(plan) == 8
+    for argv in plan:  # every step parses
+        from thrifty.cli.main import build_parser
+
+        build_parser().parse_args(argv)
