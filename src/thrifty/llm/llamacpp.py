@@ -30,6 +30,7 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -107,10 +108,13 @@ class LlamaCppModel:
         self._render = _compile_template(self.template) if self.template else None
         self._bos_text = self._piece(self._llm.token_bos())
         self._eos_text = self._piece(self._llm.token_eos())
+        # freed when this object goes, or at interpreter exit while llama_cpp is still importable (its own
+        # __del__ at shutdown prints "Exception ignored ... 'NoneType' object is not callable")
+        self._finalizer = weakref.finalize(self, self._llm.close)
 
     def close(self) -> None:
-        """Free the model and its context now (otherwise freed when garbage-collected)."""
-        self._llm.close()
+        """Free the model and its context now (otherwise freed when garbage-collected or at exit)."""
+        self._finalizer()
 
     # ---- prompt and tokens --------------------------------------------------------------------------
 
