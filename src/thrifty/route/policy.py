@@ -31,6 +31,9 @@ from thrifty.route.calibrate import Isotonic, apply_temperature
 
 ANSWER, REPAIR, DEFER = "answer", "repair", "defer"
 CALIBRATIONS = ("none", "temperature", "isotonic")
+ISO_TIE_BREAK = 1e-9
+"""Isotonic maps are flat on blocks; adding this × the raw p_good keeps the raw order inside a block, so a
+defer-rate threshold can still split a block (values move by at most 1e-9)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,8 @@ class Calibrator:
         if self.kind == "temperature":
             p = apply_temperature(p, self.temperature)
         good, great = p[:, 1] + p[:, 2], p[:, 2]
-        if self.kind == "isotonic":
-            good = Isotonic(self.iso_x, self.iso_y)(good)
+        if self.kind == "isotonic":  # flat blocks would tie many queries: the raw score breaks ties (×1e-9)
+            good = np.clip(Isotonic(self.iso_x, self.iso_y)(good) + ISO_TIE_BREAK * good, 0.0, 1.0)
             great = np.minimum(great, good)
         return good, great
 

@@ -42,7 +42,7 @@ def test_calibrators_change_decisions_as_computed_by_hand():
     assert good[0] == pytest.approx(sharp[1] + sharp[2]) and great[0] == pytest.approx(sharp[2])
     iso = fit_isotonic([0.2, 0.55, 0.9], [0, 0, 1])
     cal = Calibrator("isotonic", iso_x=iso.x, iso_y=iso.y)
-    assert cal.calibrate(p)[0][0] == pytest.approx(0.0)  # this score was never good on the calibration set
+    assert cal.calibrate(p)[0][0] == pytest.approx(0.0, abs=1e-8)  # never good on the calibration set (+ tie-break)
     assert Policy(0.5).decide_probs([p]) == [ANSWER]
     assert Policy(0.5, calibrator=cal).decide_probs([p]) == [DEFER]
     with pytest.raises(ConfigError, match="calibration"):
@@ -77,3 +77,10 @@ def test_ladder_climbs_until_a_tier_answers_and_caps_tries():
         Ladder(("s", "m", "l"), (Policy(0.5),))
     with pytest.raises(ConfigError, match="two tiers"):
         Ladder(("s",), ())
+
+
+def test_isotonic_calibration_keeps_the_raw_order_inside_its_flat_blocks():
+    iso = fit_isotonic([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0, 1, 0, 1, 0, 1])
+    raw = np.array([[1 - g, g, 0.0] for g in (0.22, 0.25, 0.28)])  # all inside one fitted block
+    good, _ = Calibrator("isotonic", iso_x=iso.x, iso_y=iso.y).calibrate(raw)
+    assert np.all(np.diff(good) > 0) and np.allclose(good, iso([0.22, 0.25, 0.28]), atol=1e-8)
