@@ -81,7 +81,7 @@ def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarr
     else:
         curve = operating_curve(q_small, q_large, score, cost_w, cost_s)
     out = {"summary": routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
-           "cost": curve.cost.tolist()}
+           "cost": curve.cost.tolist(), "score": None if score is None else np.asarray(score, float).tolist()}
     if score is not None and bad.any() and (~bad).any():
         out["summary"]["auroc"] = float(auroc(score, bad))
     return out
@@ -191,7 +191,9 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     result = {"router": {k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
               "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
-              "per_task": per_task, "notes": notes}
+              "per_task": per_task, "notes": notes,
+              "queries": {"task": [r.task for r in rows], "example": [r.example for r in rows],
+                          "q_small": q_small.tolist(), "q_large": q_large.tolist()}}
     _write(result, run_dir)
     return result
 
