@@ -173,6 +173,7 @@ def _fit(cfg: SFTConfig, base: Path, data: list[Any]) -> list[float]:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
@@ -206,19 +207,15 @@ def _fit(cfg: SFTConfig, base: Path, data: list[Any]) -> list[float]:
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, peft_config=lora, callbacks=[progress])
-        trainer.remove_callback(_printer_callback())
-        trainer.train()
-    progress.close()
+        trainer.remove_callback(PrinterCallback)  # thrifty's progress line replaces its log dicts
+        try:
+            trainer.train()
+        finally:
+            progress.close()
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     trainer.model.save_pretrained(cfg.out_dir)
     tokenizer.save_pretrained(cfg.out_dir)
     return losses
-
-
-def _printer_callback() -> Any:
-    from transformers.trainer_callback import PrinterCallback
-
-    return PrinterCallback
 
 
 def _make_progress_callback() -> type:
