@@ -14,6 +14,7 @@ Backends are registered lazily as "module:attr", so parsing a spec never imports
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,15 @@ def load_model(spec: str, llamacpp: dict[str, Any] | None = None, **overrides: A
     except TypeError as exc:
         raise ConfigError(f"model spec {spec!r}: bad options for backend {parsed.backend!r}: {exc}") from exc
     return cls(**kwargs)
+
+
+def threaded_loader(n_threads: int) -> Callable[[str], ChatModel]:
+    """A loader ``spec -> ChatModel`` that runs llama.cpp models on ``n_threads`` threads (other backends as is)."""
+
+    def load(spec: str) -> ChatModel:
+        return load_model(spec, llamacpp={"n_threads": n_threads})
+
+    return load
 
 
 class LazyChatModel:

@@ -203,18 +203,12 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
                     q_large: np.ndarray, bad: np.ndarray, load_model: Any) -> dict[str, Any]:
     """A baseline that scores the small model's stored answer after it was given (``p_true`` or ``chow``);
     scores are stored and reused. The small answer is always paid; P(True) also pays its verification read."""
-    from thrifty.llm.factory import LazyChatModel
+    from thrifty.llm.factory import LazyChatModel, threaded_loader
     from thrifty.route.baselines import POSTHOC
     from thrifty.route.router import query_costs
 
     score_fn, version = POSTHOC[name]
-    if load_model is None:
-        from thrifty.llm.factory import load_model as load
-
-        def load_model(spec: str) -> Any:
-            return load(spec, llamacpp={"n_threads": cfg.n_threads})
-
-    small = LazyChatModel(router["small"], loader=load_model)
+    small = LazyChatModel(router["small"], loader=load_model or threaded_loader(cfg.n_threads))
     scores, extra = [], []
     with RunStore(cfg.store_path) as store:
         for r in rows:

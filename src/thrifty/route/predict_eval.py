@@ -18,7 +18,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, ThriftyError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
-from thrifty.llm.factory import LazyChatModel
+from thrifty.llm.factory import LazyChatModel, threaded_loader
 from thrifty.route.predict_report import build_result, format_markdown, write_outputs
 from thrifty.tasks.base import Example, Task, check_split
 
@@ -108,13 +108,6 @@ def prediction_fields(predictor: Any, model: str, version: str | None, task: str
             "messages": messages, "prompt": predictor.prompt(messages, task), "v": PREDICT_EVAL_VERSION}
 
 
-def _default_loader(cfg: PredictEvalConfig) -> Callable[[str], Any]:
-    from thrifty.llm.factory import load_model
-
-    def load(spec: str) -> Any:
-        return load_model(spec, llamacpp={"n_threads": cfg.n_threads})
-
-    return load
 
 
 def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
@@ -200,7 +193,7 @@ def gather_predictions(
     from thrifty.judge.base import LABELS
 
     if load_model is None:
-        load_model = _default_loader(cfg)
+        load_model = threaded_loader(cfg.n_threads)
     if load_task is None:
         from thrifty.tasks.loader import load_task
     if not cfg.store_path.exists():

@@ -132,7 +132,7 @@ def _features(cfg: ProbeFitConfig, labelled: list[Any], model: Any) -> Any:
 def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = None,
                   load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
     """Fit and save the probe ``cfg`` describes; returns a summary (sizes, l2 scores, times, memory)."""
-    from thrifty.llm.factory import LazyChatModel
+    from thrifty.llm.factory import LazyChatModel, threaded_loader
     from thrifty.route.predictors import ZeroShotPredictor, fit_probe, labelled_examples
 
     if load_task is None:
@@ -148,7 +148,7 @@ def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = N
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "probe_config.yaml")
-    loader = load_model or _default_loader(cfg)
+    loader = load_model or threaded_loader(cfg.n_threads)
     t0 = time.perf_counter()
     data, cached = _features(cfg, labelled, LazyChatModel(cfg.model, loader=loader))
     t_feat = time.perf_counter() - t0
@@ -164,12 +164,3 @@ def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = N
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
     (run_dir / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _default_loader(cfg: ProbeFitConfig) -> Callable[[str], Any]:
-    from thrifty.llm.factory import load_model
-
-    def load(spec: str) -> Any:
-        return load_model(spec, llamacpp={"n_threads": cfg.n_threads})
-
-    return load
