@@ -22,11 +22,14 @@ def test_export_matches_llama_cpp_and_is_idempotent(tmp_path):
     src = tmp_path / "src" / f"{NAME}.gguf"
     src.parent.mkdir()
     shutil.copyfile(gguf_model.path, src)
-    out, written = export_hf(src, tmp_path / "hf")
+    heard = []
+    out, written = export_hf(src, tmp_path / "hf", notify=heard.append)
+    assert len(heard) == 1 and "exporting" in heard[0]
     assert written and (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
     info = json.loads((out / EXPORT_MARKER).read_text())
     assert info["source"] == src.name and info["dtype"] == "float32" and info["architecture"] == "LlamaForCausalLM"
-    assert export_hf(src, out) == (out, False) and is_current(out, src)
+    assert export_hf(src, out, notify=heard.append) == (out, False) and is_current(out, src)
+    assert len(heard) == 1  # a current export is reused silently
 
     from thrifty.llm.hf import HFChatModel
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from thrifty.cli._common import add_verb, add_verbs
@@ -81,13 +80,10 @@ def _path(args: argparse.Namespace) -> int:
 
 def _export_hf(args: argparse.Namespace) -> int:
     from thrifty.llm import catalog
-    from thrifty.llm.gguf_export import default_export_dir, export_hf, is_current
+    from thrifty.llm.gguf_export import export_hf
 
-    gguf = catalog.resolve(args.name)
-    out_dir = Path(args.out).expanduser() if args.out else default_export_dir(gguf)
-    if args.force or not is_current(out_dir, gguf, args.dtype):
-        print(f"{args.name}: exporting (dequantising to {args.dtype}; may take a minute)", file=sys.stderr, flush=True)
-    out, written = export_hf(gguf, out_dir, dtype=args.dtype, force=args.force)
+    out, written = export_hf(catalog.resolve(args.name), args.out, dtype=args.dtype, force=args.force,
+                             notify=lambda line: print(line, file=sys.stderr, flush=True))
     if not written:
         print(f"{args.name}: already exported from this file", file=sys.stderr)
     print(out)

@@ -1,8 +1,10 @@
-"""Progress reporting for long work: a rich bar on a terminal, periodic plain lines otherwise, or nothing."""
+"""Progress reporting for long work: a rich bar on a terminal, periodic plain lines otherwise, or nothing; and
+the peak-memory reading long jobs print beside their wall time."""
 
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 from typing import TextIO
@@ -75,3 +77,9 @@ class Progress:
             self._bar.stop()
         elif self.enabled:
             self._line()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+

@@ -17,6 +17,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ def is_current(out_dir: Path, gguf: Path, dtype: str = "float32") -> bool:
 
 
 def export_hf(gguf: str | Path, out_dir: str | Path | None = None, dtype: str = "float32",
-              force: bool = False) -> tuple[Path, bool]:
-    """Write a Hugging Face copy of ``gguf`` to ``out_dir``; returns (directory, whether it was written now)."""
+              force: bool = False, notify: Callable[[str], None] | None = None) -> tuple[Path, bool]:
+    """Write a Hugging Face copy of ``gguf`` to ``out_dir``; returns (directory, whether it was written now).
+    ``notify`` hears one line before a (slow) export starts; nothing when a current export is reused."""
     if dtype not in _DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     gguf = Path(gguf).expanduser()
@@ -66,6 +68,8 @@ def export_hf(gguf: str | Path, out_dir: str | Path | None = None, dtype: str = 
         return out, False
     if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_MARKER).is_file():
         raise ConfigError(f"{out}: a non-empty directory that is not a thrifty export; choose another --out")
+    if notify is not None:
+        notify(f"{gguf.name}: exporting to {out} (dequantising to {dtype}; may take a minute)")
     t0 = time.perf_counter()
     model, tokenizer = _load_plain(gguf, dtype)
     out.parent.mkdir(parents=True, exist_ok=True)

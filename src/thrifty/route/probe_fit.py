@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.progress import peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
@@ -161,6 +161,6 @@ def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = N
     summary = {"probe": str(cfg.out_path), "version": probe.version, "n": len(data.y), "dim": int(data.X.shape[1]),
                "labels": counts, "l2": best, "cv_log_loss": {str(k): v for k, v in scores.items()},
                "features_cached": cached, "features_s": round(t_feat, 2), "fit_s": round(t_fit, 2),
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+               "peak_rss_mb": round(peak_rss_mb(), 1)}
     (run_dir / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

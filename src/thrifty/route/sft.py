@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from typing import Any
 
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
-from thrifty.core.progress import Progress
+from thrifty.core.progress import Progress, peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.route.predictors.base import DEFAULT_PREFIX
@@ -103,12 +102,10 @@ def base_model_dir(cfg: SFTConfig) -> Path:
             raise ConfigError(f"{path}: not a Hugging Face model directory (no config.json)")
         return path
     from thrifty.llm import catalog
-    from thrifty.llm.gguf_export import default_export_dir, export_hf, is_current
+    from thrifty.llm.gguf_export import export_hf
 
-    gguf = catalog.resolve(cfg.model)
-    if not is_current(default_export_dir(gguf), gguf):
-        print(f"sft: exporting {gguf.name} to a Hugging Face directory (once)", file=sys.stderr, flush=True)
-    return export_hf(gguf)[0]
+    return export_hf(catalog.resolve(cfg.model), notify=lambda line: print(f"sft: {line}", file=sys.stderr,
+                                                                           flush=True))[0]
 
 
 def training_items(cfg: SFTConfig, store: RunStore, load_task: Callable[[str], Task]) -> list[Any]:
@@ -152,7 +149,7 @@ def train_sft(cfg: SFTConfig, load_task: Callable[[str], Task] | None = None) ->
         "instruction": cfg.instruction, "judge": cfg.judge,
         "tasks": list(cfg.tasks), "split": cfg.split, "labels": counts, "n_items": len(items),
         "n_trained": len(data), "balanced": cfg.balance, "hyperparameters": _hyper(cfg), "losses": losses,
-        "wall_s": round(wall, 2), "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "wall_s": round(wall, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "version": _file_hash(weights)[:12],
     }
     (cfg.out_dir / SFT_META).write_text(json.dumps(meta, indent=2) + "\n")
@@ -244,11 +241,6 @@ def _make_progress_callback() -> type:
                 self.bar = None
 
     return ProgressCallback
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _file_hash(path: Path) -> str:
