@@ -135,8 +135,9 @@ def _predict(args: argparse.Namespace) -> int:
     if args.adapter:
         from thrifty.route.predictors.sft import load_sft_predictor, read_meta
 
-        if read_meta(args.adapter)["model"] != args.model:
-            raise ConfigError(f"{args.adapter}: adapter was trained for {read_meta(args.adapter)['model']!r}, "
+        trained_for = read_meta(args.adapter)["model"]
+        if trained_for != args.model:
+            raise ConfigError(f"{args.adapter}: adapter was trained for {trained_for!r}, "
                               f"not {args.model!r}")
         predictor = load_sft_predictor(args.adapter)
         model = predictor.model

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.core.config import save_config
-from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
 from thrifty.tasks.base import Task, check_split
 
@@ -102,7 +102,14 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     """Run the replay ``cfg`` describes; writes route_eval.{json,md} and plots; returns the result."""
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
-    from thrifty.route.router import joined_rows, load_router, query_costs
+    from thrifty.route.router import (
+        calibrated_p_good,
+        joined_rows,
+        load_router,
+        prediction_arrays,
+        query_costs,
+        require_rows,
+    )
 
     policy, router = load_router(cfg.router)
     target = router.get("target", {})
@@ -133,9 +140,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
         if "prompt_router" in cfg.baselines:
             train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
                                         for t, task in loaded.items()}, router["small"], pe.judge)
-    if len(rows) < 2:
-        raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
-                        f"both grades; collect both models on the {cfg.split} split with a judge first")
+    require_rows(rows, cfg.split)
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
     bad = np.array([r.gold == "bad" for r in rows])
@@ -143,9 +148,8 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
           "prices": target.get("prices", {})}
     cw_r, cs_r = query_costs(rows, gens, **kw)
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
-    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
-    parsed = np.array([bool(r.prediction.get("parsed", True)) for r in rows])
-    p_good = np.where(parsed, policy.calibrator.calibrate(probs)[0], -1.0)
+    probs, parsed = prediction_arrays(rows)
+    p_good = calibrated_p_good(policy.calibrator, probs, parsed)
     methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad)}
     answered = parsed & (p_good >= policy.tau_good)
     methods["router"]["operating_point"] = {

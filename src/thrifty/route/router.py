@@ -138,17 +138,14 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     items, counts, versions = gather_predictions(pe, load_model, load_task)
     with RunStore(cfg.store_path) as store:
         rows, large, gens = joined_rows(store, items, cfg.small, cfg.large, cfg.tasks, cfg.split, cfg.judge)
-    if len(rows) < 2:
-        raise DataError(f"only {len(rows)} {cfg.split}-split examples have predictions, both models' answers and "
-                        f"both grades; collect both models on the {cfg.split} split with a judge first")
-    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
-    parsed = np.array([bool(r.prediction.get("parsed", True)) for r in rows])
+    require_rows(rows, cfg.split)
+    probs, parsed = prediction_arrays(rows)
     y = np.array([LABEL_INDEX[r.gold] for r in rows])
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
     calibrator = _fit_calibrator(cfg.calibration, probs[parsed], y[parsed]) if parsed.sum() >= 2 else Calibrator()
     p_good_raw = probs[:, 1] + probs[:, 2]
-    p_good = np.where(parsed, calibrator.calibrate(probs)[0], -1.0)  # unreadable: always below any threshold
+    p_good = calibrated_p_good(calibrator, probs, parsed)
     cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices)
     fit: dict[str, Any] = {}
     if cfg.target == "defer_rate":
@@ -187,6 +184,24 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
     cfg.out_path.write_text(json.dumps(router, indent=2, default=float) + "\n")
     return router
+
+
+def require_rows(rows: list[Any], split: str) -> None:
+    """Refuse, in one line, to fit or replay a router on fewer than two joined examples."""
+    if len(rows) < 2:
+        raise DataError(f"only {len(rows)} {split}-split examples have predictions, both models' answers and "
+                        f"both grades; collect both models on the {split} split with a judge first")
+
+
+def prediction_arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The stored predictions of ``rows`` as (n, 3) raw (bad, ok, great) probabilities and a readable mask."""
+    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
+    return probs, np.array([bool(r.prediction.get("parsed", True)) for r in rows])
+
+
+def calibrated_p_good(calibrator: Calibrator, probs: np.ndarray, parsed: np.ndarray) -> np.ndarray:
+    """Calibrated p_good per row; unreadable rows get -1, below any threshold (the policy defers them)."""
+    return np.where(parsed, calibrator.calibrate(probs)[0], -1.0)
 
 
 def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, cost: str = "tokens",
