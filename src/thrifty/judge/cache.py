@@ -92,3 +92,19 @@ class CachedJudge:
                 g = Grade.from_dict(stored[model_name])
                 out[model_name] = Grade(g.label, g.rationale, g.raw, {**g.info, "cached": hit})
         return {m: out[m] for m in answers}
+
+
+def stored_labels(store: RunStore, model: str, split: str, judge: str,
+                  task: str | None = None) -> dict[tuple[str, str], str]:
+    """(task, example id) → the label ``judge`` gave ``model``'s answer on ``split`` (optionally one task), read
+    from the grade records (any label string, ``unparsed`` included; a later record of one example replaces an
+    earlier one). Records without task or example tags are left out."""
+    where = {"split": split, "judge": judge, **({} if task is None else {"task": task})}
+    out: dict[tuple[str, str], str] = {}
+    for rec in store.records("grade", **where):
+        grade = rec.value.get(model) if isinstance(rec.value, dict) else None
+        label = grade.get("label") if isinstance(grade, dict) else None
+        if isinstance(label, str) and rec.tags.get("task") is not None and rec.tags.get("example") is not None:
+            out[(str(rec.tags["task"]), str(rec.tags["example"]))] = label
+    return out
+

@@ -158,12 +158,9 @@ def _sft_predictor(cfg: PredictEvalConfig) -> tuple[Any, str]:
 
 def gold_grades(store: RunStore, model: str, task: str, split: str, judge: str) -> dict[str, str]:
     """example id → the judge's label of ``model``'s answer (a later record of one example replaces an earlier)."""
-    out: dict[str, str] = {}
-    for rec in store.records("grade", task=task, split=split, judge=judge):
-        grade = rec.value.get(model) if isinstance(rec.value, dict) else None
-        if isinstance(grade, dict) and "example" in rec.tags and isinstance(grade.get("label"), str):
-            out[str(rec.tags["example"])] = grade["label"]
-    return out
+    from thrifty.judge.cache import stored_labels
+
+    return {ex: label for (_, ex), label in stored_labels(store, model, split, judge, task).items()}
 
 
 def predict_eval(

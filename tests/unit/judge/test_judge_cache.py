@@ -98,3 +98,21 @@ def test_grade_fields_contents():
     assert fields["answers"] == [["a", "1"], ["b", "2"]] and fields["reference"] == "ref"
     assert fields["example"]["id"] == "e9"
     assert grade_fields(j, "prompt", {"a": "1"})["example"] is None
+
+
+def test_stored_labels_read_back_the_latest_grade_per_example(tmp_path):
+    from thrifty.judge.cache import stored_labels
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        tags = {"split": "val", "judge": "verifier"}
+        store.put("grade", "1", {"m": {"label": "bad"}}, {**tags, "task": "a", "example": "e1"})
+        store.put("grade", "2", {"m": {"label": "great"}}, {**tags, "task": "a", "example": "e1"})  # replaces
+        store.put("grade", "3", {"m": {"label": "unparsed"}, "n": {"label": "ok"}}, {**tags, "task": "b",
+                                                                                     "example": "e2"})
+        store.put("grade", "4", {"m": {"label": "ok"}}, {**tags, "task": "a"})  # no example tag: left out
+        store.put("grade", "5", {"m": {"label": "ok"}}, {"split": "test", "judge": "verifier", "task": "a",
+                                                         "example": "e3"})
+        assert stored_labels(store, "m", "val", "verifier") == {("a", "e1"): "great", ("b", "e2"): "unparsed"}
+        assert stored_labels(store, "m", "val", "verifier", task="b") == {("b", "e2"): "unparsed"}
+        assert stored_labels(store, "n", "val", "verifier") == {("b", "e2"): "ok"}
+        assert stored_labels(store, "m", "val", "rubric") == {}

@@ -59,18 +59,14 @@ def labelled_examples(
     """(task, example, label) for every example of ``examples`` (task → Examples) that ``judge`` graded for
     ``model`` on ``split``. Unparsed grades and ungraded examples are left out; a later grade record of one
     example replaces an earlier one."""
-    found: dict[tuple[str, str], str] = {}
-    for rec in store.records("grade", split=split, judge=judge):
-        value = rec.value if isinstance(rec.value, dict) else {}
-        grade = value.get(model)
-        label = grade.get("label") if isinstance(grade, dict) else None
-        if label in LABELS and "task" in rec.tags and rec.tags.get("example") is not None:
-            found[(str(rec.tags["task"]), str(rec.tags["example"]))] = label
+    from thrifty.judge.cache import stored_labels
+
+    found = stored_labels(store, model, split, judge)
     out = []
     for task, exs in examples.items():
         for ex in exs:
             label = found.get((task, ex.id))
-            if label is not None:
+            if label in LABELS:
                 out.append((task, ex, label))
     return out
 
