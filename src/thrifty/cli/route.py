@@ -126,28 +126,17 @@ def _predict(args: argparse.Namespace) -> int:
     from thrifty.llm.base import GenParams
     from thrifty.llm.factory import load_model
     from thrifty.route.paradigms import defer_if_p_bad_above, pa, rpra
-    from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
+    from thrifty.route.predictors.build import build_predictor
 
     if not 0.0 <= args.defer_above <= 1.0:
         raise ConfigError(f"--defer-above must be in [0, 1], got {args.defer_above}")
     if sum(bool(x) for x in (args.card, args.probe, args.adapter)) > 1:
         raise ConfigError("choose one of --card, --probe and --adapter")
-    if args.adapter:
-        from thrifty.route.predictors.sft import load_sft_predictor, read_meta
-
-        trained_for = read_meta(args.adapter)["model"]
-        if trained_for != args.model:
-            raise ConfigError(f"{args.adapter}: adapter was trained for {trained_for!r}, "
-                              f"not {args.model!r}")
-        predictor = load_sft_predictor(args.adapter)
-        model = predictor.model
-    else:
-        model = load_model(args.model, llamacpp={"n_threads": args.threads})
-        predictor = (ReportCardPredictor(model, ReportCard.load(args.card)) if args.card else ZeroShotPredictor(model))
-    if args.probe:
-        from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
-
-        predictor = ProbePredictor(model, ProbeClassifier.load(args.probe))
+    name, artefact = next(((n, a) for n, a in (("sft", args.adapter), ("probe", args.probe),
+                                                ("report_card", args.card)) if a), ("zero_shot", ""))
+    model = None if name == "sft" else load_model(args.model, llamacpp={"n_threads": args.threads})
+    predictor, _ = build_predictor(name, args.model, model, artefact)
+    model = predictor.model
     run = pa if args.paradigm == "pa" else rpra
     messages = [{"role": "user", "content": args.question}]
     res = run(model, predictor, messages, GenParams(max_tokens=args.max_tokens),

@@ -20,10 +20,10 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.llm.factory import LazyChatModel, threaded_loader
 from thrifty.route.predict_report import build_result, format_markdown, write_outputs
+from thrifty.route.predictors.build import PREDICTORS
 from thrifty.tasks.base import Example, Task, check_split
 
 PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
-PREDICTORS = ("zero_shot", "report_card", "probe", "sft")
 
 __all__ = [
     "PREDICTORS",
@@ -112,48 +112,14 @@ def prediction_fields(predictor: Any, model: str, version: str | None, task: str
 
 def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The predictors ``cfg`` lists, and the version of each one's artefact (None for zero-shot)."""
-    from thrifty.route.predictors import ReportCard, ReportCardPredictor, ZeroShotPredictor
+    from thrifty.route.predictors.build import build_predictor
 
+    artefacts = {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}
     out: dict[str, Any] = {}
     versions: dict[str, str | None] = {}
     for name in cfg.predictors:
-        version = None
-        if name == "zero_shot":
-            out[name] = ZeroShotPredictor(model)
-        elif name == "report_card":
-            card = ReportCard.load(cfg.card)
-            if card.model != cfg.model:
-                raise ConfigError(f"{cfg.card}: report card is for model {card.model!r}, not {cfg.model!r}")
-            out[name], version = ReportCardPredictor(model, card), card.version
-        elif name == "probe":
-            out[name], version = _probe_predictor(cfg, model)
-        else:
-            out[name], version = _sft_predictor(cfg)
-        versions[name] = version
+        out[name], versions[name] = build_predictor(name, cfg.model, model, artefacts.get(name, ""), lazy=True)
     return out, versions
-
-
-def _probe_predictor(cfg: PredictEvalConfig, model: Any) -> tuple[Any, str]:
-    from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
-
-    probe = ProbeClassifier.load(cfg.probe)
-    if probe.meta.get("model") not in (None, cfg.model):
-        raise ConfigError(f"{cfg.probe}: probe is for model {probe.meta.get('model')!r}, not {cfg.model!r}")
-    return ProbePredictor(model, probe, layer=probe.meta.get("layer")), probe.version
-
-
-def _sft_predictor(cfg: PredictEvalConfig) -> tuple[Any, str]:
-    from thrifty.route.predictors.sft import SFTPredictor, load_sft_predictor, read_meta
-
-    meta = read_meta(cfg.adapter)
-    if meta["model"] != cfg.model:
-        raise ConfigError(f"{cfg.adapter}: adapter was trained on {meta['model']!r}'s grades, not {cfg.model!r}")
-
-    def load(spec: str) -> Any:  # the adapter-wrapped hf model, built only when a prediction is missing
-        return load_sft_predictor(cfg.adapter).model
-
-    lazy = LazyChatModel(f"{cfg.model}+sft", loader=load)
-    return SFTPredictor(lazy, meta), str(meta.get("version", ""))
 
 
 def gold_grades(store: RunStore, model: str, task: str, split: str, judge: str) -> dict[str, str]:

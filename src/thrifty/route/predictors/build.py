@@ -1,0 +1,69 @@
+"""One way to build a named predictor for a model from its artefact (report card, probe file or adapter), used by
+predictor evaluation, router calibration and deployment alike.
+
+- ``zero_shot``: no artefact;
+- ``report_card``: a card JSON built for the same model;
+- ``probe``: a probe file fitted on the same model's hidden states;
+- ``sft``: an adapter directory trained on the same model's grades. Its predictor runs on the adapter-wrapped
+  Hugging Face model (which also answers), so ``model`` is not used; ``lazy`` defers loading it to the first call.
+
+Every artefact is checked against ``model_id`` (the name the records are tagged with): a card, probe or adapter
+for another model is refused in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thrifty.core.errors import ConfigError
+
+PREDICTORS = ("zero_shot", "report_card", "probe", "sft")
+
+
+def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
+                    lazy: bool = False) -> tuple[Any, str | None]:
+    """(predictor, version of its artefact) for ``name``; the version is None for zero-shot."""
+    if name not in PREDICTORS:
+        raise ConfigError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
+    if name != "zero_shot" and not artefact:
+        need = {"report_card": "a report card JSON", "probe": "a probe file", "sft": "an adapter directory"}[name]
+        raise ConfigError(f"predictor {name!r} needs {need}")
+    if name == "zero_shot":
+        from thrifty.route.predictors.zero_shot import ZeroShotPredictor
+
+        return ZeroShotPredictor(model), None
+    if name == "report_card":
+        from thrifty.route.predictors.report_card import ReportCard, ReportCardPredictor
+
+        card = ReportCard.load(artefact)
+        if card.model != model_id:
+            raise ConfigError(f"{artefact}: report card is for model {card.model!r}, not {model_id!r}")
+        return ReportCardPredictor(model, card), card.version
+    if name == "probe":
+        from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
+
+        probe = ProbeClassifier.load(artefact)
+        if probe.meta.get("model") not in (None, model_id):
+            raise ConfigError(f"{artefact}: probe is for model {probe.meta.get('model')!r}, not {model_id!r}")
+        return ProbePredictor(model, probe, layer=probe.meta.get("layer")), probe.version
+    return _sft(model_id, artefact, lazy)
+
+
+def _sft(model_id: str, adapter: str, lazy: bool) -> tuple[Any, str]:
+    from thrifty.route.predictors.sft import SFTPredictor, load_sft_predictor, read_meta
+
+    meta = read_meta(adapter)
+    if meta["model"] != model_id:
+        raise ConfigError(f"{adapter}: adapter was trained on {meta['model']!r}'s grades, not {model_id!r}")
+    version = str(meta.get("version", ""))
+    if not lazy:
+        return load_sft_predictor(adapter), version
+    from thrifty.llm.factory import LazyChatModel
+
+    def load(spec: str) -> Any:  # the adapter-wrapped hf model, built only when a prediction is missing
+        return load_sft_predictor(adapter).model
+
+    return SFTPredictor(LazyChatModel(f"{model_id}+sft", loader=load), meta), version
+
+
+__all__ = ["PREDICTORS", "build_predictor"]
