@@ -162,3 +162,31 @@ def test_demo_steps_match_the_shipped_configs():
         from thrifty.cli.main import build_parser
 
         build_parser().parse_args(argv)
+
+
+def _router_file(path, small, large, tau):
+    path.write_text(json.dumps({"v": 1, "small": small, "large": large, "predictor": {"name": "zero_shot"},
+                                "policy": {"tau_good": tau}, "version": "hand"}))
+    return str(path)
+
+
+def test_ask_routes_one_question_with_a_router_file(tmp_path, capsys):
+    answer = _router_file(tmp_path / "lenient.json", "fake", "fake", 0.5)  # fake predicts uniform: p_good 2/3
+    assert main(["route", "ask", "hello there", "--router", answer, "--max-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "great 0.333" in out and "action: answer by fake (tier 0)" in out
+    strict = _router_file(tmp_path / "strict.json", "fake", "fake", 0.9)
+    assert main(["route", "ask", "hello there", "--router", strict, "--system", "be brief"]) == 0
+    assert "action: defer by fake (tier 1)" in capsys.readouterr().out
+    assert main(["route", "ask", "hi", "--router", str(tmp_path / "none.json")]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_ladder_build_chains_router_files_and_refuses_a_broken_chain(tmp_path, capsys):
+    ab, bc = _router_file(tmp_path / "ab.json", "a", "b", 0.5), _router_file(tmp_path / "bc.json", "b", "c", 0.7)
+    out = tmp_path / "ladder.json"
+    assert main(["route", "ladder", "build", ab, bc, "--max-tries", "1", "--out", str(out)]) == 0
+    assert "a → b → c (at most 1 lower tiers consulted)" in capsys.readouterr().out
+    assert json.loads(out.read_text())["tiers"] == ["a", "b", "c"]
+    assert main(["route", "ladder", "build", bc, ab, "--out", str(out)]) == 1
+    assert "must be distinct" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import argparse
 
 from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_config
 from thrifty.cli.route_fit import register_verbs as register_fit_verbs
+from thrifty.cli.route_ladder import register_verbs as register_ladder_verbs
 
 
 def register(rooms) -> None:
@@ -63,6 +64,7 @@ def register(rooms) -> None:
     ev.add_argument("--run-dir", help="where route_eval.{json,md} and the plots go")
 
     register_fit_verbs(verbs)
+    register_ladder_verbs(verbs)
 
     pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
                   _predict)

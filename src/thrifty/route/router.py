@@ -94,7 +94,7 @@ class CalibrateConfig:
         return Path(self.out) if self.out else Path(self.run_dir) / "router.json"
 
 
-def _generations(store: RunStore, model: str, split: str) -> dict[tuple[str, str], dict[str, Any]]:
+def stored_generations(store: RunStore, model: str, split: str) -> dict[tuple[str, str], dict[str, Any]]:
     """(task, example) → the latest stored generation of ``model`` on ``split``."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in store.records("generation", model=model, split=split):
@@ -237,7 +237,7 @@ def joined_rows(store: RunStore, items: list[Any], small: str, large: str, tasks
     from thrifty.route.predict_eval import gold_grades
 
     large_labels = {(t, ex): lab for t in tasks for ex, lab in gold_grades(store, large, t, split, judge).items()}
-    gens = {m: _generations(store, m, split) for m in (small, large)}
+    gens = {m: stored_generations(store, m, split) for m in (small, large)}
     rows = [it for it in items if large_labels.get((it.task, it.example)) in LABEL_INDEX
             and (it.task, it.example) in gens[small] and (it.task, it.example) in gens[large]]
     return rows, large_labels, gens

@@ -1,0 +1,127 @@
+"""A router or ladder file made live: the tiers' models and predictors loaded, queries routed.
+
+:func:`load_deployment` reads either file kind that ``thrifty route calibrate`` (one router: small → large) or
+``thrifty route ladder build`` (N tiers) writes, builds each lower tier's predictor from its artefact, and returns
+a :class:`Deployment` whose :meth:`~Deployment.route` answers one conversation. The server and ``thrifty route
+ask`` both go through it.
+
+Multi-turn conversations: the predictor sees the whole conversation, trimmed to ``history_tokens`` (the leading
+system message and the latest turns that fit; the last message is always kept); the decision is made afresh
+each turn. ``start_tier`` makes escalation sticky: a caller that saw an earlier turn of the conversation go to
+tier k passes k, and lower tiers are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thrifty.core.errors import ConfigError
+from thrifty.core.types import Messages
+from thrifty.llm.base import GenParams
+from thrifty.route.policy import DEFER, Ladder, Policy
+from thrifty.route.runtime import Repair, Routed, route_ladder, self_refine
+
+
+def approx_tokens(text: str) -> int:
+    """A cheap token estimate (4 characters a token) for history budgets when no tokenizer is at hand."""
+    return (len(text) + 3) // 4
+
+
+def trim_history(messages: Messages, max_tokens: int | None,
+                 count: Callable[[str], int] = approx_tokens) -> Messages:
+    """The conversation cut to ``max_tokens`` (None: whole): a leading system message and the last message are
+    always kept; earlier turns are kept newest first while they fit."""
+    if max_tokens is None or len(messages) <= 1:
+        return [dict(m) for m in messages]
+    head = [dict(messages[0])] if messages[0].get("role") == "system" else []
+    body = messages[len(head):]
+    keep = [dict(body[-1])]
+    used = sum(count(str(m.get("content", ""))) for m in head + keep)
+    for m in reversed(body[:-1]):
+        cost = count(str(m.get("content", "")))
+        if used + cost > max_tokens:
+            break
+        keep.insert(0, dict(m))
+        used += cost
+    return head + keep
+
+
+@dataclass
+class Deployment:
+    """Loaded tiers (cheapest first), their predictors (one per lower tier) and the ladder deciding between them."""
+
+    models: list[Any]
+    predictors: list[Any]
+    ladder: Ladder
+    record: dict[str, Any]
+    history_tokens: int | None = 2048
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        return self.ladder.tiers
+
+    def route(self, messages: Messages, params: GenParams | None = None, task: str | None = None,
+              start_tier: int = 0, repair: Repair = self_refine) -> Routed:
+        """Route one conversation; tiers below ``start_tier`` are skipped (sticky escalation)."""
+        if not 0 <= start_tier < len(self.models):
+            raise ConfigError(f"start_tier must be in [0, {len(self.models) - 1}], got {start_tier}")
+        seen = trim_history(messages, self.history_tokens)
+        if start_tier == 0:
+            return route_ladder(self.models, self.predictors, self.ladder, seen, params, task, repair)
+        if start_tier == len(self.models) - 1:
+            top = self.models[-1]
+            final = top.chat(seen, params)
+            return Routed(DEFER, start_tier, str(getattr(top, "model_id", self.tiers[-1])), final.text, [], [final])
+        sub = Ladder(self.ladder.tiers[start_tier:], self.ladder.policies[start_tier:], self.ladder.max_tries)
+        res = route_ladder(self.models[start_tier:], self.predictors[start_tier:], sub, seen, params, task, repair)
+        res.tier += start_tier
+        return res
+
+
+def read_routing_file(path: str | Path) -> dict[str, Any]:
+    """A router or ladder file as a ladder record: ``tiers``, ``steps`` (one router record per lower tier),
+    ``max_tries``; a router file becomes a two-tier ladder."""
+    from thrifty.route.ladder import load_ladder
+    from thrifty.route.router import load_router
+
+    path = Path(path)
+    try:
+        import json
+
+        kind = json.loads(path.read_text()).get("kind", "router")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: routing file not found; write one with `thrifty route calibrate`") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a router or ladder file ({exc})") from None
+    if kind == "ladder":
+        return load_ladder(path)
+    _, router = load_router(path)
+    return {"kind": "ladder", "tiers": [router["small"], router["large"]], "steps": [router], "max_tries": None,
+            "version": router["version"]}
+
+
+def load_deployment(path: str | Path, load_model: Callable[[str], Any] | None = None,
+                    history_tokens: int | None = 2048) -> Deployment:
+    """Load every tier's model (once each) and every lower tier's predictor for a router or ladder file."""
+    from thrifty.llm.factory import LazyChatModel
+    from thrifty.llm.factory import load_model as default_loader
+    from thrifty.route.predictors.build import build_predictor
+
+    record = read_routing_file(path)
+    loader = load_model or default_loader
+    models: list[Any] = [LazyChatModel(spec, loader=loader) for spec in record["tiers"]]
+    predictors, policies = [], []
+    for i, step in enumerate(record["steps"]):
+        pred = step["predictor"]
+        predictor, _ = build_predictor(pred["name"], step["small"], models[i], pred.get("artefact", ""))
+        models[i] = predictor.model  # the sft predictor answers with its own adapter-wrapped model
+        predictors.append(predictor)
+        policies.append(Policy.from_dict(step["policy"]))
+    ladder = Ladder(tuple(record["tiers"]), tuple(policies), record.get("max_tries"))
+    return Deployment(models, predictors, ladder, record, history_tokens)
+
+
+__all__ = ["Deployment", "approx_tokens", "load_deployment", "read_routing_file", "trim_history"]

@@ -1,0 +1,162 @@
+"""`thrifty route ladder eval`: replay a ladder over stored test records (no new answers needed).
+
+Every tier's model must have answered the split with the judge's grades in the store (``thrifty route collect``
+with all the tiers). Each lower tier's predictor predicts its own grade on every example (stored predictions
+reused). Reported: the fitted ladder's quality, cost and share of queries per tier; every always-tier-i policy;
+the ladder's curve in normalised cost with its APGR and CPT(50 %/80 %) between always-cheapest and always-top;
+and the two-tier router from the cheapest tier straight to the top on the same records, for comparison.
+
+Costs are tokens × each model's price per 1k tokens (the prices recorded in the steps' router files, 1 when
+absent): a lower tier pays its prediction prompt whenever consulted and, when it answers, its answer tokens
+(the answer continues the prediction's prefix); the top tier pays its whole prompt and answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thrifty.core.config import save_config
+from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.store import RunStore
+from thrifty.tasks.base import Task, check_split
+
+
+@dataclass
+class LadderEvalConfig:
+    ladder: str = ""
+    store: str = ""  # default: <run_dir>/store.sqlite
+    run_dir: str = "runs/ladder_eval"
+    tasks: list[str] = field(default_factory=list)  # default: the tasks the first step was fitted on
+    split: str = "test"
+    n_per_task: int = 50
+    seed: int = 0
+    n_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.ladder:
+            raise ConfigError("ladder must name a ladder file (from `thrifty route ladder build`)")
+        check_split(self.split)
+        if self.n_per_task < 1:
+            raise ConfigError("n_per_task must be >= 1")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+
+
+def _step_predictions(cfg: LadderEvalConfig, step: dict[str, Any], tasks: list[str], load_model: Any,
+                      load_task: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+
+    pred = step["predictor"]
+    key = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
+    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=cfg.run_dir, model=step["small"], tasks=tasks,
+                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[pred["name"]],
+                           judge=step.get("judge", "verifier"), n_threads=cfg.n_threads,
+                           **({key: pred.get("artefact", "")} if key else {}))
+    items, _, versions = gather_predictions(pe, load_model, load_task)
+    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
+        raise ConfigError(f"{step['small']}: its router was fitted with {pred['name']} version {pred['version']}, "
+                          f"but the artefact now has version {versions.get(pred['name'])}; calibrate again")
+    return {(it.task, it.example): it.prediction for it in items}
+
+
+def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | None = None,
+                    load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
+    """Run the replay ``cfg`` describes; writes ladder_eval.{json,md}; returns the result."""
+    from thrifty.evals.routing_metrics import cpt, grade_quality, routing_summary
+    from thrifty.judge.cache import stored_labels
+    from thrifty.route.ladder import ladder_curve, ladder_outcomes, load_ladder
+    from thrifty.route.policy import Policy
+    from thrifty.route.router import stored_generations
+
+    record = load_ladder(cfg.ladder)
+    tiers, steps = record["tiers"], record["steps"]
+    tasks = list(cfg.tasks or steps[0].get("fitted_on", {}).get("tasks", []))
+    if not tasks:
+        raise ConfigError("no tasks: give tasks, or use routers that record the tasks they were fitted on")
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "ladder_eval_config.yaml")
+    preds = [_step_predictions(cfg, s, tasks, load_model, load_task) for s in steps]
+    judge = steps[0].get("judge", "verifier")
+    with RunStore(cfg.store_path) as store:
+        labels = [stored_labels(store, m, cfg.split, judge) for m in tiers]
+        gens = [stored_generations(store, m, cfg.split) for m in tiers]
+    keys = sorted(k for k in preds[0] if all(k in p for p in preds) and all(k in g for g in gens)
+                  and all(k in lab for lab in labels))
+    if len(keys) < 2:
+        raise DataError(f"only {len(keys)} {cfg.split}-split examples have every tier's answer, grade and "
+                        f"prediction; collect all of {', '.join(tiers)} on the {cfg.split} split with a judge first")
+    prices: dict[str, float] = {}
+    for s in steps:
+        prices.update(s.get("target", {}).get("prices", {}))
+    price = np.array([float(prices.get(m, 1.0)) for m in tiers]) / 1000.0
+    quality = np.stack([grade_quality([lab[k] for k in keys]) for lab in labels], axis=1)
+    tok = {f: np.array([[float(g[k].get(f, 0)) for g in gens] for k in keys]) for f in ("tokens_in", "tokens_out")}
+    always = (tok["tokens_in"] + tok["tokens_out"]) * price
+    pred_in = np.array([[float(p[k].get("tokens_in", 0)) for p in preds] for k in keys])
+    predict_cost = pred_in * price[:-1]
+    answer_cost = np.concatenate([tok["tokens_out"][:, :-1] * price[:-1], always[:, -1:]], axis=1)
+    policies = [Policy.from_dict(s["policy"]) for s in steps]
+    p_good = np.stack([_p_good(pol, [p[k] for k in keys]) for pol, p in zip(policies, preds, strict=True)], axis=1)
+    taus = [pol.tau_good for pol in policies]
+    tier, q, cost = ladder_outcomes(p_good, taus, quality, answer_cost, predict_cost, record.get("max_tries"))
+    curve = ladder_curve(p_good, quality, answer_cost, predict_cost, always, record.get("max_tries"))
+    two = ladder_curve(p_good[:, :1], quality[:, [0, -1]], answer_cost[:, [0, -1]], predict_cost[:, :1],
+                       always[:, [0, -1]])
+    result = {
+        "ladder": cfg.ladder, "version": record["version"], "tiers": tiers, "split": cfg.split, "tasks": tasks,
+        "n": len(keys), "prices_per_1k": dict(zip(tiers, (1000 * price).tolist(), strict=True)),
+        "fitted": {"quality": float(q.mean()), "cost": float(cost.mean()),
+                   "c": float((cost.mean() - curve.cost_weak) / (curve.cost_strong - curve.cost_weak)),
+                   "share": {m: float(np.mean(tier == i)) for i, m in enumerate(tiers)},
+                   "thresholds": taus, "max_tries": record.get("max_tries")},
+        "always": {m: {"quality": float(quality[:, i].mean()), "cost": float(always[:, i].mean())}
+                   for i, m in enumerate(tiers)},
+        "ladder_curve": {**routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
+                         "points_in_range": int(len(curve.c) - 2)},
+        "two_tier_curve": {"apgr": routing_summary(two, (0.5, 0.8))["apgr"], "cpt_80": cpt(two, 0.8),
+                           "note": f"{tiers[0]} → {tiers[-1]} with tier 0's predictor, on the same records"},
+    }
+    (run_dir / "ladder_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    (run_dir / "ladder_eval.md").write_text(format_ladder(result))
+    return result
+
+
+def _p_good(policy: Any, predictions: list[dict[str, Any]]) -> np.ndarray:
+    probs = np.array([[p["p_bad"], p["p_ok"], p["p_great"]] for p in predictions], dtype=float)
+    parsed = np.array([bool(p.get("parsed", True)) for p in predictions])
+    return np.where(parsed, policy.calibrator.calibrate(probs)[0], -1.0)
+
+
+def format_ladder(result: dict[str, Any]) -> str:
+    """The replay as markdown: fitted operating point, always-X rows, curve metrics."""
+    f, lc, tt = result["fitted"], result["ladder_curve"], result["two_tier_curve"]
+    lines = [f"# Ladder replay: {' → '.join(result['tiers'])}", "",
+             f"{result['n']} {result['split']}-split queries ({', '.join(result['tasks'])}); ladder version "
+             f"{result['version']}.", "", "| policy | quality | cost per query |", "|---|---|---|"]
+    lines += [f"| always {m} | {a['quality']:.3f} | {a['cost']:.4f} |" for m, a in result["always"].items()]
+    share = ", ".join(f"{m} {100 * s:.0f} %" for m, s in f["share"].items())
+    lines += [f"| ladder (fitted thresholds) | {f['quality']:.3f} | {f['cost']:.4f} |", "",
+              f"Answered by: {share}.", "",
+              f"Fitted ladder at normalised cost {f['c']:.3f} (0 = always {result['tiers'][0]}, 1 = always "
+              f"{result['tiers'][-1]}).", "",
+              f"Normalised-cost curve (shared defer rate swept; {lc['points_in_range']} of its points cost between "
+              f"the two always-X policies, the rest cost more than always-top and are left out): APGR "
+              f"{lc['apgr']:.3f}, CPT(50 %) {_pct(lc['cpt_50'])}, CPT(80 %) {_pct(lc['cpt_80'])}.",
+              f"Two tiers only ({tt['note']}): APGR {tt['apgr']:.3f}, CPT(80 %) {_pct(tt['cpt_80'])}.", ""]
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return "never" if x != x else f"{100 * x:.1f} %"
+
+
+__all__ = ["LadderEvalConfig", "evaluate_ladder", "format_ladder"]
