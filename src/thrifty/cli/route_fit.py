@@ -50,6 +50,8 @@ def register_verbs(verbs) -> None:
     c.add_argument("--adapter", help="adapter directory (sft)")
     c.add_argument("--calibration", choices=["none", "temperature", "isotonic"], help="calibrator")
     c.add_argument("--target", choices=["defer_rate", "quality", "budget"], help="what the threshold must meet")
+    c.add_argument("--per-task", action="store_const", const=True, help="also fit one policy per task (domain) "
+                   "with enough rows (min_task_n, default 30)")
     c.add_argument("--run-dir", help="where the config and router go")
     c.add_argument("--out", help="router file path (default: <run-dir>/router.json)")
 
@@ -91,7 +93,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     cfg = resolve_config(CalibrateConfig, args, {
         "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",
         "predictor": "predictor", "card": "card", "probe": "probe", "adapter": "adapter",
-        "calibration": "calibration", "target": "target", "run_dir": "run_dir", "out": "out"})
+        "calibration": "calibration", "target": "target", "per_task": "per_task", "run_dir": "run_dir",
+        "out": "out"})
     r = calibrate_router(cfg)
     f, pol = r["fit"], r["policy"]
     print(f"router {r['version']} written to {cfg.out_path}")
@@ -106,5 +109,10 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"(delta {cfg.delta:g})")
     print(f"p_good ECE {f['before']['ece']:.3f} -> {f['after']['ece']:.3f}, Brier {f['before']['brier']:.3f} -> "
           f"{f['after']['brier']:.3f}")
+    for task, tf in r.get("task_fit", {}).items():
+        print(f"  {task}: own threshold {r['task_policies'][task]['tau_good']:.4g} on {tf['n']} queries, defer "
+              f"{100 * tf['defer_rate']:.1f} %, quality {tf['quality']:.3f}")
+    if f.get("per_task_skipped"):
+        print(f"  global policy only (fewer than {cfg.min_task_n} rows): {', '.join(f['per_task_skipped'])}")
     return 0
 

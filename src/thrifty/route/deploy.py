@@ -63,19 +63,29 @@ class Deployment:
     def tiers(self) -> tuple[str, ...]:
         return self.ladder.tiers
 
+    def ladder_for(self, task: str | None) -> Ladder:
+        """The ladder with each tier's policy for ``task`` (its per-task policy when its router has one)."""
+        from thrifty.route.router import policy_for
+
+        if not task or not any(step.get("task_policies") for step in self.record["steps"]):
+            return self.ladder
+        return Ladder(self.ladder.tiers, tuple(policy_for(s, task) for s in self.record["steps"]),
+                      self.ladder.max_tries)
+
     def route(self, messages: Messages, params: GenParams | None = None, task: str | None = None,
               start_tier: int = 0, repair: Repair = self_refine) -> Routed:
         """Route one conversation; tiers below ``start_tier`` are skipped (sticky escalation)."""
         if not 0 <= start_tier < len(self.models):
             raise ConfigError(f"start_tier must be in [0, {len(self.models) - 1}], got {start_tier}")
         seen = trim_history(messages, self.history_tokens)
+        ladder = self.ladder_for(task)
         if start_tier == 0:
-            return route_ladder(self.models, self.predictors, self.ladder, seen, params, task, repair)
+            return route_ladder(self.models, self.predictors, ladder, seen, params, task, repair)
         if start_tier == len(self.models) - 1:
             top = self.models[-1]
             final = top.chat(seen, params)
             return Routed(DEFER, start_tier, str(getattr(top, "model_id", self.tiers[-1])), final.text, [], [final])
-        sub = Ladder(self.ladder.tiers[start_tier:], self.ladder.policies[start_tier:], self.ladder.max_tries)
+        sub = Ladder(ladder.tiers[start_tier:], ladder.policies[start_tier:], ladder.max_tries)
         res = route_ladder(self.models[start_tier:], self.predictors[start_tier:], sub, seen, params, task, repair)
         res.tier += start_tier
         return res

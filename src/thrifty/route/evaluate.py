@@ -103,12 +103,12 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
     from thrifty.route.router import (
-        calibrated_p_good,
         joined_rows,
         load_router,
         prediction_arrays,
         query_costs,
         require_rows,
+        routed_p_good,
     )
 
     policy, router = load_router(cfg.router)
@@ -149,9 +149,9 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     cw_r, cs_r = query_costs(rows, gens, **kw)
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     probs, parsed = prediction_arrays(rows)
-    p_good = calibrated_p_good(policy.calibrator, probs, parsed)
+    p_good, tau_row = routed_p_good(router, probs, parsed, [r.task for r in rows])  # per-task policies if any
     methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad)}
-    answered = parsed & (p_good >= policy.tau_good)
+    answered = parsed & (p_good >= tau_row)
     methods["router"]["operating_point"] = {
         "tau": policy.tau_good, "defer_rate": float(np.mean(~answered)),
         "quality": float(np.where(answered, q_small, q_large).mean()),
@@ -192,7 +192,8 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
                 "parse_failures": int((~parsed).sum())}
-    result = {"router": {k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
+    result = {"router": {**{k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
+                         "own_policy_tasks": sorted(router.get("task_policies") or {})},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
               "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
               "per_task": per_task, "notes": notes,

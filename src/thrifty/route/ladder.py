@@ -83,7 +83,7 @@ def ladder_outcomes(p_good: Any, taus: Any, quality: Any, answer_cost: Any, pred
     """(answering tier, quality, cost) per query.
 
     ``p_good`` (n, T−1): calibrated p_good of each lower tier (−1 for an unreadable prediction: it defers);
-    ``taus`` (T−1,): thresholds; ``quality`` and ``answer_cost`` (n, T): each tier's answer quality and cost
+    ``taus`` (T−1,) thresholds, or (n, T−1) when each query has its own (per-task policies); ``quality`` and ``answer_cost`` (n, T): each tier's answer quality and cost
     (for a lower tier, the cost beyond its prediction, whose prefix the answer continues); ``predict_cost``
     (n, T−1): each lower tier's prediction cost, paid whenever that tier is consulted.
     """
@@ -91,12 +91,15 @@ def ladder_outcomes(p_good: Any, taus: Any, quality: Any, answer_cost: Any, pred
     ac, pc = np.asarray(answer_cost, dtype=float), np.asarray(predict_cost, dtype=float)
     taus = np.asarray(taus, dtype=float)
     n, lower = pg.shape
-    if q.shape != (n, lower + 1) or ac.shape != q.shape or pc.shape != pg.shape or taus.shape != (lower,):
-        raise ConfigError("p_good/predict_cost must be (n, T-1), quality/answer_cost (n, T) and taus (T-1,)")
+    if q.shape != (n, lower + 1) or ac.shape != q.shape or pc.shape != pg.shape or taus.shape not in ((lower,),
+                                                                                                     pg.shape):
+        raise ConfigError("p_good/predict_cost must be (n, T-1), quality/answer_cost (n, T) and taus (T-1,) or "
+                          "(n, T-1)")
+    taus = np.broadcast_to(taus, pg.shape)
     tries = lower if max_tries is None else min(lower, max_tries)
     tier = np.full(n, lower)
     for i in reversed(range(tries)):  # the lowest tier that answers wins
-        tier = np.where(pg[:, i] >= taus[i], i, tier)
+        tier = np.where(pg[:, i] >= taus[:, i], i, tier)
     rows = np.arange(n)
     consulted = np.minimum(tier + 1, tries)  # lower tiers whose prediction was paid
     paid = np.where(np.arange(lower)[None, :] < consulted[:, None], pc, 0.0).sum(axis=1)

@@ -73,8 +73,7 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     from thrifty.evals.routing_metrics import cpt, grade_quality, routing_summary
     from thrifty.judge.cache import stored_labels
     from thrifty.route.ladder import ladder_curve, ladder_outcomes, load_ladder
-    from thrifty.route.policy import Policy
-    from thrifty.route.router import stored_generations
+    from thrifty.route.router import routed_p_good, stored_generations
 
     record = load_ladder(cfg.ladder)
     tiers, steps = record["tiers"], record["steps"]
@@ -104,9 +103,10 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     pred_in = np.array([[float(p[k].get("tokens_in", 0)) for p in preds] for k in keys])
     predict_cost = pred_in * price[:-1]
     answer_cost = np.concatenate([tok["tokens_out"][:, :-1] * price[:-1], always[:, -1:]], axis=1)
-    policies = [Policy.from_dict(s["policy"]) for s in steps]
-    p_good = np.stack([_p_good(pol, [p[k] for k in keys]) for pol, p in zip(policies, preds, strict=True)], axis=1)
-    taus = [pol.tau_good for pol in policies]
+    task_of = [k[0] for k in keys]
+    fitted = [routed_p_good(s, *_arrays([p[k] for k in keys]), task_of) for s, p in zip(steps, preds, strict=True)]
+    p_good = np.stack([pg for pg, _ in fitted], axis=1)
+    taus = np.stack([tau for _, tau in fitted], axis=1)
     tier, q, cost = ladder_outcomes(p_good, taus, quality, answer_cost, predict_cost, record.get("max_tries"))
     curve = ladder_curve(p_good, quality, answer_cost, predict_cost, always, record.get("max_tries"))
     two = ladder_curve(p_good[:, :1], quality[:, [0, -1]], answer_cost[:, [0, -1]], predict_cost[:, :1],
@@ -117,7 +117,7 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
         "fitted": {"quality": float(q.mean()), "cost": float(cost.mean()),
                    "c": float((cost.mean() - curve.cost_weak) / (curve.cost_strong - curve.cost_weak)),
                    "share": {m: float(np.mean(tier == i)) for i, m in enumerate(tiers)},
-                   "thresholds": taus, "max_tries": record.get("max_tries")},
+                   "thresholds": [s["policy"]["tau_good"] for s in steps], "max_tries": record.get("max_tries")},
         "always": {m: {"quality": float(quality[:, i].mean()), "cost": float(always[:, i].mean())}
                    for i, m in enumerate(tiers)},
         "ladder_curve": {**routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
@@ -130,10 +130,9 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     return result
 
 
-def _p_good(policy: Any, predictions: list[dict[str, Any]]) -> np.ndarray:
+def _arrays(predictions: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     probs = np.array([[p["p_bad"], p["p_ok"], p["p_great"]] for p in predictions], dtype=float)
-    parsed = np.array([bool(p.get("parsed", True)) for p in predictions])
-    return np.where(parsed, policy.calibrator.calibrate(probs)[0], -1.0)
+    return probs, np.array([bool(p.get("parsed", True)) for p in predictions])
 
 
 def format_ladder(result: dict[str, Any]) -> str:

@@ -63,6 +63,8 @@ class CalibrateConfig:
     budget: float = 0.0
     cost: str = "tokens"  # tokens (prices per 1k tokens) or latency (seconds)
     prices: dict[str, float] = field(default_factory=dict)  # model → price per 1k tokens; default 1 each
+    per_task: bool = False  # also fit one policy per task (domain) with at least min_task_n rows
+    min_task_n: int = 30
     n_threads: int = 1
     out: str = ""  # default: <run_dir>/router.json
 
@@ -84,6 +86,8 @@ class CalibrateConfig:
             raise ConfigError(f"prices must be non-negative numbers, got {self.prices}")
         if self.n_per_task < 1:
             raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
+        if self.min_task_n < 2:
+            raise ConfigError(f"min_task_n must be >= 2, got {self.min_task_n}")
 
     @property
     def store_path(self) -> Path:
@@ -125,7 +129,6 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     """Fit the policy ``cfg`` describes on stored records; write and return the router."""
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.judge.base import LABEL_INDEX
-    from thrifty.route import calibrate as cal
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
 
     run_dir = Path(cfg.run_dir)
@@ -143,47 +146,91 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     y = np.array([LABEL_INDEX[r.gold] for r in rows])
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
+    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices)
+    policy, fit = _fit_policy(cfg, probs, parsed, y, q_small, q_large, cost_answer, cost_defer)
+    fit["counts"] = counts
+    by_task: dict[str, Any] = {}
+    if cfg.per_task:
+        tasks_of = np.array([r.task for r in rows])
+        for t in cfg.tasks:
+            sel = tasks_of == t
+            if sel.sum() >= cfg.min_task_n:
+                pol_t, fit_t = _fit_policy(cfg, probs[sel], parsed[sel], y[sel], q_small[sel], q_large[sel],
+                                           cost_answer[sel], cost_defer[sel])
+                by_task[t] = {"policy": pol_t.to_dict(), "fit": fit_t}
+        fit["per_task_skipped"] = sorted(set(cfg.tasks) - set(by_task))
+    router = {
+        "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
+        "predictor": {"name": cfg.predictor, "version": versions.get(cfg.predictor),
+                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}.get(cfg.predictor, "")},
+        "policy": policy.to_dict(),
+        **({"task_policies": {t: v["policy"] for t, v in by_task.items()}} if by_task else {}),
+        "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
+                   "budget": cfg.budget, "cost": cfg.cost, "prices": dict(cfg.prices)},
+        "fitted_on": {"split": cfg.split, "tasks": list(cfg.tasks), "n_per_task": cfg.n_per_task},
+        "fit": fit,
+        **({"task_fit": {t: v["fit"] for t, v in by_task.items()}} if by_task else {}),
+    }
+    router["version"] = content_hash({k: v for k, v in router.items() if k not in ("fit", "task_fit")})[:12]
+    cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out_path.write_text(json.dumps(router, indent=2, default=float) + "\n")
+    return router
+
+
+def _fit_policy(cfg: CalibrateConfig, probs: np.ndarray, parsed: np.ndarray, y: np.ndarray, q_small: np.ndarray,
+                q_large: np.ndarray, cost_answer: np.ndarray, cost_defer: np.ndarray) -> tuple[Policy, dict[str, Any]]:
+    """Calibrator and threshold for ``cfg``'s target on these rows, and what the fit achieved on them."""
+    from thrifty.route import calibrate as cal
+
     calibrator = _fit_calibrator(cfg.calibration, probs[parsed], y[parsed]) if parsed.sum() >= 2 else Calibrator()
     p_good_raw = probs[:, 1] + probs[:, 2]
     p_good = calibrated_p_good(calibrator, probs, parsed)
-    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices)
     fit: dict[str, Any] = {}
     if cfg.target == "defer_rate":
         tau = cal.threshold_for_defer_rate(p_good, cfg.defer_rate)
     elif cfg.target == "quality":
         res = cal.threshold_for_quality(p_good, q_small, q_large, cfg.quality, cfg.delta)
         tau = res.tau
-        fit.update({"certified": res.certified, "bound": res.bound})
+        fit["certified"] = res.certified
     else:
         tau = cal.threshold_for_budget(p_good, cost_answer, cost_defer, cfg.budget, q_small, q_large)
     tau = max(float(tau), 0.0)  # below 0 only unreadable rows (score -1) would change: the policy defers them
-    policy = Policy(tau_good=tau, calibrator=calibrator)
     answered = p_good >= tau
     if cfg.target == "quality":
         fit["bound"] = cal.bernstein_upper(cfg.quality * q_large - np.where(answered, q_small, q_large),
                                            cfg.delta, 2.0)
     fit.update({
-        "n": len(rows), "parse_failures": int((~parsed).sum()), "defer_rate": float(np.mean(~answered)),
+        "n": len(y), "parse_failures": int((~parsed).sum()), "defer_rate": float(np.mean(~answered)),
         "quality": float(np.where(answered, q_small, q_large).mean()), "quality_small": float(q_small.mean()),
         "quality_large": float(q_large.mean()), "mean_cost": float(np.where(answered, cost_answer, cost_defer).mean()),
         "cost_small_always": float(cost_answer.mean()), "cost_large_always": float(cost_defer.mean()),
         "before": _prob_quality(p_good_raw, y), "after": _prob_quality(np.clip(p_good, 0, 1), y),
-        "counts": counts,
     })
-    router = {
-        "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
-        "predictor": {"name": cfg.predictor, "version": versions.get(cfg.predictor),
-                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}.get(cfg.predictor, "")},
-        "policy": policy.to_dict(),
-        "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
-                   "budget": cfg.budget, "cost": cfg.cost, "prices": dict(cfg.prices)},
-        "fitted_on": {"split": cfg.split, "tasks": list(cfg.tasks), "n_per_task": cfg.n_per_task},
-        "fit": fit,
-    }
-    router["version"] = content_hash({k: v for k, v in router.items() if k != "fit"})[:12]
-    cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out_path.write_text(json.dumps(router, indent=2, default=float) + "\n")
-    return router
+    return Policy(tau_good=tau, calibrator=calibrator), fit
+
+
+def task_policies(router: dict[str, Any]) -> dict[str, Policy]:
+    """The per-task (domain) policies a router file holds (empty unless calibrated with ``per_task``)."""
+    return {t: Policy.from_dict(d) for t, d in (router.get("task_policies") or {}).items()}
+
+
+def policy_for(router: dict[str, Any], task: str | None) -> Policy:
+    """The policy for a request: its task's own when the router has one, else the global policy."""
+    own = (router.get("task_policies") or {}).get(task) if task else None
+    return Policy.from_dict(own if own is not None else router["policy"])
+
+
+def routed_p_good(router: dict[str, Any], probs: np.ndarray, parsed: np.ndarray,
+                  tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: calibrated p_good (each row by its task's calibrator when it has one; -1 when unreadable) and
+    the threshold that applies to it."""
+    p_good, tau = np.empty(len(tasks)), np.empty(len(tasks))
+    for t in set(tasks):
+        sel = np.array([x == t for x in tasks])
+        pol = policy_for(router, t)
+        p_good[sel] = calibrated_p_good(pol.calibrator, probs[sel], parsed[sel])
+        tau[sel] = pol.tau_good
+    return p_good, tau
 
 
 def require_rows(rows: list[Any], split: str) -> None:

@@ -69,3 +69,13 @@ def test_unreadable_files_fail_in_one_line(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"v": 99}))
     with pytest.raises(ConfigError, match="router file"):
         load_deployment(tmp_path / "r.json", load_model=lambda s: FakeChatModel())
+
+
+def test_a_tagged_request_uses_its_tasks_own_policy(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"v": 1, "small": "a", "large": "b", "predictor": {"name": "zero_shot"},
+                                "policy": {"tau_good": 0.5}, "task_policies": {"hard": {"tau_good": 0.9}},
+                                "version": "hand"}))
+    dep = load_deployment(path, load_model=lambda spec: FakeChatModel(model_id=spec))  # uniform: p_good 2/3
+    assert dep.ladder_for("hard").policies[0].tau_good == 0.9 and dep.ladder_for("other") is dep.ladder
+    assert dep.route(_q(0), task="other").tier == 0 and dep.route(_q(0), task="hard").tier == 1

@@ -12,6 +12,7 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.route.policy import DEFER
 from thrifty.route.predictors.base import Prediction
 from thrifty.route.router import CalibrateConfig, calibrate_router, load_router
+from thrifty.tasks.base import Example
 
 
 def _cfg(tmp_path, store, n, **kw):
@@ -83,3 +84,54 @@ def test_bad_configs_missing_records_and_broken_router_files(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"v": 99}))
     with pytest.raises(ConfigError, match="version-1"):
         load_router(tmp_path / "old.json")
+
+
+class _EvenTask(SplitAddTask):
+    """Only even questions (the small model is always right), half as many, worded apart from "add"'s."""
+
+    def examples(self, split, n, seed=0):
+        return [Example(ex.id, "Please: " + ex.prompt, ex.reference) for ex in super().examples(split, n, seed)
+                if int(ex.prompt.split()[2]) % 2 == 0]
+
+
+def _tasks(name):
+    return _EvenTask(name) if name == "even" else SplitAddTask(name)
+
+
+def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_the_rest(tmp_path):
+    from _two_models import Small, _large_answer
+
+    from thrifty.llm.fake import FakeChatModel
+    from thrifty.route.collect import CollectConfig, collect
+    from thrifty.route.router import policy_for, task_policies
+
+    models = {"s": Small(), "l": FakeChatModel(rules=[(lambda t: True, _large_answer)])}
+    run = tmp_path / "collect"
+    collect(CollectConfig(models=["s", "l"], tasks=["add", "even"], split="val", n_per_task=30, run_dir=str(run)),
+            load_model=models.__getitem__, load_task=_tasks)
+    cfg = CalibrateConfig(store=str(run / "store.sqlite"), run_dir=str(tmp_path / "cal"), small="s", large="l",
+                          tasks=["add", "even"], n_per_task=30, target="defer_rate", defer_rate=0.5, per_task=True,
+                          min_task_n=30)
+    router = calibrate_router(cfg, load_model=models.__getitem__, load_task=_tasks)
+    assert router["fit"]["n"] == 45 and router["fit"]["per_task_skipped"] == ["even"]  # 15 even rows < 30
+    assert set(router["task_policies"]) == {"add"} and router["task_fit"]["add"]["n"] == 30
+    assert router["task_fit"]["add"]["defer_rate"] == 0.5 and router["task_fit"]["add"]["quality"] == 1.0
+    assert router["fit"]["defer_rate"] == pytest.approx(15 / 45)  # the global fit: ties at the cut stay answered
+    own, glob = policy_for(router, "add"), policy_for(router, "even")
+    assert own == task_policies(router)["add"] and glob == policy_for(router, None) == load_router(cfg.out_path)[0]
+    plain = calibrate_router(CalibrateConfig(**{**cfg.__dict__, "per_task": False}), load_model=models.__getitem__,
+                             load_task=_tasks)
+    assert "task_policies" not in plain and plain["version"] != router["version"]
+
+
+def test_routed_p_good_uses_each_rows_task_policy():
+    import numpy as np
+
+    from thrifty.route.router import routed_p_good
+
+    router = {"policy": {"tau_good": 0.5},
+              "task_policies": {"a": {"tau_good": 0.9, "calibrator": {"kind": "temperature", "temperature": 2.0}}}}
+    probs = np.array([[0.1, 0.2, 0.7], [0.1, 0.2, 0.7], [0.6, 0.2, 0.2]])
+    p_good, tau = routed_p_good(router, probs, np.array([True, True, False]), ["a", "b", "a"])
+    t2 = np.sqrt(probs[0]) / np.sqrt(probs[0]).sum()  # temperature 2 on log-probs: p^(1/2), renormalised
+    assert p_good.tolist() == pytest.approx([t2[1] + t2[2], 0.9, -1.0]) and tau.tolist() == [0.9, 0.5, 0.9]
