@@ -77,5 +77,5 @@ def test_a_tagged_request_uses_its_tasks_own_policy(tmp_path):
                                 "policy": {"tau_good": 0.5}, "task_policies": {"hard": {"tau_good": 0.9}},
                                 "version": "hand"}))
     dep = load_deployment(path, load_model=lambda spec: FakeChatModel(model_id=spec))  # uniform: p_good 2/3
-    assert dep.ladder_for("hard").policies[0].tau_good == 0.9 and dep.ladder_for("other") is dep.ladder
+    assert dep.ladder_for("hard").policies[0].tau_good == 0.9 and dep.ladder_for("other") == dep.ladder
     assert dep.route(_q(0), task="other").tier == 0 and dep.route(_q(0), task="hard").tier == 1
