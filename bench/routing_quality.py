@@ -10,7 +10,7 @@ queries, and the best self-prediction router's APGR is compared with the prompt-
 Everything is stored in one run store, so a re-run only reads it. Choose tasks that were not used to tune
 prompts with ``--tasks`` (the default is the demo mix, which was).
 
-    python bench/routing_quality.py [--tasks SPEC,...] [--n-train 60] [--n-val 40] [--n-test 60]
+    python bench/routing_quality.py [--tasks SPEC,...] [--n-train 60] [--n-val 40] [--n-test 60] [--max-tokens 256]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=40)
     ap.add_argument("--n-test", type=int, default=60)
     ap.add_argument("--adapter", help="a fine-tuned adapter of the small model (adds the sft router)")
+    ap.add_argument("--max-tokens", type=int, default=256, help="answer budget of both models")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run-dir", default="runs/bench_routing")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     store = run / "store.sqlite"
     for split, n, models in (("train", args.n_train, [SMALL]), ("val", args.n_val, [SMALL, LARGE]),
                              ("test", args.n_test, [SMALL, LARGE])):
-        collect(CollectConfig(models=models, tasks=tasks, split=split, n_per_task=n, max_tokens=256,
+        collect(CollectConfig(models=models, tasks=tasks, split=split, n_per_task=n, max_tokens=args.max_tokens,
                               n_threads=args.threads, store=str(store), run_dir=str(run / f"collect_{split}")))
     with RunStore(store) as st:
         card_path = build_report_card(st, SMALL, split="train", judge="verifier").save(run / "card.json")
