@@ -50,6 +50,8 @@ def register_verbs(verbs) -> None:
     c.add_argument("--adapter", help="adapter directory (sft)")
     c.add_argument("--calibration", choices=["none", "temperature", "isotonic"], help="calibrator")
     c.add_argument("--target", choices=["defer_rate", "quality", "budget"], help="what the threshold must meet")
+    c.add_argument("--signal", choices=["p_good", "expected_grade"], help="what the threshold is on: p(not bad) "
+                   "(default) or the expected grade 0.5 p(ok) + p(great)")
     c.add_argument("--per-task", action="store_const", const=True, help="also fit one policy per task (domain) "
                    "with enough rows (min_task_n, default 30)")
     c.add_argument("--run-dir", help="where the config and router go")
@@ -93,12 +95,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     cfg = resolve_config(CalibrateConfig, args, {
         "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",
         "predictor": "predictor", "card": "card", "probe": "probe", "adapter": "adapter",
-        "calibration": "calibration", "target": "target", "per_task": "per_task", "run_dir": "run_dir",
+        "calibration": "calibration", "target": "target", "per_task": "per_task", "signal": "signal", "run_dir": "run_dir",
         "out": "out"})
     r = calibrate_router(cfg)
     f, pol = r["fit"], r["policy"]
     print(f"router {r['version']} written to {cfg.out_path}")
-    print(f"policy: answer with {r['small']} when calibrated p_good >= {pol['tau_good']:.4g} "
+    print(f"policy: answer with {r['small']} when calibrated {pol.get('signal', 'p_good')} >= {pol['tau_good']:.4g} "
           f"({pol['calibrator']['kind']} calibration), else defer to {r['large']}")
     print(f"on {f['n']} {cfg.split} queries: defer {100 * f['defer_rate']:.1f} %, quality {f['quality']:.3f} "
           f"(small {f['quality_small']:.3f}, large {f['quality_large']:.3f}), mean cost {f['mean_cost']:.4g} "

@@ -2,7 +2,9 @@
 
 A policy turns a :class:`~thrifty.route.predictors.base.Prediction` into an action:
 
-- **two-way**: answer when the calibrated ``p_good`` >= ``tau_good``, else defer;
+- **two-way**: answer when the calibrated signal >= ``tau_good``, else defer. The signal is ``p_good`` (p_ok +
+  p_great, the default) or the **expected grade** 0.5·p_ok + p_great (``signal="expected_grade"``: the
+  quality the judge's grade maps to, so "ok" answers count half);
 - **three-way** (``tau_great`` set): answer when the calibrated ``p_great`` >= ``tau_great``; otherwise repair
   (a cheaper intervention on the small model, e.g. one self-refinement pass) when ``p_good`` >= ``tau_good``;
   otherwise defer;
@@ -31,6 +33,7 @@ from thrifty.route.calibrate import Isotonic, apply_temperature
 
 ANSWER, REPAIR, DEFER = "answer", "repair", "defer"
 CALIBRATIONS = ("none", "temperature", "isotonic")
+SIGNALS = ("p_good", "expected_grade")
 ISO_TIE_BREAK = 1e-9
 """Isotonic maps are flat on blocks; adding this × the raw p_good keeps the raw order inside a block, so a
 defer-rate threshold can still split a block (values move by at most 1e-9)."""
@@ -86,8 +89,11 @@ class Policy:
     tau_good: float
     tau_great: float | None = None
     calibrator: Calibrator = field(default_factory=Calibrator)
+    signal: str = "p_good"
 
     def __post_init__(self) -> None:
+        if self.signal not in SIGNALS:
+            raise ConfigError(f"unknown policy signal {self.signal!r}; choose one of {', '.join(SIGNALS)}")
         for name, tau in (("tau_good", self.tau_good), ("tau_great", self.tau_great)):
             if tau is not None and (math.isnan(tau) or tau < 0 or (tau > 1 and not math.isinf(tau))):
                 raise ConfigError(f"{name} must be in [0, 1] (or +inf: never), got {tau}")
@@ -102,11 +108,16 @@ class Policy:
             return DEFER
         return self.decide_probs(_probs_of(prediction)[None, :])[0]
 
+    def score(self, probs: Any) -> np.ndarray:
+        """The calibrated signal compared with ``tau_good``, for rows of raw (bad, ok, great) probabilities."""
+        good, great = self.calibrator.calibrate(probs)
+        return good if self.signal == "p_good" else 0.5 * (good - great) + great
+
     def decide_probs(self, probs: Any) -> list[str]:
         """Actions for rows of raw (bad, ok, great) probabilities (every row readable)."""
-        good, great = self.calibrator.calibrate(probs)
+        _, great = self.calibrator.calibrate(probs)
         out = []
-        for g, gr in zip(good, great, strict=True):
+        for g, gr in zip(self.score(probs), great, strict=True):
             if self.three_way and gr >= self.tau_great:
                 out.append(ANSWER)
             elif g >= self.tau_good:
@@ -116,7 +127,8 @@ class Policy:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tau_good": self.tau_good, "tau_great": self.tau_great, "calibrator": self.calibrator.to_dict()}
+        out = {"tau_good": self.tau_good, "tau_great": self.tau_great, "calibrator": self.calibrator.to_dict()}
+        return out if self.signal == "p_good" else {**out, "signal": self.signal}  # older files read unchanged
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Policy:
@@ -124,7 +136,7 @@ class Policy:
             raise ConfigError("a policy needs at least tau_good")
         great = d.get("tau_great")
         return cls(float(d["tau_good"]), None if great is None else float(great),
-                   Calibrator.from_dict(d.get("calibrator") or {}))
+                   Calibrator.from_dict(d.get("calibrator") or {}), str(d.get("signal", "p_good")))
 
 
 @dataclass(frozen=True)

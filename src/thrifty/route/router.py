@@ -30,7 +30,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
-from thrifty.route.policy import CALIBRATIONS, Calibrator, Policy
+from thrifty.route.policy import CALIBRATIONS, SIGNALS, Calibrator, Policy
 from thrifty.tasks.base import Task, check_split
 
 ROUTER_VERSION = 1
@@ -56,6 +56,7 @@ class CalibrateConfig:
     adapter: str = ""
     judge: str = "verifier"
     calibration: str = "temperature"  # none, temperature, isotonic
+    signal: str = "p_good"  # p_good (p_ok + p_great) or expected_grade (0.5 p_ok + p_great)
     target: str = "quality"  # defer_rate, quality, budget
     defer_rate: float = 0.5
     quality: float = 0.95
@@ -74,7 +75,7 @@ class CalibrateConfig:
         if not self.tasks:
             raise ConfigError("tasks must name at least one task")
         check_split(self.split)
-        for name, value, allowed in (("calibration", self.calibration, CALIBRATIONS),
+        for name, value, allowed in (("calibration", self.calibration, CALIBRATIONS), ("signal", self.signal, SIGNALS),
                                      ("target", self.target, TARGETS), ("cost", self.cost, COSTS)):
             if value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -184,7 +185,7 @@ def _fit_policy(cfg: CalibrateConfig, probs: np.ndarray, parsed: np.ndarray, y: 
 
     calibrator = _fit_calibrator(cfg.calibration, probs[parsed], y[parsed]) if parsed.sum() >= 2 else Calibrator()
     p_good_raw = probs[:, 1] + probs[:, 2]
-    p_good = calibrated_p_good(calibrator, probs, parsed)
+    p_good = calibrated_p_good(Policy(0.0, calibrator=calibrator, signal=cfg.signal), probs, parsed)
     fit: dict[str, Any] = {}
     if cfg.target == "defer_rate":
         tau = cal.threshold_for_defer_rate(p_good, cfg.defer_rate)
@@ -206,7 +207,7 @@ def _fit_policy(cfg: CalibrateConfig, probs: np.ndarray, parsed: np.ndarray, y: 
         "cost_small_always": float(cost_answer.mean()), "cost_large_always": float(cost_defer.mean()),
         "before": _prob_quality(p_good_raw, y), "after": _prob_quality(np.clip(p_good, 0, 1), y),
     })
-    return Policy(tau_good=tau, calibrator=calibrator), fit
+    return Policy(tau_good=tau, calibrator=calibrator, signal=cfg.signal), fit
 
 
 def task_policies(router: dict[str, Any]) -> dict[str, Policy]:
@@ -228,7 +229,7 @@ def routed_p_good(router: dict[str, Any], probs: np.ndarray, parsed: np.ndarray,
     for t in set(tasks):
         sel = np.array([x == t for x in tasks])
         pol = policy_for(router, t)
-        p_good[sel] = calibrated_p_good(pol.calibrator, probs[sel], parsed[sel])
+        p_good[sel] = calibrated_p_good(pol, probs[sel], parsed[sel])
         tau[sel] = pol.tau_good
     return p_good, tau
 
@@ -246,9 +247,10 @@ def prediction_arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return probs, np.array([bool(r.prediction.get("parsed", True)) for r in rows])
 
 
-def calibrated_p_good(calibrator: Calibrator, probs: np.ndarray, parsed: np.ndarray) -> np.ndarray:
-    """Calibrated p_good per row; unreadable rows get -1, below any threshold (the policy defers them)."""
-    return np.where(parsed, calibrator.calibrate(probs)[0], -1.0)
+def calibrated_p_good(policy: Policy, probs: np.ndarray, parsed: np.ndarray) -> np.ndarray:
+    """The policy's calibrated signal per row (p_good, or the expected grade); unreadable rows get -1, below any
+    threshold (the policy defers them)."""
+    return np.where(parsed, policy.score(probs), -1.0)
 
 
 def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, cost: str = "tokens",

@@ -26,6 +26,17 @@ def test_two_way_thresholds_p_good_not_argmax():
     assert Policy(tau_good=math.inf).decide(_pred(1.0, 0.0, 0.0)) == DEFER
 
 
+def test_expected_grade_signal_counts_ok_as_half():
+    policy = Policy(tau_good=0.6, signal="expected_grade")
+    assert policy.decide(_pred(0.4, 0.4, 0.2)) == ANSWER  # 0.5 * 0.4 + 0.4 = 0.6: at the threshold answers
+    assert policy.decide(_pred(0.1, 0.9, 0.0)) == DEFER  # p_good 1.0 but expected grade 0.55
+    assert Policy(tau_good=0.6).decide(_pred(0.1, 0.9, 0.0)) == ANSWER  # the p_good signal answers it
+    assert policy.score([[0.2, 0.4, 0.4]]).tolist() == pytest.approx([0.6])
+    assert Policy.from_dict(policy.to_dict()) == policy and "signal" not in Policy(0.6).to_dict()
+    with pytest.raises(ConfigError, match="signal"):
+        Policy(0.5, signal="argmax")
+
+
 def test_three_way_answers_repairs_or_defers():
     policy = Policy(tau_good=0.5, tau_great=0.7)
     assert policy.decide(_pred(0.8, 0.1, 0.1)) == ANSWER

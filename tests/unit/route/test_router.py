@@ -135,3 +135,15 @@ def test_routed_p_good_uses_each_rows_task_policy():
     p_good, tau = routed_p_good(router, probs, np.array([True, True, False]), ["a", "b", "a"])
     t2 = np.sqrt(probs[0]) / np.sqrt(probs[0]).sum()  # temperature 2 on log-probs: p^(1/2), renormalised
     assert p_good.tolist() == pytest.approx([t2[1] + t2[2], 0.9, -1.0]) and tau.tolist() == [0.9, 0.5, 0.9]
+
+
+def test_expected_grade_signal_is_fitted_and_recorded(tmp_path):
+    store, small = two_model_store(tmp_path, 20)
+    cfg = _cfg(tmp_path, store, 20, target="defer_rate", defer_rate=0.5, calibration="none", signal="expected_grade")
+    router = calibrate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
+    policy, _ = load_router(cfg.out_path)
+    assert policy.signal == "expected_grade" and router["fit"]["defer_rate"] == 0.5
+    # raw predictions: odd questions (bad 0.7, ok 0.2, great 0.1) → 0.2; even (0.2, 0.3, 0.5) → 0.65
+    assert policy.tau_good == pytest.approx(0.65)
+    with pytest.raises(ConfigError, match="signal"):
+        _cfg(tmp_path, store, 20, signal="argmax")
