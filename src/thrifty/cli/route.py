@@ -8,6 +8,7 @@ import argparse
 from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_config
 from thrifty.cli.route_fit import register_verbs as register_fit_verbs
 from thrifty.cli.route_ladder import register_verbs as register_ladder_verbs
+from thrifty.cli.route_serve import register_verbs as register_serve_verbs
 
 
 def register(rooms) -> None:
@@ -65,6 +66,7 @@ def register(rooms) -> None:
 
     register_fit_verbs(verbs)
     register_ladder_verbs(verbs)
+    register_serve_verbs(verbs)
 
     pr = add_verb(verbs, "predict", "predict the judge's grade of a model's answer, then answer or defer (PA/RPRA)",
                   _predict)

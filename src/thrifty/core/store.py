@@ -98,6 +98,25 @@ class RunStore:
             )
         return cur.rowcount == 1
 
+    def put_many(self, rows: list[tuple[str, str, Any, dict[str, Any] | None]]) -> int:
+        """Store (kind, key, value, tags) rows in one committed transaction; returns how many were new (existing
+        keys are kept as they are). All or nothing: a failure stores none of them."""
+        prepared = []
+        for kind, key, value, tags in rows:
+            _check_kind(kind)
+            prepared.append((kind, key, canonical_json(value), canonical_json(tags or {}), time.time()))
+        with self._lock:
+            before = self._db.total_changes
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR IGNORE INTO records (kind, key, value, tags, created) "
+                                     "VALUES (?, ?, ?, ?, ?)", prepared)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._db.total_changes - before
+
     def get_or_compute(
         self, kind: str, fields: Any, compute: Callable[[], Any], tags: dict[str, Any] | None = None
     ) -> tuple[Any, bool]:

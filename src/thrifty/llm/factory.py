@@ -14,6 +14,7 @@ Backends are registered lazily as "module:attr", so parsing a spec never imports
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,15 +142,22 @@ class LazyChatModel:
         self._loader = loader or load_model
         self._overrides = overrides
         self._model: ChatModel | None = None
+        self._load_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         """Whether the underlying model has been built."""
         return self._model is not None
 
+    def load(self) -> ChatModel:
+        """Build the underlying model now (once, even when several threads ask at the same time)."""
+        return self._get()
+
     def _get(self) -> ChatModel:
         if self._model is None:
-            self._model = self._loader(self.model_id, **self._overrides)
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._loader(self.model_id, **self._overrides)
         return self._model
 
     def chat(self, messages, params=None, assistant_prefix: str = ""):

@@ -60,8 +60,9 @@ class Routed:
         return self.overhead_latency_s + sum(c.latency_s for c in self.completions)
 
 
-def _answer(model: Any, predictor: Any, prediction: Any, messages: Messages, params: GenParams | None,
-            task: str | None) -> Completion:
+def continue_answer(model: Any, predictor: Any, prediction: Any, messages: Messages, params: GenParams | None,
+                    task: str | None = None) -> Completion:
+    """The model's answer continuing its own prediction prompt + predicted label (the prefill is reused)."""
     return model.chat(predictor.prompt(messages, task), params, assistant_prefix=predictor.continuation(prediction.label))
 
 
@@ -89,7 +90,7 @@ def route_ladder(models: Sequence[Any], predictors: Sequence[Any], ladder: Ladde
         action = ladder.policies[i].decide(prediction)
         if action == DEFER:
             continue
-        draft = _answer(models[i], predictors[i], prediction, messages, params, task)
+        draft = continue_answer(models[i], predictors[i], prediction, messages, params, task)
         done = [draft]
         if action == REPAIR:
             done.append(repair(models[i], messages, draft, params))
@@ -103,4 +104,5 @@ def _model_id(model: Any) -> str:
     return str(getattr(model, "model_id", type(model).__name__))
 
 
-__all__ = ["ANSWER", "DEFER", "REFINE_INSTRUCTION", "REPAIR", "Routed", "route_ladder", "route_query", "self_refine"]
+__all__ = ["ANSWER", "DEFER", "REFINE_INSTRUCTION", "REPAIR", "Routed", "continue_answer", "route_ladder", "route_query",
+           "self_refine"]

@@ -46,6 +46,17 @@ def test_first_write_wins_and_tag_filters(tmp_path):
     assert RunStore(tmp_path / "s.sqlite").count() == 2
 
 
+def test_put_many_is_one_transaction_that_keeps_existing_keys(tmp_path):
+    store = RunStore(tmp_path / "s.sqlite")
+    store.put("decision", "a", {"v": 1})
+    assert store.put_many([("decision", "a", {"v": 2}, None), ("decision", "b", {"v": 3}, {"router": "r"})]) == 1
+    assert store.get("decision", "a") == {"v": 1} and store.count("decision", router="r") == 1
+    with pytest.raises(DataError):  # a bad row anywhere stores none of them
+        store.put_many([("decision", "c", {"v": 4}, None), ("nonsense", "d", {}, None)])
+    assert not store.has("decision", "c") and store.put_many([]) == 0
+    store.close()
+
+
 def test_threads_share_one_store_without_duplicates(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
 

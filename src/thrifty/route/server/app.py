@@ -1,0 +1,169 @@
+"""`build_app(service)`: the OpenAI-compatible HTTP face of a :class:`RoutingService` (FastAPI).
+
+- ``POST /v1/chat/completions`` — stream or not; the response (and the last stream chunk) carries the routing
+  metadata in a ``thrifty`` field, and ``x-thrifty-*`` headers repeat the essentials. Streaming sends the
+  routed answer as server-sent events once it is decided and generated (backends are not streamed token by
+  token yet).
+- ``GET /v1/models`` — every router as ``thrifty/<name>`` (append ``-<tau>`` to pick a threshold).
+- ``GET /health`` (no key needed) and ``GET /metrics`` (Prometheus text).
+
+Every ``/v1`` call needs ``Authorization: Bearer <key>`` unless the service runs without keys; each key has a
+token-bucket rate limit (429 with Retry-After). Bodies over ``max_body_bytes`` get 413 and ``max_tokens`` over
+the cap 400. All errors use OpenAI's shape; nothing escapes as a bare 500.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations as objects, and fastapi
+# itself is imported inside build_app (the package stays importable without the serve extra).
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from thrifty.llm.base import GenParams
+from thrifty.route.server.guard import ApiKeys, RateLimiter
+from thrifty.route.server.protocol import ChatCompletionRequest, ModelCard, ModelList, error_body
+from thrifty.route.server.service import Routed, RoutingService, ServiceError
+
+log = logging.getLogger("thrifty.server")
+STREAM_PIECE = 24  # characters per streamed content chunk
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None,
+           headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(error_body(message, kind, code), status_code=status, headers=headers)
+
+
+def _headers(res: Routed) -> dict[str, str]:
+    meta = res.metadata()
+    out = {"x-thrifty-request-id": res.request_id, "x-thrifty-router": res.router, "x-thrifty-model": res.model,
+           "x-thrifty-action": res.action, "x-thrifty-tier": str(res.tier),
+           "x-thrifty-overhead-ms": f"{meta['overhead_ms']:.3f}", "x-thrifty-overhead-tokens": str(res.overhead_tokens)}
+    if meta["label"] is not None:
+        out["x-thrifty-label"] = meta["label"]
+        out.update({f"x-thrifty-{k.replace('_', '-')}": f"{v:.4f}" for k, v in meta["probs"].items()})
+    return out
+
+
+def _completion_body(res: Routed, model: str, created: int) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{res.request_id}", "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
+                         "finish_reason": res.finish_reason}],
+            "usage": {"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
+                      "total_tokens": res.tokens_in + res.tokens_out},
+            "thrifty": res.metadata()}
+
+
+def _stream(res: Routed, model: str, created: int) -> Iterator[str]:
+    base = {"id": f"chatcmpl-{res.request_id}", "object": "chat.completion.chunk", "created": created,
+            "model": model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for k in range(0, len(res.text), STREAM_PIECE):
+        yield chunk({"content": res.text[k:k + STREAM_PIECE]})
+    yield chunk({}, res.finish_reason, thrifty=res.metadata(),
+                usage={"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
+                       "total_tokens": res.tokens_in + res.tokens_out})
+    yield "data: [DONE]\n\n"
+
+
+def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: RateLimiter | None = None) -> Any:
+    """The FastAPI app for ``service``; ``keys`` None (or empty) serves without authentication."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+
+    cfg = service.cfg
+    limiter = limiter or RateLimiter(cfg.rate, cfg.burst)
+    app = FastAPI(title="thrifty routing server", version="1", docs_url=None, redoc_url=None)
+    metrics = service.metrics
+
+    def reject(reason: str, status: int, message: str, kind: str, code: str | None = None,
+               headers: dict[str, str] | None = None) -> Any:
+        metrics.inc("thrifty_rejected_total", {"reason": reason})
+        return _error(status, message, kind, code, headers)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if path.startswith("/v1/"):
+            length = request.headers.get("content-length")
+            if length is None and request.method == "POST":  # chunked: measure what was sent
+                length = str(len(await request.body()))
+            if length is not None and (not length.isdigit() or int(length) > cfg.max_body_bytes):
+                return reject("size", 413, f"request body over {cfg.max_body_bytes} bytes", "invalid_request_error",
+                              "body_too_large")
+            if keys:
+                auth = request.headers.get("authorization", "")
+                name = keys.check(auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+                if name is None:
+                    return reject("auth", 401, "missing or invalid API key (Authorization: Bearer <key>)",
+                                  "invalid_request_error", "invalid_api_key")
+            else:
+                name = "anonymous"
+            request.state.key_name = name
+            wait = limiter.take(name)
+            if wait > 0:
+                return reject("rate", 429, f"rate limit reached for this key; retry in {wait:.2f} s",
+                              "rate_limit_error", "rate_limit_exceeded", {"retry-after": str(max(1, round(wait)))})
+        try:
+            return await call_next(request)
+        except Exception as exc:  # never a bare 500: log the type, answer in OpenAI's shape
+            log.error("unhandled %s on %s", type(exc).__name__, path)
+            return _error(500, "internal error", "server_error", "internal_error")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        metrics.inc("thrifty_rejected_total", {"reason": "invalid"})
+        return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}",
+                      "invalid_request_error", "invalid_request")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "routers": list(service.deployments), "uptime_s": round(time.time() - service.started, 3)}
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        created = int(service.started)
+        return ModelList(data=[ModelCard(id=n, created=created) for n in service.model_names()]).model_dump()
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatCompletionRequest, request: Request) -> Response:
+        budget = req.answer_budget() or cfg.default_max_tokens
+        if budget > cfg.max_tokens:
+            metrics.inc("thrifty_rejected_total", {"reason": "max_tokens"})
+            return _error(400, f"max_tokens {budget} is over this server's cap of {cfg.max_tokens}",
+                          "invalid_request_error", "max_tokens_too_large")
+        params = GenParams(max_tokens=budget, temperature=req.temperature or 0.0, top_p=req.top_p or 1.0,
+                           seed=req.seed or 0, stop=req.stop_list())
+        task = (req.metadata or {}).get("task") or request.headers.get("x-thrifty-task")
+        conversation = request.headers.get("x-thrifty-conversation")
+        try:
+            res = await run_in_threadpool(service.complete, req.plain_messages(), req.model, params,
+                                          str(task) if task else None, conversation,
+                                          getattr(request.state, "key_name", None))
+        except ServiceError as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code)
+        created = int(time.time())
+        if req.stream:
+            return StreamingResponse(_stream(res, req.model, created), media_type="text/event-stream",
+                                     headers=_headers(res))
+        return JSONResponse(_completion_body(res, req.model, created), headers=_headers(res))
+
+    return app
+
+
+__all__ = ["build_app"]

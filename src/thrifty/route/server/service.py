@@ -1,0 +1,318 @@
+"""The routing service behind the server, usable without HTTP: resolve the requested router, route the
+conversation across its tiers with every backend call guarded, record metrics and the decision ledger.
+
+Model names: ``thrifty/<router>`` picks a loaded router (or ladder) file; ``thrifty/<router>-<tau>`` overrides
+every lower tier's threshold with ``tau`` ∈ [0, 1] (an operating point chosen by the client, as RouteLLM's
+``router-<name>-<threshold>``). The bare ``<router>`` works too.
+
+Every backend call (a prediction, an answer, a repair) runs in a worker pool with a timeout, is retried on
+transient errors and timeouts, and goes through its model's circuit breaker. A lower tier that fails passes
+the query up; when the top tier fails, ``fallback: lower`` serves the best lower tier's answer marked
+``fallback`` (``error``: a 503). No call can make a request hang longer than its timeouts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.core.errors import ConfigError, TransientError
+from thrifty.llm.base import Completion, GenParams
+from thrifty.route.deploy import Deployment, trim_history
+from thrifty.route.policy import DEFER, REPAIR, Ladder
+from thrifty.route.runtime import continue_answer, self_refine
+from thrifty.route.server.guard import CircuitBreaker
+from thrifty.route.server.metrics import Metrics, server_metrics
+
+log = logging.getLogger("thrifty.server")
+
+FALLBACKS = ("lower", "error")
+_NAME = re.compile(r"^(?:thrifty/)?(?P<name>[A-Za-z0-9_.]+?)(?:-(?P<tau>0(?:\.\d+)?|1(?:\.0+)?|\.\d+))?$")
+
+
+@dataclass
+class ServeConfig:
+    """How ``thrifty route serve`` runs; see docs/cli.md for every field."""
+
+    routers: dict[str, str] = field(default_factory=dict)  # name → router or ladder file
+    host: str = "127.0.0.1"
+    port: int = 6060
+    api_keys: str = ""  # key file: name:sha256hex per line (`thrifty route keys new`)
+    api_keys_env: str = "THRIFTY_API_KEYS"  # env variable holding raw keys, comma-separated
+    no_auth: bool = False  # serve without keys (refused unless the host is loopback)
+    rate: float = 20.0  # requests per second per key
+    burst: int = 40
+    max_body_bytes: int = 1_000_000
+    max_tokens: int = 1024  # the largest max_tokens a request may ask for
+    default_max_tokens: int = 256
+    timeout_s: float = 120.0  # per backend call attempt
+    retries: int = 1
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    fallback: str = "lower"  # lower | error
+    ledger: str = ""  # run store of the decision ledger ('' = no ledger)
+    ledger_messages: bool = True  # keep the conversation in the ledger (needed to replay or audit it)
+    log_prompts: bool = False
+    history_tokens: int = 2048
+    sticky: bool = False  # a conversation (x-thrifty-conversation) stays at the highest tier it reached
+    n_threads: int = 1  # llama.cpp threads per model
+    workers: int = 32  # threads for backend calls
+
+    def __post_init__(self) -> None:
+        if not self.routers:
+            raise ConfigError("routers must name at least one router or ladder file (name: path)")
+        for name in self.routers:
+            if not re.fullmatch(r"[A-Za-z0-9_.]+", name):
+                raise ConfigError(f"router name {name!r}: use letters, digits, '_' and '.' only")
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(f"unknown fallback {self.fallback!r}; choose one of {', '.join(FALLBACKS)}")
+        if self.max_tokens < 1 or not 1 <= self.default_max_tokens <= self.max_tokens:
+            raise ConfigError("need 1 <= default_max_tokens <= max_tokens")
+        if self.timeout_s <= 0 or self.retries < 0 or self.workers < 1 or self.max_body_bytes < 1024:
+            raise ConfigError("timeout_s must be > 0, retries >= 0, workers >= 1 and max_body_bytes >= 1024")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+
+
+class ServiceError(Exception):
+    """A request the service refuses or cannot serve: HTTP status, OpenAI error type and code."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+
+class BackendDown(Exception):
+    """A guarded backend call failed after its retries, or its circuit is open."""
+
+
+@dataclass
+class Routed:
+    """One served request: the reply and how it was decided."""
+
+    request_id: str
+    router: str
+    router_version: str
+    text: str
+    finish_reason: str
+    model: str
+    tier: int
+    action: str  # answer, repair, defer, or fallback
+    predictions: list[dict[str, Any]]
+    tokens_in: int
+    tokens_out: int
+    overhead_tokens: int
+    overhead_s: float
+    latency_s: float
+    errors: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """The ``thrifty`` field of the response."""
+        first = self.predictions[0] if self.predictions else None
+        return {"request_id": self.request_id, "router": self.router, "router_version": self.router_version,
+                "model": self.model, "tier": self.tier, "action": self.action, "fallback": self.action == "fallback",
+                "label": first["label"] if first else None,
+                "probs": {k: first[k] for k in ("p_great", "p_ok", "p_bad")} if first else None,
+                "predictions": self.predictions, "overhead_tokens": self.overhead_tokens,
+                "overhead_ms": round(1000 * self.overhead_s, 3), "backend_errors": self.errors}
+
+
+def _prediction_dict(tier: int, model: str, p: Any) -> dict[str, Any]:
+    return {"tier": tier, "model": model, "label": p.label, "p_great": p.p_great, "p_ok": p.p_ok, "p_bad": p.p_bad,
+            "parsed": bool(p.parsed), "tokens_in": int(p.tokens_in), "latency_s": float(p.latency_s)}
+
+
+class RoutingService:
+    """Routers by name, guarded backends, metrics and ledger (see the module notes)."""
+
+    def __init__(self, deployments: dict[str, Deployment], cfg: ServeConfig, ledger: Any = None,
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if not deployments:
+            raise ConfigError("a routing service needs at least one router")
+        self.deployments, self.cfg, self.ledger = deployments, cfg, ledger
+        self.metrics = metrics or server_metrics()
+        self._clock = clock
+        self._pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="thrifty-backend")
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._sticky: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.started = time.time()
+
+    # -- names ------------------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return [f"thrifty/{name}" for name in self.deployments]
+
+    def resolve(self, model: str) -> tuple[str, float | None]:
+        """(router name, threshold override or None) for a requested model name."""
+        m = _NAME.match(model or "")
+        if m and m.group("name") in self.deployments:
+            tau = m.group("tau")
+            return m.group("name"), None if tau is None else float(tau)
+        if model and model.removeprefix("thrifty/") in self.deployments:
+            return model.removeprefix("thrifty/"), None
+        raise ServiceError(404, f"model {model!r} not found; available: {', '.join(self.model_names())}",
+                           "invalid_request_error", "model_not_found")
+
+    # -- guarded calls ----------------------------------------------------------------------------------
+    def breaker(self, model_id: str) -> CircuitBreaker:
+        with self._lock:
+            if model_id not in self._breakers:
+                self._breakers[model_id] = CircuitBreaker(self.cfg.breaker_failures, self.cfg.breaker_reset_s,
+                                                          self._clock)
+            return self._breakers[model_id]
+
+    def _call(self, model_id: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+        breaker = self.breaker(model_id)
+        if not breaker.allow():
+            self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": "open"})
+            errors.append(f"{model_id}: circuit open")
+            raise BackendDown(f"{model_id}: circuit open")
+        for _ in range(self.cfg.retries + 1):
+            fut = self._pool.submit(fn)
+            try:
+                out = fut.result(timeout=self.cfg.timeout_s)
+            except cf.TimeoutError:
+                fut.cancel()
+                kind, msg = "timeout", f"timed out after {self.cfg.timeout_s:g} s"
+            except TransientError as exc:
+                kind, msg = "transient", str(exc)
+            except Exception as exc:  # a backend's own failure: not retried
+                kind, msg = "error", f"{type(exc).__name__}: {exc}"
+            else:
+                breaker.record(True)
+                return out
+            self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": kind})
+            errors.append(f"{model_id}: {msg}"[:300])
+            if kind == "error":
+                break
+        breaker.record(False)
+        raise BackendDown(errors[-1])
+
+    # -- routing ----------------------------------------------------------------------------------------
+    def _ladder(self, dep: Deployment, task: str | None, tau: float | None) -> Ladder:
+        ladder = dep.ladder_for(task)
+        if tau is None:
+            return ladder
+        return Ladder(ladder.tiers, tuple(dataclasses.replace(p, tau_good=tau) for p in ladder.policies),
+                      ladder.max_tries)
+
+    def _start_tier(self, conversation: str | None) -> int:
+        if not (self.cfg.sticky and conversation):
+            return 0
+        with self._lock:
+            return self._sticky.get(conversation, 0)
+
+    def _remember(self, conversation: str | None, tier: int) -> None:
+        if not (self.cfg.sticky and conversation):
+            return
+        with self._lock:
+            self._sticky[conversation] = max(tier, self._sticky.get(conversation, 0))
+            self._sticky.move_to_end(conversation)
+            while len(self._sticky) > 100_000:
+                self._sticky.popitem(last=False)
+
+    def complete(self, messages: list[dict[str, str]], model: str, params: GenParams, task: str | None = None,
+                 conversation: str | None = None, key_name: str | None = None) -> Routed:
+        """Route one conversation; raises ServiceError when it cannot be served."""
+        t0 = time.perf_counter()
+        name, tau = self.resolve(model)
+        dep = self.deployments[name]
+        try:
+            res = self._route(dep, name, trim_history(messages, dep.history_tokens), params, task, tau,
+                              self._start_tier(conversation))
+        except ServiceError as exc:
+            self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
+            raise
+        res.latency_s = time.perf_counter() - t0
+        self._remember(conversation, res.tier)
+        self.metrics.inc("thrifty_requests_total", {"router": name, "action": res.action, "code": "200"})
+        if res.tier > 0:
+            self.metrics.inc("thrifty_deferrals_total", {"router": name})
+        if res.action == "fallback":
+            self.metrics.inc("thrifty_fallbacks_total", {"router": name})
+        self.metrics.observe("thrifty_overhead_seconds", res.overhead_s, {"router": name})
+        self.metrics.observe("thrifty_request_seconds", res.latency_s, {"router": name})
+        if self.ledger is not None:
+            self.ledger.write({"request_id": res.request_id, "time": time.time(), "router": name,
+                               "router_version": res.router_version, "requested": model, "key": key_name,
+                               "task": task, "conversation": conversation, "action": res.action, "tier": res.tier,
+                               "model": res.model, "predictions": res.predictions, "tokens_in": res.tokens_in,
+                               "tokens_out": res.tokens_out, "overhead_tokens": res.overhead_tokens,
+                               "overhead_s": res.overhead_s, "latency_s": res.latency_s, "errors": res.errors,
+                               "answer": res.text,
+                               **({"messages": messages} if self.cfg.ledger_messages else {})})
+        log.info("request %s router=%s action=%s tier=%d model=%s overhead_ms=%.1f latency_ms=%.1f%s",
+                 res.request_id, name, res.action, res.tier, res.model, 1000 * res.overhead_s,
+                 1000 * res.latency_s, f" messages={messages!r}" if self.cfg.log_prompts else "")
+        return res
+
+    def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
+               task: str | None, tau: float | None, start: int) -> Routed:
+        ladder = self._ladder(dep, task, tau)
+        top = len(dep.models) - 1
+        errors: list[str] = []
+        preds: list[tuple[int, Any]] = []
+        deferred: list[tuple[int, Any]] = []  # lower tiers that predicted and deferred: fallback candidates
+
+        def done(tier: int, action: str, comps: list[Completion]) -> Routed:
+            pd = [_prediction_dict(i, dep.tiers[i], p) for i, p in preds]
+            return Routed(uuid.uuid4().hex, name, str(dep.record.get("version", "")), comps[-1].text,
+                          comps[-1].finish_reason, dep.tiers[tier], tier, action, pd,
+                          sum(c.tokens_in for c in comps), sum(c.tokens_out for c in comps),
+                          sum(p["tokens_in"] for p in pd), sum(p["latency_s"] for p in pd), 0.0, errors)
+
+        for i in range(start, min(top, start + ladder.tries)):
+            predictor, model_i = dep.predictors[i], dep.models[i]
+            try:
+                pred = self._call(dep.tiers[i], lambda p=predictor: p.predict(messages, task), errors)
+            except BackendDown:
+                continue  # a failing lower tier passes the query up
+            preds.append((i, pred))
+            action = ladder.policies[i].decide(pred)
+            if action == DEFER:
+                deferred.append((i, pred))
+                continue
+            try:
+                draft = self._call(dep.tiers[i], lambda m=model_i, p=predictor, q=pred:
+                                   continue_answer(m, p, q, messages, params, task), errors)
+            except BackendDown:
+                continue
+            comps = [draft]
+            if action == REPAIR:
+                with contextlib.suppress(BackendDown):  # if the repair fails, the draft still stands
+                    comps.append(self._call(dep.tiers[i], lambda m=model_i, d=draft: self_refine(m, messages, d, params),
+                                            errors))
+            return done(i, action, comps)
+        try:
+            final = self._call(dep.tiers[top], lambda: dep.models[top].chat(messages, params), errors)
+            return done(top, DEFER, [final])  # every ladder has a lower tier: reaching the top is a deferral
+        except BackendDown:
+            pass
+        if self.cfg.fallback == "lower":
+            for i, pred in reversed(deferred):  # the strongest lower tier first
+                try:
+                    comp = self._call(dep.tiers[i], lambda m=dep.models[i], p=dep.predictors[i], q=pred:
+                                      continue_answer(m, p, q, messages, params, task), errors)
+                except BackendDown:
+                    continue
+                return done(i, "fallback", [comp])
+        raise ServiceError(503, f"no backend could answer: {'; '.join(errors[-3:]) or 'all unavailable'}",
+                           "server_error", "backend_unavailable")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.ledger is not None:
+            self.ledger.close()
+
+
+__all__ = ["FALLBACKS", "BackendDown", "Routed", "RoutingService", "ServeConfig", "ServiceError"]

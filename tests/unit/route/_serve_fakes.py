@@ -1,0 +1,39 @@
+"""Scripted tiers for server tests: "s" predicts great on "easy" questions and bad otherwise; "l" always answers."""
+
+from __future__ import annotations
+
+import json
+
+from thrifty.llm.fake import FakeChatModel
+from thrifty.route.deploy import load_deployment
+from thrifty.route.server.service import RoutingService, ServeConfig
+
+GREAT = {"great": 0.8, "ok": 0.15, "bad": 0.05}
+BAD = {"great": 0.05, "ok": 0.15, "bad": 0.8}
+
+
+def small(**kw):
+    return FakeChatModel(rules=[("", "small answer")], label_rules=[("easy", GREAT)], label_default=BAD,
+                         model_id="s", **kw)
+
+
+def large(**kw):
+    return FakeChatModel(default="large answer", model_id="l", **kw)
+
+
+def router_file(tmp_path, name="r.json", tau=0.5):
+    path = tmp_path / name
+    path.write_text(json.dumps({"v": 1, "small": "s", "large": "l", "predictor": {"name": "zero_shot"},
+                                "policy": {"tau_good": tau}, "version": "v-test"}))
+    return path
+
+
+def service(tmp_path, s=None, lg=None, ledger=None, **cfg):
+    models = {"s": s or small(), "l": lg or large()}
+    dep = load_deployment(router_file(tmp_path), load_model=models.__getitem__)
+    conf = ServeConfig(routers={"demo": str(tmp_path / "r.json")}, **cfg)
+    return RoutingService({"demo": dep}, conf, ledger=ledger), models
+
+
+def ask(text):
+    return [{"role": "user", "content": text}]
