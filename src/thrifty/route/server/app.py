@@ -22,7 +22,15 @@ from typing import Any
 
 from thrifty.llm.base import GenParams
 from thrifty.route.server.guard import ApiKeys, RateLimiter
-from thrifty.route.server.protocol import ChatCompletionRequest, ModelCard, ModelList, error_body
+from thrifty.route.server.protocol import (
+    ERROR_STATUSES,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorBody,
+    ModelCard,
+    ModelList,
+    error_body,
+)
 from thrifty.route.server.service import Routed, RoutingService, ServiceError
 
 log = logging.getLogger("thrifty.server")
@@ -78,10 +86,17 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+    from pydantic import Field
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
 
     cfg = service.cfg
     limiter = limiter or RateLimiter(cfg.rate, cfg.burst)
+
+    class CappedRequest(ChatCompletionRequest):  # this server's max_tokens cap, in the schema it publishes
+        max_tokens: int | None = Field(default=None, ge=1, le=cfg.max_tokens)
+        max_completion_tokens: int | None = Field(default=None, ge=1, le=cfg.max_tokens)
+
     app = FastAPI(title="thrifty routing server", version="1", docs_url=None, redoc_url=None)
     metrics = service.metrics
 
@@ -119,34 +134,48 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
             log.error("unhandled %s on %s", type(exc).__name__, path)
             return _error(500, "internal error", "server_error", "internal_error")
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # e.g. an unparsable body
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error(exc.status_code, str(exc.detail), kind, "invalid_request" if exc.status_code == 400 else None,
+                      dict(exc.headers or {}))
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        if where in ("max_tokens", "max_completion_tokens") and first.get("type") == "less_than_equal":
+            metrics.inc("thrifty_rejected_total", {"reason": "max_tokens"})
+            return _error(400, f"{where} is over this server's cap of {cfg.max_tokens}", "invalid_request_error",
+                          "max_tokens_too_large")
         metrics.inc("thrifty_rejected_total", {"reason": "invalid"})
         return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}",
                       "invalid_request_error", "invalid_request")
+
+    def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+        return {c: {"model": ErrorBody, "description": ERROR_STATUSES[c]} for c in codes}
+
+    v1_errors = errors(401, 413, 429, 500)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "routers": list(service.deployments), "uptime_s": round(time.time() - service.started, 3)}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=ModelList, responses=v1_errors)
     async def models() -> dict[str, Any]:
         created = int(service.started)
         return ModelList(data=[ModelCard(id=n, created=created) for n in service.model_names()]).model_dump()
 
-    @app.post("/v1/chat/completions")
-    async def chat(req: ChatCompletionRequest, request: Request) -> Response:
+    @app.post("/v1/chat/completions", responses={
+        200: {"model": ChatCompletion, "content": {"text/event-stream": {"schema": {"type": "string"}}},
+              "description": "the routed completion (JSON), or server-sent chunks when stream is true"},
+        **v1_errors, **errors(400, 404, 503)})
+    async def chat(req: CappedRequest, request: Request) -> Response:
         budget = req.answer_budget() or cfg.default_max_tokens
-        if budget > cfg.max_tokens:
-            metrics.inc("thrifty_rejected_total", {"reason": "max_tokens"})
-            return _error(400, f"max_tokens {budget} is over this server's cap of {cfg.max_tokens}",
-                          "invalid_request_error", "max_tokens_too_large")
         params = GenParams(max_tokens=budget, temperature=req.temperature or 0.0, top_p=req.top_p or 1.0,
                            seed=req.seed or 0, stop=req.stop_list())
         task = (req.metadata or {}).get("task") or request.headers.get("x-thrifty-task")

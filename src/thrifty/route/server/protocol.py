@@ -7,9 +7,9 @@ task/domain tag) or in ``x-thrifty-*`` request headers, so unmodified clients ke
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ChatMessage(BaseModel):
@@ -41,19 +41,12 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     n: int = Field(default=1, ge=1, le=1)
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     metadata: dict[str, Any] | None = None
     user: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(v, list) and len(v) > 4:
-            raise ValueError("at most 4 stop sequences")
-        return v
 
     def plain_messages(self) -> list[dict[str, str]]:
         """The conversation as {role, content} dicts of text (developer messages count as system)."""
@@ -106,10 +99,26 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_STATUSES = {400: "invalid request or max_tokens over the cap", 401: "missing or invalid API key",
+                  404: "unknown model", 413: "request body too large", 429: "rate limit reached (Retry-After)",
+                  500: "internal error", 503: "no backend could answer"}
+
+
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-__all__ = ["ChatCompletion", "ChatCompletionRequest", "ChatMessage", "Choice", "ChoiceMessage", "ModelCard",
-           "ModelList", "Usage", "error_body"]
+__all__ = ["ERROR_STATUSES", "ChatCompletion", "ChatCompletionRequest", "ChatMessage", "Choice", "ChoiceMessage",
+           "ErrorBody", "ErrorDetail", "ModelCard", "ModelList", "Usage", "error_body"]
