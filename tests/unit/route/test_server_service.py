@@ -99,6 +99,17 @@ def test_every_decision_reaches_the_ledger(tmp_path):
     assert "messages" not in recs[ids[0]] and recs[ids[0]]["task"] == "t"
 
 
+def test_failed_requests_reach_the_ledger_too(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    svc, _ = service(tmp_path, ledger=ledger, lg=large(fail_first=100), fallback="error", retries=0)
+    with pytest.raises(ServiceError):
+        svc.complete(ask("hard one"), "thrifty/demo", P)
+    svc.close()
+    with RunStore(tmp_path / "ledger.sqlite") as store:
+        (rec,) = [r.value for r in store.records("decision")]
+    assert rec["action"] == "error" and rec["status"] == 503 and rec["messages"] == ask("hard one")
+
+
 def test_bad_configs_are_one_line_errors():
     for kw, match in (({}, "routers"), ({"routers": {"a-b": "x"}}, "router name"),
                       ({"routers": {"a": "x"}, "fallback": "maybe"}, "fallback"),

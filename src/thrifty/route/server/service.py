@@ -232,6 +232,13 @@ class RoutingService:
                               self._start_tier(conversation))
         except ServiceError as exc:
             self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
+            if self.ledger is not None:  # failed requests are traffic too: the ledger keeps every routed request
+                self.ledger.write({"request_id": uuid.uuid4().hex, "time": time.time(), "router": name,
+                                   "router_version": str(dep.record.get("version", "")), "requested": model,
+                                   "key": key_name, "task": task, "conversation": conversation, "action": "error",
+                                   "status": exc.status, "model": None, "errors": [exc.message],
+                                   "latency_s": time.perf_counter() - t0,
+                                   **({"messages": messages} if self.cfg.ledger_messages else {})})
             raise
         res.latency_s = time.perf_counter() - t0
         self._remember(conversation, res.tier)
