@@ -49,6 +49,7 @@ def serve_stub(port: int, error_rate: float = 0.0, hang_rate: float = 0.0, hang_
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms delayed-ACK stalls)
 
         def log_message(self, *args) -> None:  # quiet
             pass
