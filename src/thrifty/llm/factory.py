@@ -167,6 +167,17 @@ class LazyChatModel:
         return self._get().label_probs(messages, labels, assistant_prefix=assistant_prefix)
 
     @property
+    def supports_tools(self) -> bool:
+        """Whether the backend takes OpenAI tools (``chat_tools``); loads the model to find out."""
+        return hasattr(self._get(), "chat_tools")
+
+    def chat_tools(self, messages, params=None, tools=None, tool_choice=None):
+        model = self._get()
+        if not hasattr(model, "chat_tools"):
+            raise ConfigError(f"model {self.model_id!r} does not take tools")
+        return model.chat_tools(messages, params, tools, tool_choice)
+
+    @property
     def retries_itself(self) -> bool:
         return bool(getattr(self._get(), "retries_itself", False))
 

@@ -287,6 +287,25 @@ class OpenAICompatModel:
         latency = time.perf_counter() - t0
         return self._completion(data, body, assistant_prefix, latency)
 
+    def chat_tools(self, messages: list[dict[str, Any]], params: GenParams | None = None,
+                   tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> Completion:
+        """One completion with OpenAI tools passed through: ``messages`` may carry ``tool_calls`` and ``tool``
+        turns; the reply's tool calls come back in ``extra["tool_calls"]`` (``extra["finish_reason_raw"]`` is
+        then "tool_calls")."""
+        if not isinstance(messages, list) or not messages:
+            raise ConfigError("messages must be a non-empty list")
+        params = params or GenParams()
+        body = self._body(messages, "", max_tokens=params.max_tokens, temperature=params.temperature,
+                          top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None, tools=tools or None,
+                          tool_choice=tool_choice if tools else None)
+        t0 = time.perf_counter()
+        data = self._request("POST", "/chat/completions", body)
+        done = self._completion(data, body, "", time.perf_counter() - t0)
+        calls = (_first_choice(data, self.base_url).get("message") or {}).get("tool_calls")
+        if calls:
+            done.extra["tool_calls"] = calls
+        return done
+
     def _completion(self, data: dict[str, Any], body: dict[str, Any], prefix: str, latency: float) -> Completion:
         choice = _first_choice(data, self.base_url)
         msg = choice.get("message") or {}

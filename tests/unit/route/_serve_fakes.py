@@ -37,3 +37,15 @@ def service(tmp_path, s=None, lg=None, ledger=None, **cfg):
 
 def ask(text):
     return [{"role": "user", "content": text}]
+
+
+class ToolModel(FakeChatModel):
+    """A scripted tier that takes OpenAI tools: it calls the first tool offered, with the conversation it got."""
+
+    def chat_tools(self, messages, params=None, tools=None, tool_choice=None):
+        done = self.chat([{"role": m["role"], "content": m.get("content") or ""} for m in messages], params)
+        name = tools[0]["function"]["name"]
+        done.extra["tool_calls"] = [{"id": "call_1", "type": "function",
+                                     "function": {"name": name, "arguments": json.dumps({"n": len(messages)})}}]
+        self.tool_requests = [*getattr(self, "tool_requests", []), (messages, tools, tool_choice)]
+        return done

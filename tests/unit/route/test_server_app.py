@@ -98,3 +98,27 @@ def test_backend_outage_is_a_503_in_openai_shape_not_a_hang(tmp_path):
     client, _, _ = _client(tmp_path, keys=False, lg=large(fail_first=100), fallback="error", retries=0)
     r = client.post("/v1/chat/completions", json=_body("hard one"))
     assert r.status_code == 503 and r.json()["error"]["type"] == "server_error"
+
+
+TOOLS = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_tools_pass_through_to_a_tier_that_takes_them_and_are_reported_ignored_otherwise(tmp_path):
+    from _serve_fakes import ToolModel
+
+    client, _, models = _client(tmp_path, keys=False, lg=ToolModel(default="large answer", model_id="l"))
+    history = [{"role": "user", "content": "hard sum"},
+               {"role": "assistant", "content": None, "tool_calls": [{"id": "c0", "type": "function",
+                                                                     "function": {"name": "add", "arguments": "{}"}}]},
+               {"role": "tool", "tool_call_id": "c0", "content": "5"}]
+    r = client.post("/v1/chat/completions", json={"model": "thrifty/demo", "messages": history, "tools": TOOLS,
+                                                  "tool_choice": "auto"}).json()
+    choice = r["choices"][0]
+    assert r["thrifty"]["action"] == "defer" and r["thrifty"]["tools"] == "passed"
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["tool_calls"][0]["function"]["name"] == "add"
+    sent, tools, choice_arg = models["l"].tool_requests[-1]
+    assert sent[1]["tool_calls"][0]["id"] == "c0" and sent[2]["tool_call_id"] == "c0"  # the conversation as sent
+    assert tools == TOOLS and choice_arg == "auto"
+    easy = client.post("/v1/chat/completions", json={"model": "thrifty/demo", "tools": TOOLS,
+                                                     "messages": [{"role": "user", "content": "easy"}]}).json()
+    assert easy["thrifty"]["tools"] == "ignored" and easy["choices"][0]["finish_reason"] == "stop"

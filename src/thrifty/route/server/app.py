@@ -31,7 +31,7 @@ from thrifty.route.server.protocol import (
     ModelList,
     error_body,
 )
-from thrifty.route.server.service import Routed, RoutingService, ServiceError
+from thrifty.route.server.service import Routed, RoutingService, ServiceError, ToolRequest
 
 log = logging.getLogger("thrifty.server")
 STREAM_PIECE = 24  # characters per streamed content chunk
@@ -56,9 +56,11 @@ def _headers(res: Routed) -> dict[str, str]:
 
 
 def _completion_body(res: Routed, model: str, created: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": res.text}
+    if res.tool_calls:  # OpenAI's shape: content may be null beside tool calls
+        message.update(content=res.text or None, tool_calls=res.tool_calls)
     return {"id": f"chatcmpl-{res.request_id}", "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
-                         "finish_reason": res.finish_reason}],
+            "choices": [{"index": 0, "message": message, "finish_reason": res.finish_reason}],
             "usage": {"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
                       "total_tokens": res.tokens_in + res.tokens_out},
             "thrifty": res.metadata()}
@@ -75,6 +77,8 @@ def _stream(res: Routed, model: str, created: int) -> Iterator[str]:
     yield chunk({"role": "assistant", "content": ""})
     for k in range(0, len(res.text), STREAM_PIECE):
         yield chunk({"content": res.text[k:k + STREAM_PIECE]})
+    if res.tool_calls:
+        yield chunk({"tool_calls": [{"index": j, **call} for j, call in enumerate(res.tool_calls)]})
     yield chunk({}, res.finish_reason, thrifty=res.metadata(),
                 usage={"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
                        "total_tokens": res.tokens_in + res.tokens_out})
@@ -180,10 +184,12 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
                            seed=req.seed or 0, stop=req.stop_list())
         task = (req.metadata or {}).get("task") or request.headers.get("x-thrifty-task")
         conversation = request.headers.get("x-thrifty-conversation")
+        tools = None if not req.tools else ToolRequest(
+            req.tools, req.tool_choice, [m.model_dump(exclude_none=True) for m in req.messages])
         try:
             res = await run_in_threadpool(service.complete, req.plain_messages(), req.model, params,
                                           str(task) if task else None, conversation,
-                                          getattr(request.state, "key_name", None))
+                                          getattr(request.state, "key_name", None), tools)
         except ServiceError as exc:
             return _error(exc.status, exc.message, exc.kind, exc.code)
         created = int(time.time())

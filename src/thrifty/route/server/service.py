@@ -84,6 +84,16 @@ class ServeConfig:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
 
 
+@dataclass(frozen=True)
+class ToolRequest:
+    """OpenAI tools to pass to the answering model: the tool list, tool_choice, and the conversation as sent
+    (with its tool calls and tool turns; the predictor sees only the text)."""
+
+    tools: list[dict[str, Any]]
+    tool_choice: Any = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
 class ServiceError(Exception):
     """A request the service refuses or cannot serve: HTTP status, OpenAI error type and code."""
 
@@ -115,6 +125,8 @@ class Routed:
     overhead_s: float
     latency_s: float
     errors: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] | None = None
+    tools: str | None = None  # "passed" or "ignored" when the request carried tools
 
     def metadata(self) -> dict[str, Any]:
         """The ``thrifty`` field of the response."""
@@ -124,7 +136,14 @@ class Routed:
                 "label": first["label"] if first else None,
                 "probs": {k: first[k] for k in ("p_great", "p_ok", "p_bad")} if first else None,
                 "predictions": self.predictions, "overhead_tokens": self.overhead_tokens,
-                "overhead_ms": round(1000 * self.overhead_s, 3), "backend_errors": self.errors}
+                "overhead_ms": round(1000 * self.overhead_s, 3), "backend_errors": self.errors,
+                **({"tools": self.tools} if self.tools else {})}
+
+
+def _takes_tools(model: Any) -> bool:
+    """Whether a tier's backend takes OpenAI tools (the llm layer's ``chat_tools``)."""
+    flag = getattr(model, "supports_tools", None)
+    return bool(flag) if flag is not None else hasattr(model, "chat_tools")
 
 
 def _prediction_dict(tier: int, model: str, p: Any) -> dict[str, Any]:
@@ -222,14 +241,15 @@ class RoutingService:
                 self._sticky.popitem(last=False)
 
     def complete(self, messages: list[dict[str, str]], model: str, params: GenParams, task: str | None = None,
-                 conversation: str | None = None, key_name: str | None = None) -> Routed:
+                 conversation: str | None = None, key_name: str | None = None,
+                 tools: ToolRequest | None = None) -> Routed:
         """Route one conversation; raises ServiceError when it cannot be served."""
         t0 = time.perf_counter()
         name, tau = self.resolve(model)
         dep = self.deployments[name]
         try:
             res = self._route(dep, name, trim_history(messages, dep.history_tokens), params, task, tau,
-                              self._start_tier(conversation))
+                              self._start_tier(conversation), tools)
         except ServiceError as exc:
             self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
             if self.ledger is not None:  # failed requests are traffic too: the ledger keeps every routed request
@@ -256,7 +276,7 @@ class RoutingService:
                                "model": res.model, "predictions": res.predictions, "tokens_in": res.tokens_in,
                                "tokens_out": res.tokens_out, "overhead_tokens": res.overhead_tokens,
                                "overhead_s": res.overhead_s, "latency_s": res.latency_s, "errors": res.errors,
-                               "answer": res.text,
+                               "answer": res.text, "tool_calls": res.tool_calls,
                                **({"messages": messages} if self.cfg.ledger_messages else {})})
         log.info("request %s router=%s action=%s tier=%d model=%s overhead_ms=%.1f latency_ms=%.1f%s",
                  res.request_id, name, res.action, res.tier, res.model, 1000 * res.overhead_s,
@@ -264,7 +284,7 @@ class RoutingService:
         return res
 
     def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
-               task: str | None, tau: float | None, start: int) -> Routed:
+               task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None) -> Routed:
         ladder = self._ladder(dep, task, tau)
         top = len(dep.models) - 1
         errors: list[str] = []
@@ -273,10 +293,20 @@ class RoutingService:
 
         def done(tier: int, action: str, comps: list[Completion]) -> Routed:
             pd = [_prediction_dict(i, dep.tiers[i], p) for i, p in preds]
+            calls = comps[-1].extra.get("tool_calls") if comps[-1].extra else None
             return Routed(uuid.uuid4().hex, name, str(dep.record.get("version", "")), comps[-1].text,
-                          comps[-1].finish_reason, dep.tiers[tier], tier, action, pd,
+                          "tool_calls" if calls else comps[-1].finish_reason, dep.tiers[tier], tier, action, pd,
                           sum(c.tokens_in for c in comps), sum(c.tokens_out for c in comps),
-                          sum(p["tokens_in"] for p in pd), sum(p["latency_s"] for p in pd), 0.0, errors)
+                          sum(p["tokens_in"] for p in pd), sum(p["latency_s"] for p in pd), 0.0, errors, calls,
+                          None if tools is None else ("passed" if _takes_tools(dep.models[tier]) else "ignored"))
+
+        def answer(i: int, pred: Any = None) -> Completion:
+            model = dep.models[i]
+            if tools is not None and _takes_tools(model):  # the conversation as sent, tools and all
+                return model.chat_tools(tools.messages or messages, params, tools.tools, tools.tool_choice)
+            if pred is None:
+                return model.chat(messages, params)
+            return continue_answer(model, dep.predictors[i], pred, messages, params, task)
 
         for i in range(start, min(top, start + ladder.tries)):
             predictor, model_i = dep.predictors[i], dep.models[i]
@@ -290,26 +320,24 @@ class RoutingService:
                 deferred.append((i, pred))
                 continue
             try:
-                draft = self._call(dep.tiers[i], lambda m=model_i, p=predictor, q=pred:
-                                   continue_answer(m, p, q, messages, params, task), errors)
+                draft = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors)
             except BackendDown:
                 continue
             comps = [draft]
-            if action == REPAIR:
+            if action == REPAIR and not draft.extra.get("tool_calls"):
                 with contextlib.suppress(BackendDown):  # if the repair fails, the draft still stands
                     comps.append(self._call(dep.tiers[i], lambda m=model_i, d=draft: self_refine(m, messages, d, params),
                                             errors))
             return done(i, action, comps)
         try:
-            final = self._call(dep.tiers[top], lambda: dep.models[top].chat(messages, params), errors)
+            final = self._call(dep.tiers[top], lambda: answer(top), errors)
             return done(top, DEFER, [final])  # every ladder has a lower tier: reaching the top is a deferral
         except BackendDown:
             pass
         if self.cfg.fallback == "lower":
             for i, pred in reversed(deferred):  # the strongest lower tier first
                 try:
-                    comp = self._call(dep.tiers[i], lambda m=dep.models[i], p=dep.predictors[i], q=pred:
-                                      continue_answer(m, p, q, messages, params, task), errors)
+                    comp = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors)
                 except BackendDown:
                     continue
                 return done(i, "fallback", [comp])
@@ -322,4 +350,4 @@ class RoutingService:
             self.ledger.close()
 
 
-__all__ = ["FALLBACKS", "BackendDown", "Routed", "RoutingService", "ServeConfig", "ServiceError"]
+__all__ = ["FALLBACKS", "BackendDown", "Routed", "RoutingService", "ServeConfig", "ServiceError", "ToolRequest"]
