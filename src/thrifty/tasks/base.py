@@ -23,7 +23,10 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def messages(self) -> Messages:
-        """Chat messages for this example (system instruction first when set)."""
+        """Chat messages for this example (system instruction first when set); a recorded conversation
+        (``meta["messages"]``, e.g. live traffic) is returned as it was."""
+        if self.meta.get("messages"):
+            return [dict(m) for m in self.meta["messages"]]
         msgs: Messages = []
         if self.system:
             msgs.append({"role": "system", "content": self.system})

@@ -26,6 +26,7 @@ FORMS: dict[str, str] = {
     "mmlu_pro": "mmlu_pro:PATH[?split=test]  MMLU-Pro JSONL/Parquet (question, options, answer, category)",
     "medqa": "medqa:PATH[?split=test]  MedQA-style JSONL (question, options {letter: text}, answer_idx)",
     "qa": "qa:PATH[?question=COL&answer=COL&split=test]  generic question/answer JSONL/CSV/Parquet",
+    "ledger": "ledger:STORE[?router=NAME]  conversations a routing server recorded (no reference: use an LLM judge)",
 }
 
 
@@ -113,6 +114,14 @@ def _file_kind(kind: str, loader_name: str, extra: tuple[str, ...] = ()) -> Buil
     return build
 
 
+def _ledger(arg: str, options: dict[str, Any]) -> Task:
+    from thrifty.tasks.ledger import LedgerTask
+
+    _need_arg("ledger", arg, "STORE")
+    _allowed("ledger", options, ("router",))
+    return LedgerTask(arg, str(options["router"]) if "router" in options else None)
+
+
 TASK_KINDS.add("gym", _gym)
 TASK_KINDS.add("humaneval", _humaneval)
 TASK_KINDS.add("gsm8k", _file_kind("gsm8k", "load_gsm8k"))
@@ -121,6 +130,7 @@ TASK_KINDS.add("mmlu", _file_kind("mmlu", "load_mmlu"))
 TASK_KINDS.add("mmlu_pro", _file_kind("mmlu_pro", "load_mmlu_pro"))
 TASK_KINDS.add("medqa", _file_kind("medqa", "load_medqa"))
 TASK_KINDS.add("qa", _file_kind("qa", "load_qa", ("question", "answer")))
+TASK_KINDS.add("ledger", _ledger)
 
 
 def load_task(spec: str) -> Task:
