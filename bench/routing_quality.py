@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nbest self-prediction router {best}: APGR − prompt-only router = {diff.point:+.3f} "
               f"[{diff.lo:+.3f}, {diff.hi:+.3f}] (goal +0.10: {verdict})")
         rows["best_minus_prompt_router"] = {"router": best, "apgr_diff": tuple(diff)}
+    rows["config"] = {"tasks": tasks, "n_train_per_task": args.n_train, "n_val_per_task": args.n_val,
+                      "n_test_per_task": args.n_test, "max_tokens": args.max_tokens, "n_boot": args.n_boot}
     (run / "routing_quality.json").write_text(json.dumps(rows, indent=2, default=float) + "\n")
     print(f"written: {run / 'routing_quality.json'} and one report.html per router under {run}/eval_*")
     return 0
