@@ -94,13 +94,13 @@ class Deployment:
 def read_routing_file(path: str | Path) -> dict[str, Any]:
     """A router or ladder file as a ladder record: ``tiers``, ``steps`` (one router record per lower tier),
     ``max_tries``; a router file becomes a two-tier ladder."""
+    import json
+
     from thrifty.route.ladder import load_ladder
     from thrifty.route.router import load_router
 
     path = Path(path)
     try:
-        import json
-
         kind = json.loads(path.read_text()).get("kind", "router")
     except FileNotFoundError:
         raise ConfigError(f"{path}: routing file not found; write one with `thrifty route calibrate`") from None
