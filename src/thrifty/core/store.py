@@ -133,6 +133,13 @@ class RunStore:
         self.put(kind, key, value, tags)
         return self.get(kind, key), False
 
+    def tags(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The tags stored with (kind, key), or None when there is no such record."""
+        _check_kind(kind)
+        with self._lock:
+            row = self._db.execute("SELECT tags FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def has(self, kind: str, key: str) -> bool:
         """Whether (kind, key) is stored."""
         _check_kind(kind)

@@ -119,6 +119,7 @@ def collect(
                     key = record_key("generation", generation_fields(model_spec, params, ex))
                     if store.has("generation", key):
                         reused += 1
+                        _alias(store, key, {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split})
                     else:
                         todo.append((spec, ex, key))
             if todo:
@@ -130,6 +131,18 @@ def collect(
     result = CollectResult(table, new, reused, failures, run_dir)
     _write_summary(result, cfg)
     return result
+
+
+def _alias(store: RunStore, key: str, tags: dict[str, Any]) -> None:
+    """A generation is addressed by its inputs, so the same prompt in another task or split reuses it; its tags
+    name only the first use. Readers look generations up by tags, so every further use gets an alias record:
+    the same value under its own tags (keyed by the original key and those tags; written once)."""
+    stored = store.tags("generation", key) or {}
+    if all(stored.get(k) == v for k, v in tags.items()):
+        return
+    alias = record_key("generation", {"alias_of": key, **tags})
+    if not store.has("generation", alias):
+        store.put("generation", alias, store.get("generation", key), tags)
 
 
 def _generate(store: RunStore, model_spec: str, model: Any, todo, params: GenParams, cfg: CollectConfig):
@@ -144,7 +157,8 @@ def _generate(store: RunStore, model_spec: str, model: Any, todo, params: GenPar
                 bar.advance(note=f"failed: {type(res).__name__}")
                 return
             tags = {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split}
-            store.put("generation", key, res, tags)
+            if not store.put("generation", key, res, tags):  # the same prompt answered for another task or split
+                _alias(store, key, tags)
             stats["new"] += 1
             bar.advance(note=f"{res.tokens_out} tok in {res.latency_s:.1f}s")
 

@@ -144,3 +144,18 @@ def test_llm_judge_needs_a_judge_model():
 def test_unknown_judge_is_rejected_before_any_work():
     with pytest.raises(ValueError, match="unknown judge 'oracle'"):
         CollectConfig(judge="oracle")
+
+
+def test_the_same_prompt_in_two_tasks_is_visible_under_both(tmp_path):
+    """A generation is keyed by its inputs, so task "b" (same prompts as "a") reuses "a"'s; readers that look
+    answers up by task and split must still find them under "b"."""
+    from thrifty.route.router import stored_generations
+
+    model = FakeChatModel(default="Answer: 1")
+    for tasks in (["a", "b"], ["a", "b", "c"]):  # one run with both, then a later run adding "c"
+        collect(CollectConfig(models=["m"], tasks=tasks, split="val", n_per_task=3, run_dir=str(tmp_path / "r"),
+                              judge=""), load_model=lambda s: model, load_task=AddTask)
+    with RunStore(tmp_path / "r" / "store.sqlite") as store:
+        gens = stored_generations(store, "m", "val")
+    assert {t for t, _ in gens} == {"a", "b", "c"} and len(gens) == 9
+    assert len({g["text"] for g in gens.values()}) == 1
