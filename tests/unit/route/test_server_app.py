@@ -93,6 +93,16 @@ def test_bad_requests_get_one_clear_error_each(tmp_path):
     r = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400
 
+    def chunked(payload: bytes):  # no content-length: the size is measured as the body arrives
+        yield from (payload[i:i + 500] for i in range(0, len(payload), 500))
+
+    big = json.dumps(_body("x" * 5000)).encode()
+    r = client.post("/v1/chat/completions", content=chunked(big), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    small = json.dumps(_body("easy one")).encode()
+    r = client.post("/v1/chat/completions", content=chunked(small), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["thrifty"]["action"] == "answer"
+
 
 def test_backend_outage_is_a_503_in_openai_shape_not_a_hang(tmp_path):
     client, _, _ = _client(tmp_path, keys=False, lg=large(fail_first=100), fallback="error", retries=0)

@@ -85,6 +85,65 @@ def _stream(res: Routed, model: str, created: int) -> Iterator[str]:
     yield "data: [DONE]\n\n"
 
 
+class _Guard:
+    """ASGI middleware for every ``/v1`` request: body-size cap (chunked bodies are measured as they arrive),
+    API key, per-key rate limit. A plain ASGI wrapper, so it adds no per-request task or body copy."""
+
+    def __init__(self, app: Any, cfg: Any, keys: ApiKeys | None, limiter: RateLimiter, reject: Any) -> None:
+        self.app, self.cfg, self.keys, self.limiter, self.reject = app, cfg, keys, limiter, reject
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        cap = self.cfg.max_body_bytes
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        length = headers.get("content-length")
+        too_big = self.reject("size", 413, f"request body over {cap} bytes", "invalid_request_error", "body_too_large")
+        if length is not None and (not length.isdigit() or int(length) > cap):
+            await too_big(scope, receive, send)
+            return
+        if length is None and scope["method"] == "POST":  # chunked: read it (up to the cap), then replay it
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > cap:
+                    await too_big(scope, receive, send)
+                    return
+            receive = _replay(body, receive)
+        name = "anonymous"
+        if self.keys:
+            auth = headers.get("authorization", "")
+            name = self.keys.check(auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+            if name is None:
+                await self.reject("auth", 401, "missing or invalid API key (Authorization: Bearer <key>)",
+                                  "invalid_request_error", "invalid_api_key")(scope, receive, send)
+                return
+        wait = self.limiter.take(name)
+        if wait > 0:
+            await self.reject("rate", 429, f"rate limit reached for this key; retry in {wait:.2f} s",
+                              "rate_limit_error", "rate_limit_exceeded",
+                              {"retry-after": str(max(1, round(wait)))})(scope, receive, send)
+            return
+        scope.setdefault("state", {})["key_name"] = name
+        await self.app(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: RateLimiter | None = None) -> Any:
     """The FastAPI app for ``service``; ``keys`` None (or empty) serves without authentication."""
     from fastapi import FastAPI, Request
@@ -109,34 +168,12 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
         metrics.inc("thrifty_rejected_total", {"reason": reason})
         return _error(status, message, kind, code, headers)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if path.startswith("/v1/"):
-            length = request.headers.get("content-length")
-            if length is None and request.method == "POST":  # chunked: measure what was sent
-                length = str(len(await request.body()))
-            if length is not None and (not length.isdigit() or int(length) > cfg.max_body_bytes):
-                return reject("size", 413, f"request body over {cfg.max_body_bytes} bytes", "invalid_request_error",
-                              "body_too_large")
-            if keys:
-                auth = request.headers.get("authorization", "")
-                name = keys.check(auth[7:].strip() if auth.lower().startswith("bearer ") else None)
-                if name is None:
-                    return reject("auth", 401, "missing or invalid API key (Authorization: Bearer <key>)",
-                                  "invalid_request_error", "invalid_api_key")
-            else:
-                name = "anonymous"
-            request.state.key_name = name
-            wait = limiter.take(name)
-            if wait > 0:
-                return reject("rate", 429, f"rate limit reached for this key; retry in {wait:.2f} s",
-                              "rate_limit_error", "rate_limit_exceeded", {"retry-after": str(max(1, round(wait)))})
-        try:
-            return await call_next(request)
-        except Exception as exc:  # never a bare 500: log the type, answer in OpenAI's shape
-            log.error("unhandled %s on %s", type(exc).__name__, path)
-            return _error(500, "internal error", "server_error", "internal_error")
+    app.add_middleware(_Guard, cfg=cfg, keys=keys, limiter=limiter, reject=reject)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:  # never a bare 500: OpenAI's shape
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        return _error(500, "internal error", "server_error", "internal_error")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # e.g. an unparsable body
