@@ -79,13 +79,16 @@ def _loopback(host: str) -> bool:
 def _run(cfg, keys) -> int:
     import uvicorn
 
-    from thrifty.llm.factory import threaded_loader
+    from thrifty.llm.factory import load_model
     from thrifty.route.deploy import load_deployment
     from thrifty.route.server.app import build_app
     from thrifty.route.server.ledger import Ledger
     from thrifty.route.server.service import RoutingService
 
-    loader = threaded_loader(cfg.n_threads)
+    def loader(spec: str):  # HTTP backends time out on their own (the service's timeout), the guard retries
+        extra = {"timeout_s": cfg.timeout_s, "max_retries": 0} if spec.startswith("openai:") else {}
+        return load_model(spec, llamacpp={"n_threads": cfg.n_threads}, **extra)
+
     deployments = {name: load_deployment(path, loader, cfg.history_tokens) for name, path in cfg.routers.items()}
     for dep in deployments.values():  # load every tier now, so the first request is not the slow one
         for model in dep.models:

@@ -181,6 +181,10 @@ class LazyChatModel:
     def retries_itself(self) -> bool:
         return bool(getattr(self._get(), "retries_itself", False))
 
+    @property
+    def enforces_timeout(self) -> bool:
+        return bool(getattr(self._get(), "enforces_timeout", False))
+
     def hidden_state(self, messages, assistant_prefix: str = "", **kw):
         """The loaded model's hidden state at the last prompt position (backends that have one)."""
         model = self._get()

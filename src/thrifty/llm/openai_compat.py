@@ -138,6 +138,7 @@ class OpenAICompatModel:
     """
 
     retries_itself = True  # callers (batch runners) should not wrap calls in a second retry loop
+    enforces_timeout = True  # every call ends within its timeout (per attempt): no watchdog thread is needed
 
     def __init__(
         self,

@@ -117,3 +117,24 @@ def test_bad_configs_are_one_line_errors():
                       ({"routers": {"a": "x"}, "port": 0}, "port")):
         with pytest.raises(ConfigError, match=match):
             ServeConfig(**kw)
+
+
+def test_self_timed_backends_run_inline_and_others_on_a_watchdog_thread(tmp_path):
+    import threading
+
+    def large_on(timed: bool):
+        class Large(type(large())):
+            enforces_timeout = timed
+
+            def chat(self, messages, params=None, assistant_prefix=""):
+                self.thread = threading.current_thread().name
+                return super().chat(messages, params, assistant_prefix)
+
+        return Large(default="large answer", model_id="l")
+
+    for timed in (True, False):
+        model = large_on(timed)
+        svc, _ = service(tmp_path, lg=model)
+        assert svc.complete(ask("hard one"), "thrifty/demo", P).model == "l"
+        on_pool = model.thread.startswith("thrifty-backend")
+        assert on_pool is not timed  # HTTP-like backends in the request's thread, in-process ones on the pool

@@ -140,6 +140,14 @@ class Routed:
                 **({"tools": self.tools} if self.tools else {})}
 
 
+def _self_timed(model: Any) -> bool:
+    """Whether a backend ends every call within its own timeout (HTTP clients do; in-process models do not)."""
+    try:
+        return bool(getattr(model, "enforces_timeout", False))
+    except Exception:  # a model that fails to load: let the guarded call report it
+        return False
+
+
 def _takes_tools(model: Any) -> bool:
     """Whether a tier's backend takes OpenAI tools (the llm layer's ``chat_tools``)."""
     flag = getattr(model, "supports_tools", None)
@@ -190,18 +198,25 @@ class RoutingService:
                                                           self._clock)
             return self._breakers[model_id]
 
-    def _call(self, model_id: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+    def _call(self, model_id: str, fn: Callable[[], Any], errors: list[str], inline: bool = False) -> Any:
+        """Run one backend call under its breaker, with retries; ``inline`` runs it in this thread (for backends
+        that end every call within their own timeout), else a pool thread is the watchdog."""
         breaker = self.breaker(model_id)
         if not breaker.allow():
             self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": "open"})
             errors.append(f"{model_id}: circuit open")
             raise BackendDown(f"{model_id}: circuit open")
         for _ in range(self.cfg.retries + 1):
-            fut = self._pool.submit(fn)
+            fut = None
             try:
-                out = fut.result(timeout=self.cfg.timeout_s)
+                if inline:
+                    out = fn()
+                else:
+                    fut = self._pool.submit(fn)
+                    out = fut.result(timeout=self.cfg.timeout_s)
             except cf.TimeoutError:
-                fut.cancel()
+                if fut is not None:
+                    fut.cancel()
                 kind, msg = "timeout", f"timed out after {self.cfg.timeout_s:g} s"
             except TransientError as exc:
                 kind, msg = "transient", str(exc)
@@ -311,7 +326,8 @@ class RoutingService:
         for i in range(start, min(top, start + ladder.tries)):
             predictor, model_i = dep.predictors[i], dep.models[i]
             try:
-                pred = self._call(dep.tiers[i], lambda p=predictor: p.predict(messages, task), errors)
+                pred = self._call(dep.tiers[i], lambda p=predictor: p.predict(messages, task), errors,
+                                  _self_timed(model_i))
             except BackendDown:
                 continue  # a failing lower tier passes the query up
             preds.append((i, pred))
@@ -320,7 +336,7 @@ class RoutingService:
                 deferred.append((i, pred))
                 continue
             try:
-                draft = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors)
+                draft = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors, _self_timed(model_i))
             except BackendDown:
                 continue
             comps = [draft]
@@ -330,7 +346,7 @@ class RoutingService:
                                             errors))
             return done(i, action, comps)
         try:
-            final = self._call(dep.tiers[top], lambda: answer(top), errors)
+            final = self._call(dep.tiers[top], lambda: answer(top), errors, _self_timed(dep.models[top]))
             return done(top, DEFER, [final])  # every ladder has a lower tier: reaching the top is a deferral
         except BackendDown:
             pass
