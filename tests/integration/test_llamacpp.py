@@ -307,3 +307,16 @@ def test_bad_chat_format_and_missing_file(tmp_path):
         LlamaCppModel(tmp_path / "x.gguf", chat_format="chatml")
     with pytest.raises(ModelError, match="not found"):
         LlamaCppModel(tmp_path / "x.gguf")
+
+
+@integration
+def test_streamed_pieces_join_to_the_reply_and_never_pass_a_stop_string(smol_fresh):
+    msgs, params = _q("Count from 1 to 20, separated by commas."), GenParams(max_tokens=40)
+    whole = smol_fresh.chat(msgs, params)
+    pieces: list[str] = []
+    again = smol_fresh.chat(msgs, params, on_text=pieces.append)
+    assert "".join(pieces) == again.text == whole.text and len(pieces) > 3
+    stop = whole.text[len(whole.text) // 2:][:4]
+    cut: list[str] = []
+    res = smol_fresh.chat(msgs, GenParams(max_tokens=40, stop=(stop,)), on_text=cut.append)
+    assert "".join(cut) == res.text == whole.text[:whole.text.find(stop)] and res.finish_reason == "stop"

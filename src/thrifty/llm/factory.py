@@ -160,8 +160,15 @@ class LazyChatModel:
                     self._model = self._loader(self.model_id, **self._overrides)
         return self._model
 
-    def chat(self, messages, params=None, assistant_prefix: str = ""):
-        return self._get().chat(messages, params, assistant_prefix=assistant_prefix)
+    def chat(self, messages, params=None, assistant_prefix: str = "", on_text=None):
+        if on_text is None:  # backends without streaming take the plain call
+            return self._get().chat(messages, params, assistant_prefix=assistant_prefix)
+        return self._get().chat(messages, params, assistant_prefix=assistant_prefix, on_text=on_text)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the backend's ``chat`` takes ``on_text`` (streams its reply as it is generated)."""
+        return "on_text" in inspect.signature(self._get().chat).parameters
 
     def label_probs(self, messages, labels, assistant_prefix: str = ""):
         return self._get().label_probs(messages, labels, assistant_prefix=assistant_prefix)

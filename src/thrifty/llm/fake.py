@@ -9,6 +9,7 @@ words. Every call is recorded in ``calls`` for assertions.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,12 +84,18 @@ class FakeChatModel:
     # ---- the ChatModel protocol -------------------------------------------------------------------
 
     def chat(
-        self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = ""
+        self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = "",
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
-        """Reply by rule (text excludes ``assistant_prefix``), cut at stop strings and ``max_tokens`` words."""
+        """Reply by rule (text excludes ``assistant_prefix``), cut at stop strings and ``max_tokens`` words;
+        ``on_text`` receives the reply word by word (pieces that join to ``text``)."""
         params = params or GenParams()
         record = FakeCall("chat", copy.deepcopy(messages), assistant_prefix, params=params)
-        return self._run(record, lambda: self._chat(messages, params, assistant_prefix))
+        done = self._run(record, lambda: self._chat(messages, params, assistant_prefix))
+        if on_text is not None:
+            for piece in re.findall(r"\s*\S+|\s+$", done.text):
+                on_text(piece)
+        return done
 
     def label_probs(
         self, messages: Messages, labels: Sequence[str], assistant_prefix: str = ""

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -178,10 +178,13 @@ class LlamaCppModel:
     # ---- the ChatModel protocol ---------------------------------------------------------------------
 
     def chat(
-        self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = ""
+        self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = "",
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         """Generate a reply; ``text`` excludes ``assistant_prefix``. Stops at EOS/EOT, stop strings or
-        ``max_tokens``; ``cached_tokens`` counts prompt tokens reused from the previous call's context."""
+        ``max_tokens``; ``cached_tokens`` counts prompt tokens reused from the previous call's context.
+        ``on_text`` receives the reply as it is generated, in pieces that join to ``text`` (text that could
+        still turn out to begin a stop string is held back until it cannot)."""
         from thrifty.core.rng import np_rng
 
         params = params or GenParams()
@@ -192,6 +195,7 @@ class LlamaCppModel:
         out: list[int] = []
         logps: list[float] = []
         raw, cut, finish = b"", -1, "length"
+        emitted, hold = 0, max((len(s) for s in stops), default=1) - 1
         with self._lock:
             tokens = self.tokenize(prompt)
             cached = self._prefill(tokens)
@@ -209,11 +213,15 @@ class LlamaCppModel:
                 if cut >= 0:
                     finish = "stop"
                     break
+                if on_text is not None:
+                    emitted = _emit(on_text, raw.decode("utf-8", errors="ignore"), emitted, hold)
                 if len(out) < params.max_tokens and len(tokens) + len(out) < self.n_ctx:
                     self._llm.eval([token])
         text = (
             raw.decode("utf-8", errors="ignore")[:cut] if cut >= 0 else raw.decode("utf-8", errors="replace")
         )
+        if on_text is not None and len(text) > emitted:
+            on_text(text[emitted:])
         return Completion(
             text=text,
             tokens_in=len(tokens),
@@ -332,6 +340,16 @@ class LlamaCppModel:
 def _variants(label: str) -> list[str]:
     forms = [label, label[:1].upper() + label[1:], label.lower(), label.upper()]
     return [f for form in forms for f in (form, " " + form)]
+
+
+def _emit(on_text: Callable[[str], None], decoded: str, emitted: int, hold: int) -> int:
+    """Send the part of ``decoded`` past ``emitted`` that is at least ``hold`` characters from its end (a stop
+    string could still start there); returns the new emitted length."""
+    end = len(decoded) - hold
+    if end > emitted:
+        on_text(decoded[emitted:end])
+        return end
+    return emitted
 
 
 def _first_stop(text: str, stops: list[str]) -> int:

@@ -61,9 +61,11 @@ class Routed:
 
 
 def continue_answer(model: Any, predictor: Any, prediction: Any, messages: Messages, params: GenParams | None,
-                    task: str | None = None) -> Completion:
-    """The model's answer continuing its own prediction prompt + predicted label (the prefill is reused)."""
-    return model.chat(predictor.prompt(messages, task), params, assistant_prefix=predictor.continuation(prediction.label))
+                    task: str | None = None, **chat_kw: Any) -> Completion:
+    """The model's answer continuing its own prediction prompt + predicted label (the prefill is reused);
+    ``chat_kw`` go to ``chat`` (e.g. ``on_text`` to stream)."""
+    return model.chat(predictor.prompt(messages, task), params, assistant_prefix=predictor.continuation(prediction.label),
+                      **chat_kw)
 
 
 def route_query(small: Any, large: Any, predictor: Any, policy: Policy, messages: Messages,

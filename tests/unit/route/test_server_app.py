@@ -132,3 +132,24 @@ def test_tools_pass_through_to_a_tier_that_takes_them_and_are_reported_ignored_o
     easy = client.post("/v1/chat/completions", json={"model": "thrifty/demo", "tools": TOOLS,
                                                      "messages": [{"role": "user", "content": "easy"}]}).json()
     assert easy["thrifty"]["tools"] == "ignored" and easy["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_stream_that_cannot_start_gets_a_real_error_status(tmp_path):
+    client, _, _ = _client(tmp_path, keys=False, lg=large(fail_first=100), fallback="error", retries=0)
+    r = client.post("/v1/chat/completions", json=_body("hard one", stream=True))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "backend_unavailable"
+    r = client.post("/v1/chat/completions", json=_body("x", stream=True, model="thrifty/none"))
+    assert r.status_code == 404
+
+
+def test_streamed_chunks_are_the_backends_pieces_with_headers_of_the_decision(tmp_path):
+    from thrifty.llm.fake import FakeChatModel
+
+    client, _, _ = _client(tmp_path, keys=False, lg=FakeChatModel(default="one two three four", model_id="l"))
+    with client.stream("POST", "/v1/chat/completions", json=_body("hard one", stream=True)) as r:
+        headers = r.headers
+        lines = [ln for ln in r.iter_lines() if ln]
+    assert headers["x-thrifty-action"] == "defer" and headers["x-thrifty-model"] == "l"
+    assert headers["x-thrifty-label"] == "bad"
+    pieces = [json.loads(ln[6:])["choices"][0]["delta"].get("content") for ln in lines[1:-2]]
+    assert pieces == ["one", " two", " three", " four"]

@@ -138,3 +138,35 @@ def test_self_timed_backends_run_inline_and_others_on_a_watchdog_thread(tmp_path
         assert svc.complete(ask("hard one"), "thrifty/demo", P).model == "l"
         on_pool = model.thread.startswith("thrifty-backend")
         assert on_pool is not timed  # HTTP-like backends in the request's thread, in-process ones on the pool
+
+
+def test_streaming_events_announce_the_decision_before_the_text(tmp_path):
+    svc, _ = service(tmp_path)
+    for question, model, action in (("easy one", "s", "answer"), ("hard one", "l", "defer")):
+        events = []
+        res = svc.complete(ask(question), "thrifty/demo", P, on_event=lambda k, p, ev=events: ev.append((k, p)))
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "decided" and set(kinds[1:]) == {"text"} and len(kinds) > 2  # word by word
+        assert (events[0][1]["model"], events[0][1]["action"]) == (model, action)
+        assert "".join(p for k, p in events[1:]) == res.text
+
+
+def test_a_backend_failing_mid_stream_is_not_retried_or_replaced(tmp_path):
+    class Breaks(type(large())):
+        def chat(self, messages, params=None, assistant_prefix="", on_text=None):
+            self.tries = getattr(self, "tries", 0) + 1
+            if on_text is not None:
+                on_text("partial ")
+            raise TransientError("connection dropped")
+
+    from thrifty.core.errors import TransientError
+
+    broken = Breaks(model_id="l")
+    svc, _ = service(tmp_path, lg=broken, retries=2)
+    events = []
+    with pytest.raises(ServiceError) as exc:
+        svc.complete(ask("hard one"), "thrifty/demo", P, on_event=lambda k, p: events.append((k, p)))
+    assert exc.value.status == 502 and exc.value.code == "stream_interrupted"
+    assert broken.tries == 1 and [k for k, _ in events] == ["decided", "text"]  # no retry, no fallback text
+    plain, _ = service(tmp_path, lg=Breaks(model_id="l"), retries=2)
+    assert plain.complete(ask("hard one"), "thrifty/demo", P).action == "fallback"  # not streaming: falls back

@@ -1,9 +1,8 @@
 """`build_app(service)`: the OpenAI-compatible HTTP face of a :class:`RoutingService` (FastAPI).
 
 - ``POST /v1/chat/completions`` — stream or not; the response (and the last stream chunk) carries the routing
-  metadata in a ``thrifty`` field, and ``x-thrifty-*`` headers repeat the essentials. Streaming sends the
-  routed answer as server-sent events once it is decided and generated (backends are not streamed token by
-  token yet).
+  metadata in a ``thrifty`` field, and ``x-thrifty-*`` headers repeat the essentials. A streamed reply starts
+  when the answering tier is chosen and carries its text as it is generated (:mod:`.streaming`).
 - ``GET /v1/models`` — every router as ``thrifty/<name>`` (append ``-<tau>`` to pick a threshold).
 - ``GET /health`` (no key needed) and ``GET /metrics`` (Prometheus text).
 
@@ -14,10 +13,8 @@ the cap 400. All errors use OpenAI's shape; nothing escapes as a bare 500.
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations as objects, and fastapi
 # itself is imported inside build_app (the package stays importable without the serve extra).
-import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from thrifty.llm.base import GenParams
@@ -34,7 +31,6 @@ from thrifty.route.server.protocol import (
 from thrifty.route.server.service import Routed, RoutingService, ServiceError, ToolRequest
 
 log = logging.getLogger("thrifty.server")
-STREAM_PIECE = 24  # characters per streamed content chunk
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None,
@@ -64,25 +60,6 @@ def _completion_body(res: Routed, model: str, created: int) -> dict[str, Any]:
             "usage": {"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
                       "total_tokens": res.tokens_in + res.tokens_out},
             "thrifty": res.metadata()}
-
-
-def _stream(res: Routed, model: str, created: int) -> Iterator[str]:
-    base = {"id": f"chatcmpl-{res.request_id}", "object": "chat.completion.chunk", "created": created,
-            "model": model}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(body)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    for k in range(0, len(res.text), STREAM_PIECE):
-        yield chunk({"content": res.text[k:k + STREAM_PIECE]})
-    if res.tool_calls:
-        yield chunk({"tool_calls": [{"index": j, **call} for j, call in enumerate(res.tool_calls)]})
-    yield chunk({}, res.finish_reason, thrifty=res.metadata(),
-                usage={"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
-                       "total_tokens": res.tokens_in + res.tokens_out})
-    yield "data: [DONE]\n\n"
 
 
 class _Guard:
@@ -148,7 +125,7 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
     """The FastAPI app for ``service``; ``keys`` None (or empty) serves without authentication."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from pydantic import Field
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -223,17 +200,21 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
         conversation = request.headers.get("x-thrifty-conversation")
         tools = None if not req.tools else ToolRequest(
             req.tools, req.tool_choice, [m.model_dump(exclude_none=True) for m in req.messages])
+        args = (req.plain_messages(), req.model, params, str(task) if task else None, conversation,
+                getattr(request.state, "key_name", None), tools)
+        if req.stream:
+            from thrifty.route.server.streaming import stream_reply
+
+            try:
+                router = service.resolve(req.model)[0]
+            except ServiceError as exc:
+                return _error(exc.status, exc.message, exc.kind, exc.code)
+            return await stream_reply(lambda emit: service.complete(*args, on_event=emit), req.model, router, _error)
         try:
-            res = await run_in_threadpool(service.complete, req.plain_messages(), req.model, params,
-                                          str(task) if task else None, conversation,
-                                          getattr(request.state, "key_name", None), tools)
+            res = await run_in_threadpool(service.complete, *args)
         except ServiceError as exc:
             return _error(exc.status, exc.message, exc.kind, exc.code)
-        created = int(time.time())
-        if req.stream:
-            return StreamingResponse(_stream(res, req.model, created), media_type="text/event-stream",
-                                     headers=_headers(res))
-        return JSONResponse(_completion_body(res, req.model, created), headers=_headers(res))
+        return JSONResponse(_completion_body(res, req.model, int(time.time())), headers=_headers(res))
 
     return app
 

@@ -29,7 +29,7 @@ from typing import Any
 from thrifty.core.errors import ConfigError, TransientError
 from thrifty.llm.base import Completion, GenParams
 from thrifty.route.deploy import Deployment, trim_history
-from thrifty.route.policy import DEFER, REPAIR, Ladder
+from thrifty.route.policy import ANSWER, DEFER, REPAIR, Ladder
 from thrifty.route.runtime import continue_answer, self_refine
 from thrifty.route.server.guard import CircuitBreaker
 from thrifty.route.server.metrics import Metrics, server_metrics
@@ -138,6 +138,61 @@ class Routed:
                 "predictions": self.predictions, "overhead_tokens": self.overhead_tokens,
                 "overhead_ms": round(1000 * self.overhead_s, 3), "backend_errors": self.errors,
                 **({"tools": self.tools} if self.tools else {})}
+
+
+class _Stream:
+    """Streams one request's reply: ``begin`` is called before each answer attempt (with where it would come
+    from) and returns the text callback; the "decided" event goes out with the first piece of text. Once text
+    has gone out, the reply cannot switch to another answer: a retry or fallback would repeat or contradict it.
+    A repair draft (``action`` None) is not streamed: its refinement is the reply."""
+
+    def __init__(self, emit: Callable[[str, Any], None]) -> None:
+        self.emit, self.started, self._where = emit, False, None
+
+    def begin(self, tier: int, model: str, action: str | None, predictions: list[dict[str, Any]]):
+        if self.started:
+            raise _StreamBroken("the reply was already streaming when this answer was attempted")
+        if action is None:
+            return None
+        self._where = {"tier": tier, "model": model, "action": action, "predictions": predictions}
+        return self.text
+
+    def text(self, piece: str) -> None:
+        if not piece:
+            return
+        if not self.started:
+            self.started = True
+            self.emit("decided", self._where)
+        self.emit("text", piece)
+
+    def finish(self, res: Routed) -> None:
+        """After routing: a reply that never streamed (a backend without streaming, a repair) goes out whole."""
+        if not self.started:
+            self.started = True
+            self.emit("decided", {"tier": res.tier, "model": res.model, "action": res.action,
+                                  "predictions": res.predictions})
+            if res.text:
+                self.emit("text", res.text)
+
+
+class _StreamBroken(Exception):
+    """An answer was attempted after part of another had been streamed (never retried)."""
+
+
+def _no_restart(stream: _Stream | None) -> None:
+    if stream is not None and stream.started:
+        raise ServiceError(502, "the answering backend failed while its reply was streaming", "server_error",
+                           "stream_interrupted")
+
+
+def _streams(model: Any) -> bool:
+    """Whether a tier's backend streams its reply (``chat`` takes ``on_text``)."""
+    flag = getattr(model, "streams", None)
+    if flag is not None:
+        return bool(flag)
+    import inspect
+
+    return "on_text" in inspect.signature(model.chat).parameters
 
 
 def _self_timed(model: Any) -> bool:
@@ -257,14 +312,21 @@ class RoutingService:
 
     def complete(self, messages: list[dict[str, str]], model: str, params: GenParams, task: str | None = None,
                  conversation: str | None = None, key_name: str | None = None,
-                 tools: ToolRequest | None = None) -> Routed:
-        """Route one conversation; raises ServiceError when it cannot be served."""
+                 tools: ToolRequest | None = None, on_event: Callable[[str, Any], None] | None = None) -> Routed:
+        """Route one conversation; raises ServiceError when it cannot be served.
+
+        ``on_event(kind, payload)`` streams the reply: ``("decided", {tier, model, action, predictions})`` once,
+        right before the answering tier's first text, then ``("text", piece)`` as it is generated (backends that
+        do not stream give their whole answer as one piece when they finish)."""
         t0 = time.perf_counter()
         name, tau = self.resolve(model)
         dep = self.deployments[name]
+        stream = _Stream(on_event) if on_event is not None else None
         try:
             res = self._route(dep, name, trim_history(messages, dep.history_tokens), params, task, tau,
-                              self._start_tier(conversation), tools)
+                              self._start_tier(conversation), tools, stream)
+            if stream is not None:
+                stream.finish(res)
         except ServiceError as exc:
             self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
             if self.ledger is not None:  # failed requests are traffic too: the ledger keeps every routed request
@@ -299,7 +361,8 @@ class RoutingService:
         return res
 
     def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
-               task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None) -> Routed:
+               task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None,
+               stream: _Stream | None = None) -> Routed:
         ladder = self._ladder(dep, task, tau)
         top = len(dep.models) - 1
         errors: list[str] = []
@@ -315,13 +378,19 @@ class RoutingService:
                           sum(p["tokens_in"] for p in pd), sum(p["latency_s"] for p in pd), 0.0, errors, calls,
                           None if tools is None else ("passed" if _takes_tools(dep.models[tier]) else "ignored"))
 
-        def answer(i: int, pred: Any = None) -> Completion:
+        def answer(i: int, pred: Any = None, action: str = DEFER) -> Completion:
             model = dep.models[i]
             if tools is not None and _takes_tools(model):  # the conversation as sent, tools and all
                 return model.chat_tools(tools.messages or messages, params, tools.tools, tools.tool_choice)
+            on_text = None
+            if stream is not None:
+                on_text = stream.begin(i, dep.tiers[i], action, [_prediction_dict(j, dep.tiers[j], p)
+                                                                for j, p in preds])
+                on_text = on_text if _streams(model) else None
+            kw = {} if on_text is None else {"on_text": on_text}
             if pred is None:
-                return model.chat(messages, params)
-            return continue_answer(model, dep.predictors[i], pred, messages, params, task)
+                return model.chat(messages, params, **kw)
+            return continue_answer(model, dep.predictors[i], pred, messages, params, task, **kw)
 
         for i in range(start, min(top, start + ladder.tries)):
             predictor, model_i = dep.predictors[i], dep.models[i]
@@ -336,8 +405,10 @@ class RoutingService:
                 deferred.append((i, pred))
                 continue
             try:
-                draft = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors, _self_timed(model_i))
+                draft = self._call(dep.tiers[i], lambda i=i, q=pred, a=action: answer(i, q, a if a == ANSWER else None),
+                                   errors, _self_timed(model_i))
             except BackendDown:
+                _no_restart(stream)
                 continue
             comps = [draft]
             if action == REPAIR and not draft.extra.get("tool_calls"):
@@ -349,12 +420,13 @@ class RoutingService:
             final = self._call(dep.tiers[top], lambda: answer(top), errors, _self_timed(dep.models[top]))
             return done(top, DEFER, [final])  # every ladder has a lower tier: reaching the top is a deferral
         except BackendDown:
-            pass
+            _no_restart(stream)
         if self.cfg.fallback == "lower":
             for i, pred in reversed(deferred):  # the strongest lower tier first
                 try:
-                    comp = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q), errors)
+                    comp = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q, "fallback"), errors)
                 except BackendDown:
+                    _no_restart(stream)
                     continue
                 return done(i, "fallback", [comp])
         raise ServiceError(503, f"no backend could answer: {'; '.join(errors[-3:]) or 'all unavailable'}",
