@@ -33,6 +33,7 @@ import numpy as np
 
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
+from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.tasks.base import Task, check_split
 
@@ -215,8 +216,9 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     score_fn, version = POSTHOC[name]
     small = LazyChatModel(router["small"], loader=load_model or threaded_loader(cfg.n_threads))
     scores, extra = [], []
-    with RunStore(cfg.store_path) as store:
+    with RunStore(cfg.store_path) as store, Progress(len(rows), f"{name} {router['small']}") as bar:
         for r in rows:
+            bar.advance()
             answer = str(gens[router["small"]][(r.task, r.example)].get("text", ""))
             msgs = messages[(r.task, r.example)]
             fields = {"predictor": name, "model": router["small"], "answer": answer, "task": r.task,
