@@ -218,7 +218,6 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     scores, extra = [], []
     with RunStore(cfg.store_path) as store, Progress(len(rows), f"{name} {router['small']}") as bar:
         for r in rows:
-            bar.advance()
             answer = str(gens[router["small"]][(r.task, r.example)].get("text", ""))
             msgs = messages[(r.task, r.example)]
             fields = {"predictor": name, "model": router["small"], "answer": answer, "task": r.task,
@@ -230,6 +229,7 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
             scores.append(float(value["defer"]))
             extra.append(float(value["latency_s"]) if kw["cost"] == "latency" else
                          float(kw["prices"].get(router["small"], 1.0)) * float(value["tokens_in"]) / 1000)
+            bar.advance()
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     pay = cw + np.asarray(extra)
     return _method(name, q_small, q_large, np.asarray(scores), pay, pay + cs, bad)
