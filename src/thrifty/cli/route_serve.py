@@ -1,4 +1,5 @@
-"""`thrifty route serve` (the OpenAI-compatible routing server) and `thrifty route keys new` (an API key)."""
+"""`thrifty route serve` (the OpenAI-compatible routing server), `thrifty route audit` (judge live answers from its
+ledger) and `thrifty route keys new` (an API key)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def register_verbs(verbs) -> None:
     s.add_argument("--sticky", action="store_const", const=True, help="keep a conversation (x-thrifty-conversation "
                    "header) at the highest tier it reached")
     s.add_argument("--threads", type=int, help="llama.cpp threads per model (default 1)")
+
+    a = add_verb(verbs, "audit", "judge a sample of the small model's live answers from a decision ledger, as "
+                 "train-split grades a report card can be rebuilt from", _audit)
+    add_config_args(a)
+    a.add_argument("--ledger", help="run store written by `route serve --ledger`")
+    a.add_argument("--model", help="the small tier's model id (as the ledger names it)")
+    a.add_argument("--judge", help="LLM judge (default rubric_isolated)")
+    a.add_argument("--judge-model", help="model spec of the judge")
+    a.add_argument("--n", type=int, help="answers to judge (default 50)")
+    a.add_argument("--store", help="where the grades go (default: the ledger)")
 
     keys = verbs.add_parser("keys", help="manage the server's API keys", description="manage the server's API keys")
     key_verbs = keys.add_subparsers(dest="keys_verb", metavar="<new>", parser_class=type(keys))
@@ -102,6 +113,19 @@ def _run(cfg, keys) -> int:
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
     finally:
         service.close()
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from thrifty.route.audit import AuditConfig, audit
+
+    cfg = resolve_config(AuditConfig, args, {"ledger": "ledger", "model": "model", "judge": "judge",
+                                             "judge_model": "judge_model", "n": "n", "store": "store"})
+    res = audit(cfg)
+    mix = ", ".join(f"{k} {v}" for k, v in sorted(res["labels"].items()))
+    print(f"judged {res['audited']} of {res['pool']} live answers by {cfg.model} ({res['new']} new): {mix}")
+    print(f"rebuild its card from them: thrifty route report-card build --store {res['store']} --model {cfg.model} "
+          f"--judge {res['judge']} --out CARD.json")
     return 0
 
 
