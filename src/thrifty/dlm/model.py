@@ -1,0 +1,124 @@
+"""A small bidirectional transformer for masked diffusion, trainable from scratch on CPU.
+
+Pre-norm blocks (RMSNorm, multi-head self-attention without a causal mask, SwiGLU MLP), rotary position
+encodings and a tied output head; the network gets no time input (masked diffusion needs none: the mask tokens
+say how noisy the input is). Positions are 1-D ``(B, L)`` for sequences or 2-D ``(B, L, 2)`` (row, column) for
+grids such as Sudoku: 2-D rotary encodings rotate half of each head's pairs by the row and half by the column.
+``attn_mask`` (``(B, L, L)`` or ``(L, L)``, True = may attend) restricts attention, e.g. to blocks for dTRPO's
+single-pass scoring. Initialisation draws from an explicit ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from thrifty.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DiffusionLMConfig:
+    vocab_size: int
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 384
+    max_len: int = 512
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 2 or self.n_layers < 1 or self.n_heads < 1:
+            raise ConfigError("vocab_size must be >= 2, n_layers and n_heads >= 1")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 4:
+            raise ConfigError(f"d_model {self.d_model} must split into {self.n_heads} heads of a size divisible "
+                              "by 4 (rotary pairs, halved for 2-D positions)")
+
+
+def _rotary(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (B, 1, L, head_dim/2) of the rotation angles for 1-D (B, L) or 2-D (B, L, 2) positions."""
+    pos = positions.float()
+    if pos.dim() == 2:
+        pairs = head_dim // 2
+        freqs = base ** (-torch.arange(pairs, device=pos.device, dtype=torch.float32) / pairs)
+        angles = pos[..., None] * freqs
+    else:
+        pairs = head_dim // 4  # half of the pairs per axis
+        freqs = base ** (-torch.arange(pairs, device=pos.device, dtype=torch.float32) / pairs)
+        angles = torch.cat([pos[..., 0:1] * freqs, pos[..., 1:2] * freqs], dim=-1)
+    return torch.cos(angles)[:, None], torch.sin(angles)[:, None]
+
+
+def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return out.flatten(-2)
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: DiffusionLMConfig) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.norm1, self.norm2 = nn.RMSNorm(cfg.d_model), nn.RMSNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, d = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin)
+        att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        h = h + self.out(att.transpose(1, 2).reshape(b, n, d))
+        gate, up = self.gate_up(self.norm2(h)).chunk(2, dim=-1)
+        return h + self.down(nn.functional.silu(gate) * up)
+
+
+class DiffusionLM(nn.Module):
+    """Bidirectional transformer: token ids (B, L) → logits (B, L, V) (see the module notes)."""
+
+    def __init__(self, cfg: DiffusionLMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self._init(generator or torch.Generator().manual_seed(0))
+
+    def _init(self, gen: torch.Generator) -> None:
+        std = 0.02
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                scale = std / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("out.weight", "down.weight")) else std
+                with torch.no_grad():
+                    p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if ids.dim() != 2:
+            raise ConfigError(f"ids must be (B, L), got {tuple(ids.shape)}")
+        b, n = ids.shape
+        if n > self.cfg.max_len:
+            raise ConfigError(f"sequence of {n} tokens is longer than max_len {self.cfg.max_len}")
+        if positions is None:
+            positions = torch.arange(n, device=ids.device).expand(b, n)
+        if positions.shape[:2] != (b, n) or positions.dim() not in (2, 3):
+            raise ConfigError("positions must be (B, L) or (B, L, 2)")
+        cos, sin = _rotary(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
+        if attn_mask is not None:
+            attn_mask = attn_mask.bool()
+            attn_mask = attn_mask[:, None] if attn_mask.dim() == 3 else attn_mask
+        h = self.embed(ids)
+        for block in self.blocks:
+            h = block(h, cos, sin, attn_mask)
+        return self.norm(h) @ self.embed.weight.T  # tied head
+
+
+__all__ = ["DiffusionLM", "DiffusionLMConfig"]
