@@ -1,0 +1,13 @@
+"""Samplers for masked diffusion LMs: every one returns tokens, forward passes (NFE) and the step map, is batched,
+takes an explicit generator and never re-masks a committed token.
+
+    from thrifty.dlm.samplers import LowConfidenceSampler, ThresholdSampler, EntropyBoundedSampler
+    out = LowConfidenceSampler(mask_id, steps=32, block_len=8).sample(model, prompt_ids, 32, generator)
+"""
+
+from thrifty.dlm.samplers.base import Sample, Sampler
+from thrifty.dlm.samplers.entropy_bounded import EntropyBoundedSampler
+from thrifty.dlm.samplers.low_confidence import LowConfidenceSampler
+from thrifty.dlm.samplers.threshold import ThresholdSampler
+
+__all__ = ["EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler"]

@@ -1,0 +1,49 @@
+"""What every sampler shares: proposing tokens from logits (greedy or Gumbel-max in float64), their confidence
+and entropy, choosing the top-k per row, and committing chosen positions (never a committed one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Proposal:
+    tokens: torch.Tensor  # (B, L) proposed token per position
+    confidence: torch.Tensor  # (B, L) softmax probability of the proposed token
+    entropy: torch.Tensor  # (B, L) entropy of the predictive distribution (nats)
+
+
+def propose(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> Proposal:
+    """x̂₀ = argmax(logits/T + Gumbel noise) (greedy at T = 0), with its probability and the entropy."""
+    logits = logits.double()
+    probs = torch.softmax(logits, dim=-1)
+    if temperature > 0:
+        u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=logits.device)
+        gumbel = -torch.log(-torch.log(u.clamp(min=1e-300)))
+        tokens = (logits / temperature + gumbel).argmax(dim=-1)
+    else:
+        tokens = logits.argmax(dim=-1)
+    confidence = probs.gather(-1, tokens[..., None]).squeeze(-1)
+    entropy = -(probs * torch.log(probs.clamp(min=1e-300))).sum(dim=-1)
+    return Proposal(tokens, confidence, entropy)
+
+
+def top_k(scores: torch.Tensor, candidates: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Bool (B, L): the ``k[b]`` highest-scoring candidates of each row (fewer when a row has fewer)."""
+    masked = torch.where(candidates, scores.double(), torch.full_like(scores, float("-inf"), dtype=torch.float64))
+    order = masked.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return (rank < k[:, None]) & candidates
+
+
+def commit(x: torch.Tensor, tokens: torch.Tensor, chosen: torch.Tensor, step_map: torch.Tensor, step: int,
+           prompt_len: int) -> None:
+    """Write the chosen proposals into x and record their step (in place)."""
+    x[chosen] = tokens[chosen]
+    step_map[chosen[:, prompt_len:]] = step
+
+
+__all__ = ["Proposal", "commit", "propose", "top_k"]

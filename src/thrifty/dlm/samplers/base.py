@@ -1,0 +1,90 @@
+"""The sampler contract and the block-wise decoding loop every sampler shares.
+
+``sample(model, prompt_ids, gen_len, generator) -> Sample(tokens, nfe, step_map)``: the sequence starts as
+[prompt, MASK × gen_len] and is filled block by block (semi-autoregressive; one block = the whole answer when
+``block_len`` is None). Each step runs one forward pass over the batch, proposes a token for every masked position
+(:func:`thrifty.dlm.samplers._select.propose`), and the sampler's rule (``choose``) picks which masked positions of
+the current block to commit. Committed tokens never change again. ``step_map[b, i]`` is the step (0-based, global)
+at which answer token i of sequence b was committed; ``nfe`` counts forward passes for the batch and
+``nfe_per_seq`` those in which each sequence still had masks in its current block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from thrifty.core.errors import ConfigError
+from thrifty.dlm.samplers._select import Proposal, commit, propose
+
+
+@dataclass
+class Sample:
+    tokens: torch.Tensor  # (B, P + G): prompt then answer
+    nfe: int
+    step_map: torch.Tensor  # (B, G) step at which each answer token was committed
+    nfe_per_seq: torch.Tensor  # (B,)
+
+
+class Sampler(Protocol):
+    def sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample: ...
+
+
+class BlockSampler:
+    """The shared loop; subclasses implement ``choose`` (and may set ``steps_for_block``)."""
+
+    def __init__(self, mask_id: int, block_len: int | None = None, temperature: float = 0.0,
+                 max_steps: int | None = None) -> None:
+        if block_len is not None and block_len < 1:
+            raise ConfigError(f"block_len must be >= 1, got {block_len}")
+        if temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        self.mask_id, self.block_len, self.temperature, self.max_steps = int(mask_id), block_len, temperature, max_steps
+
+    def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
+               generator: torch.Generator) -> torch.Tensor:
+        """Which of ``candidates`` (B, L bool: masked positions of the current block) to commit now."""
+        raise NotImplementedError
+
+    def _blocks(self, start: int, gen_len: int) -> list[tuple[int, int]]:
+        size = self.block_len or gen_len
+        if gen_len % size:
+            raise ConfigError(f"gen_len {gen_len} must be a multiple of block_len {size}")
+        return [(start + k, start + k + size) for k in range(0, gen_len, size)]
+
+    @torch.no_grad()
+    def sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample:
+        if prompt_ids.dim() != 2 or gen_len < 1:
+            raise ConfigError("prompt_ids must be (B, P) and gen_len >= 1")
+        b, p = prompt_ids.shape
+        x = torch.cat([prompt_ids, torch.full((b, gen_len), self.mask_id, dtype=prompt_ids.dtype,
+                                              device=prompt_ids.device)], dim=1)
+        step_map = torch.full((b, gen_len), -1, dtype=torch.long, device=x.device)
+        nfe_per_seq = torch.zeros(b, dtype=torch.long, device=x.device)
+        step = 0
+        limit = self.max_steps or 10 * gen_len + 10
+        for block in self._blocks(p, gen_len):
+            in_block = torch.zeros_like(x, dtype=torch.bool)
+            in_block[:, block[0]:block[1]] = True
+            block_step = 0
+            while bool(((x == self.mask_id) & in_block).any()):
+                if step >= limit:
+                    raise RuntimeError(f"sampler made no progress within {limit} steps")
+                candidates = (x == self.mask_id) & in_block
+                active = candidates.any(dim=1)
+                prop = propose(model(x), self.temperature, generator)
+                chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
+                stalled = active & ~chosen.any(dim=1)
+                if bool(stalled.any()):  # every rule commits at least one token per active sequence
+                    best = torch.where(candidates, prop.confidence, torch.full_like(prop.confidence, -1.0))
+                    chosen[stalled, best[stalled].argmax(dim=1)] = True
+                commit(x, prop.tokens, chosen, step_map, step, p)
+                nfe_per_seq += active.long()
+                step += 1
+                block_step += 1
+        return Sample(x, step, step_map, nfe_per_seq)
+
+
+__all__ = ["BlockSampler", "Sample", "Sampler"]
