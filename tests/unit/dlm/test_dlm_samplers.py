@@ -3,6 +3,8 @@ step maps and NFE as each rule says, batched and seeded."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -39,7 +41,7 @@ def _setup(sharp_answer, b=1, prompt=(1, 2)):
 
 
 def _never_remasked(seen):
-    for before, after in zip(seen, seen[1:], strict=False):
+    for before, after in itertools.pairwise(seen):
         kept = before != MASK
         assert torch.equal(after[kept], before[kept])
 
