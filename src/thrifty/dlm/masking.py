@@ -10,7 +10,8 @@ A schedule gives α(t), the probability that a token is still unmasked at time t
 floored mask probability, as LLaDA does — and (π/2)·sin(πt/2) / (1 − cos(πt/2)) for ``cosine``.
 
 Training times: ``sample_times`` draws i.i.d. U(0, 1) or, by default, MDLM's low-discrepancy times
-t_i = (u + i)/n mod 1 with one shared u ~ U(0, 1) — one time per stratum of width 1/n, lower variance.
+t_i = (u_i + i)/n with u_i ~ U(0, 1) independent — one time in each stratum of width 1/n (stratified sampling,
+never more variance than i.i.d. for an average over the times).
 
 Every random draw takes an explicit ``torch.Generator``; the mask token id is passed in (from the tokenizer or
 config), never assumed.
@@ -58,12 +59,12 @@ def loss_weight(t: torch.Tensor, schedule: str = "linear", eps: float = 1e-3) ->
 
 def sample_times(n: int, generator: torch.Generator, low_discrepancy: bool = True, t_min: float = 1e-5,
                  device: Any = None) -> torch.Tensor:
-    """n training times in [t_min, 1): low-discrepancy (one per stratum, shared offset) or i.i.d. uniform."""
+    """n training times in [t_min, 1): low-discrepancy (one per stratum of width 1/n) or i.i.d. uniform."""
     if n < 1:
         raise ConfigError(f"need at least one time, got n={n}")
     if low_discrepancy:
-        u = torch.rand(1, generator=generator, device=device)
-        t = (u + torch.arange(n, device=device, dtype=torch.float32) / n) % 1.0
+        u = torch.rand(n, generator=generator, device=device)
+        t = ((u + torch.arange(n, device=device, dtype=torch.float32)) / n) % 1.0
     else:
         t = torch.rand(n, generator=generator, device=device)
     return t.clamp(min=t_min)

@@ -15,9 +15,14 @@ class Proposal:
     entropy: torch.Tensor  # (B, L) entropy of the predictive distribution (nats)
 
 
-def propose(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> Proposal:
-    """x̂₀ = argmax(logits/T + Gumbel noise) (greedy at T = 0), with its probability and the entropy."""
+def propose(logits: torch.Tensor, temperature: float, generator: torch.Generator,
+            mask_id: int | None = None) -> Proposal:
+    """x̂₀ = argmax(logits/T + Gumbel noise) (greedy at T = 0), with its probability and the entropy; the mask
+    token itself is never proposed (its logit is removed)."""
     logits = logits.double()
+    if mask_id is not None:
+        logits = logits.clone()
+        logits[..., mask_id] = float("-inf")
     probs = torch.softmax(logits, dim=-1)
     if temperature > 0:
         u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=logits.device)

@@ -74,7 +74,7 @@ class BlockSampler:
                     raise RuntimeError(f"sampler made no progress within {limit} steps")
                 candidates = (x == self.mask_id) & in_block
                 active = candidates.any(dim=1)
-                prop = propose(model(x), self.temperature, generator)
+                prop = propose(model(x), self.temperature, generator, self.mask_id)
                 chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
                 stalled = active & ~chosen.any(dim=1)
                 if bool(stalled.any()):  # every rule commits at least one token per active sequence

@@ -1,0 +1,115 @@
+"""Likelihood estimators for masked diffusion LMs: log-probabilities of an answer given a prompt, each with the
+number of forward passes it costs.
+
+- :func:`trajectory_replay` — for a sampled answer with its step map, Σ over recorded steps of the log-probs of
+  the tokens committed at that step, given the state before it (one forward per step): exactly the probability
+  the sampler's model gave its own tokens along the trajectory.
+- :func:`one_step_mean_field` — d1's estimate: the answer fully masked (the prompt masked at ``prompt_mask_p``),
+  every answer token scored in one forward pass, as if independent.
+- :func:`mc_elbo` — the Monte-Carlo ELBO (1/n) Σ_j (1/t_j) Σ_{k masked at t_j} log p(a_k | q, a_{t_j}), with
+  low-discrepancy (antithetic) times; n forward passes. In expectation it equals the exact ELBO below.
+- :func:`exact_any_order` — brute force for tiny answers: the model's any-order likelihood
+  p(a) = (1/G!) Σ_σ Π_k p(a_σk | q, a_σ<k) and the exact ELBO E_σ[log Π_k p(a_σk | q, a_σ<k)] ≤ log p(a)
+  (G!·G forward passes; G ≤ 6).
+
+The model maps ids (B, L) to logits (B, L, V); the mask id is passed in, and the mask token is left out of every
+distribution (it is never an answer token; the samplers never propose it either). Inputs are a prompt (B, P) and an answer
+(B, G); results are per sequence (B,) unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+
+from thrifty.core.errors import ConfigError
+from thrifty.dlm.masking import sample_times
+
+
+def _logp(model: Any, x: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Log-probabilities over the vocabulary without the mask token (never an answer token, as in sampling)."""
+    logits = model(x).double()
+    logits[..., mask_id] = float("-inf")
+    return torch.log_softmax(logits, dim=-1)
+
+
+def _check(prompt_ids: torch.Tensor, answer_ids: torch.Tensor) -> tuple[int, int]:
+    if prompt_ids.dim() != 2 or answer_ids.dim() != 2 or prompt_ids.shape[0] != answer_ids.shape[0]:
+        raise ConfigError("prompt_ids and answer_ids must be (B, P) and (B, G) with one batch size")
+    return prompt_ids.shape[1], answer_ids.shape[1]
+
+
+@torch.no_grad()
+def trajectory_replay(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
+                      mask_id: int) -> tuple[torch.Tensor, int]:
+    """(log-prob of the answer along its recorded trajectory (B,), forward passes)."""
+    p, _ = _check(prompt_ids, answer_ids)
+    if step_map.shape != answer_ids.shape or bool((step_map < 0).any()):
+        raise ConfigError("step_map must give a step >= 0 for every answer token")
+    steps = sorted(set(step_map.flatten().tolist()))
+    x = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
+    total = torch.zeros(prompt_ids.shape[0], dtype=torch.float64)
+    for s in steps:
+        now = step_map == s
+        lp = _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+        total += (lp * now).sum(dim=1)
+        x[:, p:] = torch.where(now, answer_ids, x[:, p:])
+    return total, len(steps)
+
+
+@torch.no_grad()
+def one_step_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask_id: int,
+                        generator: torch.Generator | None = None, prompt_mask_p: float = 0.0) -> tuple[torch.Tensor, int]:
+    """(per-token log-probs (B, G) with the answer fully masked, forward passes = 1)."""
+    p, _ = _check(prompt_ids, answer_ids)
+    prompt = prompt_ids.clone()
+    if prompt_mask_p > 0:
+        if generator is None:
+            raise ConfigError("masking the prompt needs a generator")
+        hide = torch.rand(prompt.shape, generator=generator) < prompt_mask_p
+        prompt[hide] = mask_id
+    x = torch.cat([prompt, torch.full_like(answer_ids, mask_id)], dim=1)
+    return _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1), 1
+
+
+@torch.no_grad()
+def mc_elbo(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask_id: int,
+            generator: torch.Generator, n: int = 8, antithetic: bool = True) -> tuple[torch.Tensor, int]:
+    """(MC-ELBO estimate (B,), forward passes = n)."""
+    p, _ = _check(prompt_ids, answer_ids)
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    total = torch.zeros(prompt_ids.shape[0], dtype=torch.float64)
+    for t in sample_times(n, generator, low_discrepancy=antithetic).tolist():
+        masked = torch.rand(answer_ids.shape, generator=generator) < t
+        x = torch.cat([prompt_ids, torch.where(masked, torch.full_like(answer_ids, mask_id), answer_ids)], dim=1)
+        lp = _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+        total += (lp * masked).sum(dim=1) / t
+    return total / n, n
+
+
+@torch.no_grad()
+def exact_any_order(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor,
+                    mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(a) under the uniform mixture of unmasking orders, the exact ELBO E_σ log p_σ(a)) — brute force."""
+    p, g = _check(prompt_ids, answer_ids)
+    if g > 6:
+        raise ConfigError(f"exact enumeration is for answers of at most 6 tokens, got {g}")
+    per_order = []
+    for order in itertools.permutations(range(g)):
+        x = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
+        lp_order = torch.zeros(prompt_ids.shape[0], dtype=torch.float64)
+        for k in order:
+            lp = _logp(model, x, mask_id)[:, p + k].gather(-1, answer_ids[:, k:k + 1]).squeeze(-1)
+            lp_order += lp
+            x[:, p + k] = answer_ids[:, k]
+        per_order.append(lp_order)
+    stacked = torch.stack(per_order)  # (G!, B)
+    log_p = torch.logsumexp(stacked, dim=0) - math.log(stacked.shape[0])
+    return log_p, stacked.mean(dim=0)
+
+
+__all__ = ["exact_any_order", "mc_elbo", "one_step_mean_field", "trajectory_replay"]
