@@ -107,3 +107,11 @@ def test_bad_settings_are_one_line_errors():
         ThresholdSampler(MASK, threshold=0.0)
     with pytest.raises(ConfigError, match="gamma"):
         EntropyBoundedSampler(MASK, gamma=-1)
+
+
+def test_the_mask_token_is_never_proposed_even_when_the_model_prefers_it():
+    prompt = torch.tensor([[1, 2]])
+    target = torch.tensor([[1, 2, MASK, 4, MASK, 6]])  # the model's favourite at two answer positions is MASK
+    model = Scripted(target, torch.full((1, 6), 5.0))
+    out = LowConfidenceSampler(MASK, steps=4).sample(model, prompt, 4, torch.Generator())
+    assert out.nfe == 4 and not bool((out.tokens == MASK).any()) and out.tokens[0, 3].item() == 4
