@@ -6,6 +6,14 @@ number of forward passes it costs.
   the sampler's model gave its own tokens along the trajectory.
 - :func:`one_step_mean_field` — d1's estimate: the answer fully masked (the prompt masked at ``prompt_mask_p``),
   every answer token scored in one forward pass, as if independent.
+- :func:`two_times_mean_field` — DiFFPO's surrogate (our reconstruction): one recorded step t drawn uniformly;
+  tokens committed before t are scored with the answer fully masked, tokens committed at or after t given the
+  state just before t (2 forward passes).
+- :func:`block_single_pass` — dTRPO's estimate (our reconstruction): per block one of its recorded steps t_b drawn
+  uniformly; the tokens newly committed at t_b are scored given the state before t_b (earlier blocks clean, the
+  block's tokens from t_b on masked, later blocks masked), times the block's step count T_b. Its expectation over
+  the draws is the trajectory replay's log-probability. All blocks go through the model in one call (a batch of
+  N_B rows: exact for full-attention models; a block-causal model could use one row with a block mask).
 - :func:`mc_elbo` — the Monte-Carlo ELBO (1/n) Σ_j (1/t_j) Σ_{k masked at t_j} log p(a_k | q, a_{t_j}), with
   low-discrepancy (antithetic) times; n forward passes. In expectation it equals the exact ELBO below.
 - :func:`exact_any_order` — brute force for tiny answers: the model's any-order likelihood
@@ -75,6 +83,72 @@ def one_step_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.
     return _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1), 1
 
 
+def _step_choice(steps: list[int], generator: torch.Generator) -> int:
+    return steps[int(torch.randint(len(steps), (1,), generator=generator).item())]
+
+
+@torch.no_grad()
+def two_times_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
+                         mask_id: int, generator: torch.Generator,
+                         t: int | None = None) -> tuple[torch.Tensor, int]:
+    """(per-token log-probs (B, G), forward passes = 2) — ``t`` fixes the split step (default: drawn per batch)."""
+    p, _ = _check(prompt_ids, answer_ids)
+    if step_map.shape != answer_ids.shape or bool((step_map < 0).any()):
+        raise ConfigError("step_map must give a step >= 0 for every answer token")
+    if t is None:
+        t = _step_choice(sorted(set(step_map.flatten().tolist())), generator)
+    blank = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
+    before = step_map < t
+    x_t = torch.cat([prompt_ids, torch.where(before, answer_ids, torch.full_like(answer_ids, mask_id))], dim=1)
+    lp_blank = _logp(model, blank, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+    lp_t = _logp(model, x_t, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+    return torch.where(before, lp_blank, lp_t), 2
+
+
+def block_states(answer_ids: torch.Tensor, step_map: torch.Tensor, block_len: int, mask_id: int,
+                 generator: torch.Generator, draws: list[list[int]] | None = None):
+    """For each sequence and block: the drawn step t_b, the noisy answer state x^(b) (G,), the new tokens (G,)
+    and T_b. ``draws[b][k]`` fixes block k's step for sequence b (default: uniform draws)."""
+    bsz, g = answer_ids.shape
+    if g % block_len:
+        raise ConfigError(f"answer length {g} must be a multiple of block_len {block_len}")
+    out = []
+    for b in range(bsz):
+        rows = []
+        for k, start in enumerate(range(0, g, block_len)):
+            sl = slice(start, start + block_len)
+            steps = sorted(set(step_map[b, sl].tolist()))
+            t_b = draws[b][k] if draws is not None else _step_choice(steps, generator)
+            state = answer_ids[b].clone()
+            state[start:] = mask_id  # this block and later blocks masked ...
+            keep = step_map[b, sl] < t_b
+            state[sl] = torch.where(keep, answer_ids[b, sl], state[sl])  # ... except this block's earlier steps
+            new = torch.zeros(g, dtype=torch.bool)
+            new[sl] = step_map[b, sl] == t_b
+            rows.append((t_b, state, new, len(steps)))
+        out.append(rows)
+    return out
+
+
+@torch.no_grad()
+def block_single_pass(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
+                      block_len: int, mask_id: int, generator: torch.Generator,
+                      draws: list[list[int]] | None = None) -> tuple[torch.Tensor, int]:
+    """(R̂: Σ_b T_b Σ_{i new at t_b} log p(a_i | x^(b)) per sequence (B,), model calls = 1)."""
+    p, g = _check(prompt_ids, answer_ids)
+    if step_map.shape != answer_ids.shape or bool((step_map < 0).any()):
+        raise ConfigError("step_map must give a step >= 0 for every answer token")
+    per_seq = block_states(answer_ids, step_map, block_len, mask_id, generator, draws)
+    n_blocks = g // block_len
+    states = torch.stack([torch.cat([prompt_ids[b], st]) for b, rows in enumerate(per_seq) for _, st, _, _ in rows])
+    lp = _logp(model, states, mask_id)[:, p:]  # (B·N_B, G, V): all blocks of all sequences in one call
+    answers = answer_ids.repeat_interleave(n_blocks, dim=0)
+    tok = lp.gather(-1, answers[..., None]).squeeze(-1).view(answer_ids.shape[0], n_blocks, g)
+    new = torch.stack([torch.stack([nw for _, _, nw, _ in rows]) for rows in per_seq])  # (B, N_B, G)
+    weight = torch.tensor([[float(tb) for *_, tb in rows] for rows in per_seq], dtype=torch.float64)  # T_b
+    return ((tok * new).sum(dim=2) * weight).sum(dim=1), 1
+
+
 @torch.no_grad()
 def mc_elbo(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask_id: int,
             generator: torch.Generator, n: int = 8, antithetic: bool = True) -> tuple[torch.Tensor, int]:
@@ -112,4 +186,5 @@ def exact_any_order(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tens
     return log_p, stacked.mean(dim=0)
 
 
-__all__ = ["exact_any_order", "mc_elbo", "one_step_mean_field", "trajectory_replay"]
+__all__ = ["block_single_pass", "block_states", "exact_any_order", "mc_elbo", "one_step_mean_field",
+           "trajectory_replay", "two_times_mean_field"]

@@ -77,3 +77,42 @@ def test_mean_field_scores_every_token_in_one_pass_and_a_sampled_trajectory_repl
         trajectory_replay(m, PROMPT, answer, torch.full_like(answer, -1), MASK)
     with pytest.raises(ConfigError, match="at most 6"):
         exact_any_order(m, PROMPT, torch.zeros(2, 7, dtype=torch.long), MASK)
+
+
+def _sampled(m, gen_len=4, block_len=2):
+    out = LowConfidenceSampler(MASK, steps=gen_len, block_len=block_len).sample(m, PROMPT, gen_len, torch.Generator())
+    return out.tokens[:, PROMPT.shape[1]:], out.step_map
+
+
+def test_block_single_pass_is_unbiased_for_the_trajectory_replay_by_enumeration():
+    import itertools
+
+    from thrifty.dlm.likelihood import block_single_pass
+
+    m = _model()
+    answer, step_map = _sampled(m)
+    replay, _ = trajectory_replay(m, PROMPT, answer, step_map, MASK)
+    per_block = [[sorted(set(step_map[b, k:k + 2].tolist())) for k in (0, 2)] for b in range(2)]
+    combos = [list(itertools.product(*per_block[b])) for b in range(2)]
+    for b in range(2):  # every combination of one step per block, each equally likely
+        vals = []
+        for draw in combos[b]:
+            draws = [list(draw) if i == b else [per_block[i][0][0], per_block[i][1][0]] for i in range(2)]
+            est, calls = block_single_pass(m, PROMPT, answer, step_map, 2, MASK, torch.Generator(), draws)
+            vals.append(est[b])
+        assert calls == 1 and torch.allclose(torch.stack(vals).mean(), replay[b])
+
+
+def test_two_times_mean_field_splits_at_its_step():
+    from thrifty.dlm.likelihood import two_times_mean_field
+
+    m = _model()
+    answer, step_map = _sampled(m, gen_len=3, block_len=3)
+    first = int(step_map.min())
+    lp, nfe = two_times_mean_field(m, PROMPT, answer, step_map, MASK, torch.Generator(), t=first)
+    mf, _ = one_step_mean_field(m, PROMPT, answer, MASK)
+    assert nfe == 2 and torch.allclose(lp, mf)  # split at the first step: everything given the blank answer
+    last = int(step_map.max())
+    lp_last, _ = two_times_mean_field(m, PROMPT, answer, step_map, MASK, torch.Generator(), t=last)
+    early = step_map < last
+    assert torch.allclose(lp_last[early], mf[early]) and not torch.allclose(lp_last[~early], mf[~early])
