@@ -238,3 +238,15 @@ def test_serve_builds_the_app_from_router_files_and_writes_the_ledger(tmp_path, 
     assert seen["host"] == "127.0.0.1" and seen["reply"]["thrifty"]["action"] == "answer"
     with RunStore(ledger) as store:
         assert store.count("decision", router="demo") == 1
+
+
+def test_dlm_train_sft_then_eval_prints_accuracy_against_nfe(tmp_path, capsys):
+    run = tmp_path / "dlm"
+    tiny = ["--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "d_ff=32", "--set",
+            "n_train=50", "--set", "n_eval=4", "--set", "batch_size=8", "--set", "eval_every=3"]
+    assert main(["dlm", "train-sft", *tiny, "--steps", "3", "--run-dir", str(run)]) == 0
+    assert "at step 3" in capsys.readouterr().out
+    assert main(["dlm", "eval", "--run-dir", str(run), "--n", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "| threshold 0.9 |" in out and "mean NFE" in out and (run / "sampler_eval.json").exists()
+    assert main(["dlm", "eval", "--run-dir", str(tmp_path / "none")]) == 1

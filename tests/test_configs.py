@@ -18,6 +18,7 @@ KINDS = {
     "route/demo_val.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_calibrate.yaml": "thrifty.route.router:CalibrateConfig",
     "route/demo_eval.yaml": "thrifty.route.evaluate:EvalConfig",
+    "dlm/sudoku4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
 }
 
 
