@@ -115,3 +115,21 @@ def test_the_mask_token_is_never_proposed_even_when_the_model_prefers_it():
     model = Scripted(target, torch.full((1, 6), 5.0))
     out = LowConfidenceSampler(MASK, steps=4).sample(model, prompt, 4, torch.Generator())
     assert out.nfe == 4 and not bool((out.tokens == MASK).any()) and out.tokens[0, 3].item() == 4
+
+
+def test_adaptive_sampler_spends_steps_where_its_predictor_says():
+    from thrifty.dlm.samplers import AdaptiveSampler
+
+    prompt = torch.tensor([[1, 2], [3, 4]])
+    target = torch.cat([prompt, torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8]])], dim=1)
+    model = Scripted(target, torch.full((2, 6), 2.0))  # unsure everywhere: entropy well above 0
+    careful_first = AdaptiveSampler(MASK, predictor=lambda p: torch.tensor([0, 1]), grid=[0.0, 100.0])
+    out = careful_first.sample(model, prompt, 4, torch.Generator())
+    assert torch.equal(out.tokens, target) and out.nfe_per_seq.tolist() == [4, 1]  # γ 0: one a step; γ 100: all
+    direct = AdaptiveSampler(MASK, predictor=lambda p: torch.tensor([100.0, 0.0]))
+    assert direct.sample(model, prompt, 4, torch.Generator()).nfe_per_seq.tolist() == [1, 4]
+    with pytest.raises(ConfigError, match="out of range"):
+        AdaptiveSampler(MASK, predictor=lambda p: torch.tensor([0, 5]), grid=[0.0, 1.0]).sample(
+            model, prompt, 4, torch.Generator())
+    with pytest.raises(ConfigError, match="one value per prompt"):
+        AdaptiveSampler(MASK, predictor=lambda p: torch.tensor([0.1])).sample(model, prompt, 4, torch.Generator())

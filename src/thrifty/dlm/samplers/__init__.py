@@ -5,9 +5,10 @@ takes an explicit generator and never re-masks a committed token.
     out = LowConfidenceSampler(mask_id, steps=32, block_len=8).sample(model, prompt_ids, 32, generator)
 """
 
+from thrifty.dlm.samplers.adaptive import AdaptiveSampler
 from thrifty.dlm.samplers.base import Sample, Sampler
 from thrifty.dlm.samplers.entropy_bounded import EntropyBoundedSampler
 from thrifty.dlm.samplers.low_confidence import LowConfidenceSampler
 from thrifty.dlm.samplers.threshold import ThresholdSampler
 
-__all__ = ["EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler"]
+__all__ = ["AdaptiveSampler", "EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler"]
