@@ -93,22 +93,16 @@ class Deployment:
 
 def read_routing_file(path: str | Path) -> dict[str, Any]:
     """A router or ladder file as a ladder record: ``tiers``, ``steps`` (one router record per lower tier),
-    ``max_tries``; a router file becomes a two-tier ladder."""
-    import json
+    ``max_tries``; a router file becomes a two-tier ladder. The file is read once."""
+    from thrifty.route.ladder import check_ladder
+    from thrifty.route.router import check_router, read_json_file
 
-    from thrifty.route.ladder import load_ladder
-    from thrifty.route.router import load_router
-
-    path = Path(path)
-    try:
-        kind = json.loads(path.read_text()).get("kind", "router")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: routing file not found; write one with `thrifty route calibrate`") from None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{path}: not a router or ladder file ({exc})") from None
-    if kind == "ladder":
-        return load_ladder(path)
-    _, router = load_router(path)
+    record = read_json_file(path, "routing file", "write one with `thrifty route calibrate`")
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: not a router or ladder file (a JSON object is expected)")
+    if record.get("kind") == "ladder":
+        return check_ladder(record, path)
+    _, router = check_router(record, path)
     return {"kind": "ladder", "tiers": [router["small"], router["large"]], "steps": [router], "max_tries": None,
             "version": router["version"]}
 

@@ -102,7 +102,6 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                     load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
     """Run the replay ``cfg`` describes; writes route_eval.{json,md} and plots; returns the result."""
     from thrifty.evals.routing_metrics import grade_quality
-    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
     from thrifty.route.router import (
         joined_rows,
         load_router,
@@ -110,6 +109,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
         query_costs,
         require_rows,
         routed_p_good,
+        router_predictions,
     )
 
     policy, router = load_router(cfg.router)
@@ -117,19 +117,12 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     tasks = list(cfg.tasks or router.get("fitted_on", {}).get("tasks", []))
     if not tasks:
         raise ConfigError("no tasks: give tasks, or use a router file that records the tasks it was fitted on")
-    pred = router["predictor"]
-    artefact = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
-    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=cfg.run_dir, model=router["small"], tasks=tasks,
-                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[pred["name"]],
-                           judge=router.get("judge", "verifier"), n_threads=cfg.n_threads,
-                           **({artefact: pred.get("artefact", "")} if artefact else {}))
+    judge = router.get("judge", "verifier")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "route_eval_config.yaml")
-    items, counts, versions = gather_predictions(pe, load_model, load_task)
-    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
-        raise ConfigError(f"{cfg.router}: fitted with {pred['name']} version {pred['version']}, but the artefact "
-                          f"now has version {versions.get(pred['name'])}; calibrate again")
+    items, counts = router_predictions(router, cfg.router, cfg.store_path, cfg.run_dir, tasks, cfg.split,
+                                       cfg.n_per_task, cfg.seed, cfg.n_threads, load_model, load_task)
     if load_task is None:
         from thrifty.tasks.loader import load_task
     loaded = {t: load_task(t) for t in tasks}
@@ -137,10 +130,10 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                 for ex in task.examples(cfg.split, cfg.n_per_task, cfg.seed)}
     train: list[tuple[tuple[str, Any], bool]] = []
     with RunStore(cfg.store_path) as store:
-        rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, pe.judge)
+        rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, judge)
         if "prompt_router" in cfg.baselines:
             train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
-                                        for t, task in loaded.items()}, router["small"], pe.judge)
+                                        for t, task in loaded.items()}, router["small"], judge)
     require_rows(rows, cfg.split)
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])

@@ -58,15 +58,8 @@ def save_ladder(record: dict[str, Any], out: str | Path) -> Path:
     return out
 
 
-def load_ladder(path: str | Path) -> dict[str, Any]:
-    """A ladder file's record; one-line errors for anything malformed."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: ladder file not found; write one with `thrifty route ladder build`") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a ladder file ({exc})") from None
+def check_ladder(record: Any, path: str | Path) -> dict[str, Any]:
+    """A parsed ladder file's record; one-line errors for anything malformed."""
     if not isinstance(record, dict) or record.get("kind") != "ladder" or record.get("v") != LADDER_VERSION:
         raise ConfigError(f"{path}: not a version-{LADDER_VERSION} ladder file")
     tiers, steps = record.get("tiers"), record.get("steps")
@@ -76,6 +69,13 @@ def load_ladder(path: str | Path) -> dict[str, Any]:
         if not isinstance(step, dict) or step.get("small") != tiers[i] or "policy" not in step:
             raise ConfigError(f"{path}: step {i} is not a router for tier {tiers[i]!r}")
     return record
+
+
+def load_ladder(path: str | Path) -> dict[str, Any]:
+    """A ladder file's record; one-line errors for anything malformed."""
+    from thrifty.route.router import read_json_file
+
+    return check_ladder(read_json_file(path, "ladder file", "write one with `thrifty route ladder build`"), path)
 
 
 def ladder_outcomes(p_good: Any, taus: Any, quality: Any, answer_cost: Any, predict_cost: Any,
@@ -134,4 +134,4 @@ def ladder_curve(p_good: Any, quality: Any, answer_cost: Any, predict_cost: Any,
     return RoutingCurve(d, c, r, cost, r_w, r_s, lo, hi)
 
 
-__all__ = ["LADDER_VERSION", "build_ladder", "ladder_curve", "ladder_outcomes", "load_ladder", "save_ladder"]
+__all__ = ["LADDER_VERSION", "build_ladder", "check_ladder", "ladder_curve", "ladder_outcomes", "load_ladder", "save_ladder"]

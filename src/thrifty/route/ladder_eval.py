@@ -52,18 +52,10 @@ class LadderEvalConfig:
 
 def _step_predictions(cfg: LadderEvalConfig, step: dict[str, Any], tasks: list[str], load_model: Any,
                       load_task: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+    from thrifty.route.router import router_predictions
 
-    pred = step["predictor"]
-    key = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
-    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=cfg.run_dir, model=step["small"], tasks=tasks,
-                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[pred["name"]],
-                           judge=step.get("judge", "verifier"), n_threads=cfg.n_threads,
-                           **({key: pred.get("artefact", "")} if key else {}))
-    items, _, versions = gather_predictions(pe, load_model, load_task)
-    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
-        raise ConfigError(f"{step['small']}: its router was fitted with {pred['name']} version {pred['version']}, "
-                          f"but the artefact now has version {versions.get(pred['name'])}; calibrate again")
+    items, _ = router_predictions(step, f"{cfg.ladder} ({step['small']})", cfg.store_path, cfg.run_dir, tasks,
+                                  cfg.split, cfg.n_per_task, cfg.seed, cfg.n_threads, load_model, load_task)
     return {(it.task, it.example): it.prediction for it in items}
 
 
@@ -73,7 +65,7 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     from thrifty.evals.routing_metrics import cpt, grade_quality, routing_summary
     from thrifty.judge.cache import stored_labels
     from thrifty.route.ladder import ladder_curve, ladder_outcomes, load_ladder
-    from thrifty.route.router import routed_p_good, stored_generations
+    from thrifty.route.router import prediction_dict_arrays, routed_p_good, stored_generations
 
     record = load_ladder(cfg.ladder)
     tiers, steps = record["tiers"], record["steps"]
@@ -104,7 +96,7 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     predict_cost = pred_in * price[:-1]
     answer_cost = np.concatenate([tok["tokens_out"][:, :-1] * price[:-1], always[:, -1:]], axis=1)
     task_of = [k[0] for k in keys]
-    fitted = [routed_p_good(s, *_arrays([p[k] for k in keys]), task_of) for s, p in zip(steps, preds, strict=True)]
+    fitted = [routed_p_good(s, *prediction_dict_arrays([p[k] for k in keys]), task_of) for s, p in zip(steps, preds, strict=True)]
     p_good = np.stack([pg for pg, _ in fitted], axis=1)
     taus = np.stack([tau for _, tau in fitted], axis=1)
     tier, q, cost = ladder_outcomes(p_good, taus, quality, answer_cost, predict_cost, record.get("max_tries"))
@@ -128,11 +120,6 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     (run_dir / "ladder_eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     (run_dir / "ladder_eval.md").write_text(format_ladder(result))
     return result
-
-
-def _arrays(predictions: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.array([[p["p_bad"], p["p_ok"], p["p_great"]] for p in predictions], dtype=float)
-    return probs, np.array([bool(p.get("parsed", True)) for p in predictions])
 
 
 def format_ladder(result: dict[str, Any]) -> str:

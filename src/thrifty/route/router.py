@@ -243,8 +243,34 @@ def require_rows(rows: list[Any], split: str) -> None:
 
 def prediction_arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """The stored predictions of ``rows`` as (n, 3) raw (bad, ok, great) probabilities and a readable mask."""
-    probs = np.array([[r.prediction["p_bad"], r.prediction["p_ok"], r.prediction["p_great"]] for r in rows])
-    return probs, np.array([bool(r.prediction.get("parsed", True)) for r in rows])
+    return prediction_dict_arrays([r.prediction for r in rows])
+
+
+def prediction_dict_arrays(predictions: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stored prediction dicts as (n, 3) raw (bad, ok, great) probabilities and a readable mask."""
+    probs = np.array([[d["p_bad"], d["p_ok"], d["p_great"]] for d in predictions], dtype=float)
+    return probs, np.array([bool(d.get("parsed", True)) for d in predictions])
+
+
+def router_predictions(router: dict[str, Any], where: str, store: str | Path, run_dir: str | Path,
+                       tasks: list[str], split: str, n_per_task: int, seed: int, n_threads: int,
+                       load_model: Callable[[str], Any] | None = None,
+                       load_task: Callable[[str], Task] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """(items, counts): a router record's predictor predicting its small model's grades on ``split`` (stored
+    predictions reused); refuses, in one line, an artefact whose version changed since the router was fitted."""
+    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+
+    pred = router["predictor"]
+    key = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
+    pe = PredictEvalConfig(store=str(store), run_dir=str(run_dir), model=router["small"], tasks=tasks, split=split,
+                           n_per_task=n_per_task, seed=seed, predictors=[pred["name"]],
+                           judge=router.get("judge", "verifier"), n_threads=n_threads,
+                           **({key: pred.get("artefact", "")} if key else {}))
+    items, counts, versions = gather_predictions(pe, load_model, load_task)
+    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
+        raise ConfigError(f"{where}: fitted with {pred['name']} version {pred['version']}, but the artefact now has "
+                          f"version {versions.get(pred['name'])}; calibrate again")
+    return items, counts
 
 
 def calibrated_p_good(policy: Policy, probs: np.ndarray, parsed: np.ndarray) -> np.ndarray:
@@ -292,18 +318,27 @@ def joined_rows(store: RunStore, items: list[Any], small: str, large: str, tasks
     return rows, large_labels, gens
 
 
-def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:
-    """The policy and the whole record of a router file; one-line errors for anything malformed."""
+def read_json_file(path: str | Path, what: str, hint: str) -> Any:
+    """A JSON file's content; a missing or unreadable file is a one-line ConfigError naming ``what``."""
     path = Path(path)
     try:
-        router = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: router file not found; write one with `thrifty route calibrate`") from None
+        raise ConfigError(f"{path}: {what} not found; {hint}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a router file ({exc})") from None
+        raise ConfigError(f"{path}: not a {what} ({exc})") from None
+
+
+def check_router(router: Any, path: str | Path) -> tuple[Policy, dict[str, Any]]:
+    """The policy and the whole record of a parsed router file; one-line errors for anything malformed."""
     if not isinstance(router, dict) or router.get("v") != ROUTER_VERSION:
         raise ConfigError(f"{path}: not a version-{ROUTER_VERSION} router file")
     for key in ("small", "large", "predictor", "policy", "version"):
         if key not in router:
             raise ConfigError(f"{path}: router file lacks {key!r}")
     return Policy.from_dict(router["policy"]), router
+
+
+def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:
+    """The policy and the whole record of a router file; one-line errors for anything malformed."""
+    return check_router(read_json_file(path, "router file", "write one with `thrifty route calibrate`"), path)

@@ -29,6 +29,7 @@ from thrifty.route.server.protocol import (
     error_body,
 )
 from thrifty.route.server.service import Routed, RoutingService, ServiceError, ToolRequest
+from thrifty.route.server.streaming import decision_headers, stream_reply
 
 log = logging.getLogger("thrifty.server")
 
@@ -41,14 +42,10 @@ def _error(status: int, message: str, kind: str, code: str | None = None,
 
 
 def _headers(res: Routed) -> dict[str, str]:
-    meta = res.metadata()
-    out = {"x-thrifty-request-id": res.request_id, "x-thrifty-router": res.router, "x-thrifty-model": res.model,
-           "x-thrifty-action": res.action, "x-thrifty-tier": str(res.tier),
-           "x-thrifty-overhead-ms": f"{meta['overhead_ms']:.3f}", "x-thrifty-overhead-tokens": str(res.overhead_tokens)}
-    if meta["label"] is not None:
-        out["x-thrifty-label"] = meta["label"]
-        out.update({f"x-thrifty-{k.replace('_', '-')}": f"{v:.4f}" for k, v in meta["probs"].items()})
-    return out
+    """The decision's ``x-thrifty-*`` headers (as a stream sends them) plus the request id and the overhead."""
+    decided = {"tier": res.tier, "model": res.model, "action": res.action, "predictions": res.predictions}
+    return {"x-thrifty-request-id": res.request_id, **decision_headers(res.router, decided),
+            "x-thrifty-overhead-ms": f"{1000 * res.overhead_s:.3f}", "x-thrifty-overhead-tokens": str(res.overhead_tokens)}
 
 
 def _completion_body(res: Routed, model: str, created: int) -> dict[str, Any]:
@@ -203,8 +200,6 @@ def build_app(service: RoutingService, keys: ApiKeys | None = None, limiter: Rat
         args = (req.plain_messages(), req.model, params, str(task) if task else None, conversation,
                 getattr(request.state, "key_name", None), tools)
         if req.stream:
-            from thrifty.route.server.streaming import stream_reply
-
             try:
                 router = service.resolve(req.model)[0]
             except ServiceError as exc:

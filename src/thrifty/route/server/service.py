@@ -329,13 +329,11 @@ class RoutingService:
                 stream.finish(res)
         except ServiceError as exc:
             self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
-            if self.ledger is not None:  # failed requests are traffic too: the ledger keeps every routed request
-                self.ledger.write({"request_id": uuid.uuid4().hex, "time": time.time(), "router": name,
-                                   "router_version": str(dep.record.get("version", "")), "requested": model,
-                                   "key": key_name, "task": task, "conversation": conversation, "action": "error",
-                                   "status": exc.status, "model": None, "errors": [exc.message],
-                                   "latency_s": time.perf_counter() - t0,
-                                   **({"messages": messages} if self.cfg.ledger_messages else {})})
+            # failed requests are traffic too: the ledger keeps every routed request
+            self._log_decision(messages, name, model, key_name, task, conversation, {
+                "request_id": uuid.uuid4().hex, "router_version": str(dep.record.get("version", "")),
+                "action": "error", "status": exc.status, "model": None, "errors": [exc.message],
+                "latency_s": time.perf_counter() - t0})
             raise
         res.latency_s = time.perf_counter() - t0
         self._remember(conversation, res.tier)
@@ -346,19 +344,24 @@ class RoutingService:
             self.metrics.inc("thrifty_fallbacks_total", {"router": name})
         self.metrics.observe("thrifty_overhead_seconds", res.overhead_s, {"router": name})
         self.metrics.observe("thrifty_request_seconds", res.latency_s, {"router": name})
-        if self.ledger is not None:
-            self.ledger.write({"request_id": res.request_id, "time": time.time(), "router": name,
-                               "router_version": res.router_version, "requested": model, "key": key_name,
-                               "task": task, "conversation": conversation, "action": res.action, "tier": res.tier,
-                               "model": res.model, "predictions": res.predictions, "tokens_in": res.tokens_in,
-                               "tokens_out": res.tokens_out, "overhead_tokens": res.overhead_tokens,
-                               "overhead_s": res.overhead_s, "latency_s": res.latency_s, "errors": res.errors,
-                               "answer": res.text, "tool_calls": res.tool_calls,
-                               **({"messages": messages} if self.cfg.ledger_messages else {})})
+        self._log_decision(messages, name, model, key_name, task, conversation, {
+            "request_id": res.request_id, "router_version": res.router_version, "action": res.action,
+            "tier": res.tier, "model": res.model, "predictions": res.predictions, "tokens_in": res.tokens_in,
+            "tokens_out": res.tokens_out, "overhead_tokens": res.overhead_tokens, "overhead_s": res.overhead_s,
+            "latency_s": res.latency_s, "errors": res.errors, "answer": res.text, "tool_calls": res.tool_calls})
         log.info("request %s router=%s action=%s tier=%d model=%s overhead_ms=%.1f latency_ms=%.1f%s",
                  res.request_id, name, res.action, res.tier, res.model, 1000 * res.overhead_s,
                  1000 * res.latency_s, f" messages={messages!r}" if self.cfg.log_prompts else "")
         return res
+
+    def _log_decision(self, messages: list[dict[str, str]], router: str, requested: str, key_name: str | None,
+                      task: str | None, conversation: str | None, outcome: dict[str, Any]) -> None:
+        """One ledger record: what was asked (the conversation unless ``ledger_messages`` is off) and the outcome."""
+        if self.ledger is None:
+            return
+        self.ledger.write({"time": time.time(), "router": router, "requested": requested, "key": key_name,
+                           "task": task, "conversation": conversation, **outcome,
+                           **({"messages": messages} if self.cfg.ledger_messages else {})})
 
     def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
                task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None,
