@@ -21,15 +21,12 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from thrifty.core.config import load_config  # noqa: E402
-from thrifty.dlm import sudoku  # noqa: E402
-from thrifty.dlm.sampler_eval import load_model  # noqa: E402
 from thrifty.dlm.samplers import LowConfidenceSampler  # noqa: E402
-from thrifty.dlm.sft import MASK, DlmSFTConfig, encode  # noqa: E402
+from thrifty.dlm.sft import load_model, task_tensors  # noqa: E402
 
 
 @torch.no_grad()
-def reference_llada(model, prompt: torch.Tensor, gen_len: int, steps: int, block_len: int) -> torch.Tensor:
+def reference_llada(model, prompt: torch.Tensor, gen_len: int, steps: int, block_len: int, MASK: int) -> torch.Tensor:
     """LLaDA's block sampler as published, greedy (temperature 0), low-confidence remasking."""
     x = torch.full((prompt.shape[0], prompt.shape[1] + gen_len), MASK, dtype=torch.long)
     x[:, :prompt.shape[1]] = prompt
@@ -67,18 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(args.run_dir)
-    cfg = load_config(DlmSFTConfig, run / "config.yaml")
-    model = load_model(cfg, run)
-    pairs = sudoku.make_puzzles("test", args.n, seed=cfg.seed + 1000)
-    prompt = torch.tensor([encode(p)[:17] for p, _ in pairs], dtype=torch.long)
-    ours = LowConfidenceSampler(MASK, steps=args.steps, block_len=args.block_len)
+    cfg, task, model = load_model(run)
+    prompt = task_tensors(task, task.examples("test", args.n, seed=cfg.seed + 1000), with_answer=False)
+    mask, g = task.vocab.mask_id, task.answer_len
+    ours = LowConfidenceSampler(mask, steps=args.steps, block_len=args.block_len)
     times = {"thrifty": [], "reference": []}
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        a = ours.sample(model, prompt, 16, torch.Generator()).tokens
+        a = ours.sample(model, prompt, g, torch.Generator()).tokens
         times["thrifty"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        b = reference_llada(model, prompt, 16, args.steps, args.block_len)
+        b = reference_llada(model, prompt, g, args.steps, args.block_len, mask)
         times["reference"].append(time.perf_counter() - t0)
     same = torch.equal(a, b)
     best = {k: min(v) for k, v in times.items()}

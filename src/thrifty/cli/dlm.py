@@ -9,7 +9,7 @@ from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_co
 
 def register(rooms) -> None:
     verbs = add_verbs(rooms, "dlm", "masked diffusion LMs: train from scratch with exact resume, evaluate samplers")
-    t = add_verb(verbs, "train-sft", "train the small masked-diffusion model on a task (4×4 Sudoku), checkpointing "
+    t = add_verb(verbs, "train-sft", "train the small masked-diffusion model on a task (e.g. 4×4 Sudoku), checkpointing "
                  "with exact resume; prints held-out reward and solve rate as it goes", _train)
     add_config_args(t)
     t.add_argument("--steps", type=int, help="total optimiser steps (a re-run resumes towards this)")
@@ -17,7 +17,7 @@ def register(rooms) -> None:
     e = add_verb(verbs, "eval", "held-out reward, solve rate and forward passes of each sampler for a trained run "
                  "(accuracy vs NFE)", _eval)
     e.add_argument("--run-dir", required=True, help="a run of `dlm train-sft`")
-    e.add_argument("--n", type=int, default=256, help="test puzzles")
+    e.add_argument("--n", type=int, default=256, help="held-out test examples")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -33,15 +33,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from thrifty.core.config import load_config
-    from thrifty.core.errors import ConfigError
     from thrifty.dlm.sampler_eval import sampler_table
 
-    run = Path(args.run_dir)
-    if not (run / "checkpoint" / "model.safetensors").is_file():
-        raise ConfigError(f"{run}: no checkpoint here; train one with `thrifty dlm train-sft`")
-    from thrifty.dlm.sft import DlmSFTConfig
-
-    cfg = load_config(DlmSFTConfig, run / "config.yaml")
-    print(sampler_table(cfg, run, args.n))
+    print(sampler_table(Path(args.run_dir), args.n))
     return 0

@@ -1,9 +1,10 @@
 """`thrifty dlm train-sft`: train the small masked-diffusion model from scratch on a task, with checkpoints that
 resume exactly.
 
-The task (``sudoku4`` for now) gives (prompt, answer) token sequences; the ELBO loss masks only answer tokens
-(the prompt is never noised). Every ``eval_every`` steps the model solves ``n_eval`` held-out test puzzles with
-the low-confidence sampler (one token per step) and the mean reward and exact-solve accuracy are logged to
+The task (a name in :data:`thrifty.dlm.tasks.TASKS`) gives (prompt, answer) token sequences; the ELBO loss masks
+only answer tokens (the prompt is never noised). Every ``eval_every`` steps the model answers ``n_eval`` held-out
+test examples with the low-confidence sampler (one token per step) and the mean reward and exact-solve rate are
+logged to
 ``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``: the weights as safetensors, the
 optimiser and every random generator's state beside them, written to a temporary folder and renamed (a crash
 never leaves half a checkpoint). A run started again in the same folder resumes from it and continues exactly as
@@ -23,14 +24,10 @@ import torch
 
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
-from thrifty.dlm import sudoku
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.model import DiffusionLM, DiffusionLMConfig
-
-TASKS = ("sudoku4",)
-# token ids of the Sudoku vocabulary: digits 0 (blank) to 4, then the separator and the mask
-SEP, MASK, VOCAB = 5, 6, 7
+from thrifty.dlm.tasks import TASKS, DlmExample, DlmTask, get_task
 
 
 @dataclass
@@ -50,45 +47,52 @@ class DlmSFTConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     n_threads: int = 1
+    eval_block_len: int | None = None  # semi-autoregressive blocks for the evaluation sampler (None: one block)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ConfigError(f"unknown dlm task {self.task!r}; choose one of {', '.join(TASKS)}")
+            raise ConfigError(f"unknown dlm task {self.task!r}; choose one of {', '.join(sorted(TASKS))}")
         for name in ("steps", "batch_size", "n_train", "n_eval", "eval_every", "checkpoint_every", "n_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.eval_block_len is not None and self.eval_block_len < 1:
+            raise ConfigError(f"eval_block_len must be >= 1, got {self.eval_block_len}")
 
 
-def encode(puzzle: str, answer: str | None = None) -> list[int]:
-    """Puzzle digits, the separator, then the answer digits (or masks when ``answer`` is None)."""
-    tail = [MASK] * 16 if answer is None else [int(c) for c in answer]
-    return [int(c) for c in puzzle] + [SEP] + tail
+def task_tensors(task: DlmTask, examples: list[DlmExample], with_answer: bool = True) -> torch.Tensor:
+    """(N, P + 1 [+ G]) ids: prompt and separator, then the reference answer when ``with_answer``."""
+    rows = [task.prompt_ids(ex) + (task.answer_ids(ex) if with_answer else []) for ex in examples]
+    return torch.tensor(rows, dtype=torch.long)
 
 
-def _tensors(pairs: list[tuple[str, str]]) -> torch.Tensor:
-    return torch.tensor([encode(p, s) for p, s in pairs], dtype=torch.long)
+def model_config(cfg: DlmSFTConfig, task: DlmTask | None = None) -> DiffusionLMConfig:
+    task = task or get_task(cfg.task)
+    return DiffusionLMConfig(vocab_size=task.vocab.size, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                             n_heads=cfg.n_heads, d_ff=cfg.d_ff, max_len=max(64, task.seq_len))
 
 
-def model_config(cfg: DlmSFTConfig) -> DiffusionLMConfig:
-    return DiffusionLMConfig(vocab_size=VOCAB, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                             d_ff=cfg.d_ff, max_len=64)
-
-
-def evaluate(model: DiffusionLM, pairs: list[tuple[str, str]], sampler: Any = None) -> dict[str, float]:
-    """Mean reward, exact-solve accuracy and forward passes of ``sampler`` (default: one token per step)."""
+def default_sampler(task: DlmTask, block_len: int | None = None) -> Any:
+    """Low-confidence remasking, one token per step."""
     from thrifty.dlm.samplers import LowConfidenceSampler
 
-    sampler = sampler or LowConfidenceSampler(MASK, steps=16)
-    prompts = torch.tensor([encode(p)[:17] for p, _ in pairs], dtype=torch.long)
+    return LowConfidenceSampler(task.vocab.mask_id, steps=task.answer_len, block_len=block_len)
+
+
+def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], sampler: Any = None,
+             seed: int = 0) -> dict[str, float]:
+    """Mean reward, exact-solve rate and forward passes of ``sampler`` (default: one token per step)."""
+    sampler = sampler or default_sampler(task)
+    prompts = task_tensors(task, examples, with_answer=False)
     was_training = model.training
     model.eval()
-    out = sampler.sample(model, prompts, 16, torch.Generator().manual_seed(0))
+    out = sampler.sample(model, prompts, task.answer_len, torch.Generator().manual_seed(seed))
     model.train(was_training)
-    answers = ["".join(str(int(v)) for v in row) for row in out.tokens[:, 17:]]
-    rewards = [sudoku.reward(p, s, a) for (p, s), a in zip(pairs, answers, strict=True)]
-    return {"reward": sum(rewards) / len(rewards), "solved": sum(r == 1.0 for r in rewards) / len(rewards),
+    texts = [task.decode(row.tolist()) for row in out.tokens[:, prompts.shape[1]:]]
+    rewards = [task.reward(ex, t) for ex, t in zip(examples, texts, strict=True)]
+    solved = [task.solved(ex, t) for ex, t in zip(examples, texts, strict=True)]
+    return {"reward": sum(rewards) / len(rewards), "solved": sum(solved) / len(solved),
             "nfe": float(out.nfe_per_seq.float().mean())}
 
 
@@ -122,15 +126,33 @@ def _load(run: Path, model: DiffusionLM, opt: torch.optim.Optimizer, gen: torch.
     return int(state["step"])
 
 
+def load_model(run_dir: str | Path) -> tuple[DlmSFTConfig, DlmTask, DiffusionLM]:
+    """The config, task and trained model (eval mode) of a `dlm train-sft` run."""
+    from safetensors.torch import load_file
+
+    from thrifty.core.config import load_config
+
+    run = Path(run_dir)
+    if not (run / "checkpoint" / "model.safetensors").is_file():
+        raise ConfigError(f"{run}: no checkpoint here; train one with `thrifty dlm train-sft`")
+    cfg = load_config(DlmSFTConfig, run / "config.yaml")
+    task = get_task(cfg.task)
+    model = DiffusionLM(model_config(cfg, task))
+    model.load_state_dict(load_file(str(run / "checkpoint" / "model.safetensors")))
+    return cfg, task, model.eval()
+
+
 def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the run ``cfg`` describes; returns the last evaluation and timings."""
     torch.set_num_threads(cfg.n_threads)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run / "config.yaml")
-    train = _tensors(sudoku.make_puzzles("train", cfg.n_train, seed=cfg.seed))
-    test = sudoku.make_puzzles("test", cfg.n_eval, seed=cfg.seed)
-    model = DiffusionLM(model_config(cfg), torch.Generator().manual_seed(cfg.seed))
+    task = get_task(cfg.task)
+    train = task_tensors(task, task.examples("train", cfg.n_train, seed=cfg.seed))
+    test = task.examples("test", cfg.n_eval, seed=cfg.seed)
+    sampler = default_sampler(task, cfg.eval_block_len)
+    model = DiffusionLM(model_config(cfg, task), torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = _load(run, model, opt, gen)
@@ -139,14 +161,14 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
         kept = [ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
         metrics.write_text("".join(ln + "\n" for ln in kept))
     maskable = torch.zeros(cfg.batch_size, train.shape[1], dtype=torch.bool)
-    maskable[:, 17:] = True
+    maskable[:, task.prompt_len + 1:] = True
     log = metrics.open("a")
     t0, last = time.perf_counter(), {}
     model.train()
     while step < cfg.steps:
         x0 = train[torch.randint(len(train), (cfg.batch_size,), generator=gen)]
         t = sample_times(cfg.batch_size, gen)
-        xt, masked = forward_mask(x0, t, MASK, gen, maskable=maskable)
+        xt, masked = forward_mask(x0, t, task.vocab.mask_id, gen, maskable=maskable)
         loss = elbo_loss(model(xt), x0, masked, t, maskable=maskable, norm="sequence")
         opt.zero_grad()
         loss.backward()
@@ -155,7 +177,7 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
         step += 1
         record: dict[str, Any] = {"step": step, "loss": loss.item(), "wall_s": time.perf_counter() - t0}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            last = evaluate(model, test)
+            last = evaluate(model, task, test, sampler)
             record.update({f"eval_{k}": v for k, v in last.items()})
             if progress:
                 print(f"step {step}: loss {record['loss']:.3f}, test reward {last['reward']:.3f}, solved "
@@ -168,4 +190,4 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     return {"step": step, **last, "params": model.num_params(), "config": asdict(cfg)}
 
 
-__all__ = ["MASK", "SEP", "TASKS", "VOCAB", "DlmSFTConfig", "encode", "evaluate", "model_config", "train_sft"]
+__all__ = ["DlmSFTConfig", "default_sampler", "evaluate", "load_model", "model_config", "task_tensors", "train_sft"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from thrifty.core.errors import ConfigError
-from thrifty.dlm.sft import DlmSFTConfig, encode, train_sft
+from thrifty.dlm.sft import DlmSFTConfig, train_sft
+from thrifty.dlm.tasks import CharVocab, DlmExample, get_task
 
 TINY = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "n_train": 50, "n_eval": 4, "batch_size": 8,
         "eval_every": 1000}
@@ -37,8 +38,25 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
 
 
 def test_encoding_and_bad_configs():
-    assert encode("1200340000000000") == [1, 2, 0, 0, 3, 4] + [0] * 10 + [5] + [6] * 16
+    task = get_task("sudoku4")
+    ex = DlmExample("1200340000000000", "1234341221434321")
+    assert task.prompt_ids(ex) == [1, 2, 0, 0, 3, 4] + [0] * 10 + [5]
+    assert task.answer_ids(ex) == [1, 2, 3, 4, 3, 4, 1, 2, 2, 1, 4, 3, 4, 3, 2, 1]
+    assert (task.vocab.sep_id, task.vocab.mask_id, task.vocab.size) == (5, 6, 7)
     with pytest.raises(ConfigError, match="task"):
         DlmSFTConfig(task="chess")
     with pytest.raises(ConfigError, match="steps"):
         DlmSFTConfig(steps=0)
+
+
+def test_char_vocab_pads_with_eos_and_decodes_up_to_it():
+    v = CharVocab("0123456789+=", eos=True)
+    assert (v.sep_id, v.mask_id, v.eos_id, v.size, v.pad_id) == (12, 13, 14, 15, 14)
+    assert v.encode("12+3") == [1, 2, 10, 3]
+    assert v.decode([1, 2, 12, 13, 3, 14, 5]) == "123"  # SEP and MASK dropped, stops at EOS
+    with pytest.raises(ConfigError, match="not in the vocabulary"):
+        v.encode("1*2")
+    with pytest.raises(ConfigError, match="distinct"):
+        CharVocab("aa")
+    with pytest.raises(ConfigError, match="unknown dlm task"):
+        get_task("chess")
