@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     _train(model, args.gen_len, args.train_steps, gen)
     model.eval()
+    torch.set_grad_enabled(False)  # the estimators carry gradients for training; here they only measure
     prompt = torch.randint(0, 10, (args.batch, 4), generator=gen)
     out = LowConfidenceSampler(MASK, steps=args.gen_len, block_len=args.block_len).sample(
         model, prompt, args.gen_len, gen)

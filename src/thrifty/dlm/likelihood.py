@@ -20,7 +20,8 @@ number of forward passes it costs.
   p(a) = (1/G!) Σ_σ Π_k p(a_σk | q, a_σ<k) and the exact ELBO E_σ[log Π_k p(a_σk | q, a_σ<k)] ≤ log p(a)
   (G!·G forward passes; G ≤ 6).
 
-The model maps ids (B, L) to logits (B, L, V); the mask id is passed in, and the mask token is left out of every
+Gradients flow through every estimator but the brute force (training calls them with grad enabled; evaluation
+wraps them in ``torch.no_grad()``). The model maps ids (B, L) to logits (B, L, V); the mask id is passed in, and the mask token is left out of every
 distribution (it is never an answer token; the samplers never propose it either). Inputs are a prompt (B, P) and an answer
 (B, G); results are per sequence (B,) unless said otherwise.
 """
@@ -50,7 +51,6 @@ def _check(prompt_ids: torch.Tensor, answer_ids: torch.Tensor) -> tuple[int, int
     return prompt_ids.shape[1], answer_ids.shape[1]
 
 
-@torch.no_grad()
 def trajectory_replay(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
                       mask_id: int) -> tuple[torch.Tensor, int]:
     """(log-prob of the answer along its recorded trajectory (B,), forward passes)."""
@@ -68,7 +68,6 @@ def trajectory_replay(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Te
     return total, len(steps)
 
 
-@torch.no_grad()
 def one_step_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask_id: int,
                         generator: torch.Generator | None = None, prompt_mask_p: float = 0.0) -> tuple[torch.Tensor, int]:
     """(per-token log-probs (B, G) with the answer fully masked, forward passes = 1)."""
@@ -87,18 +86,18 @@ def _step_choice(steps: list[int], generator: torch.Generator) -> int:
     return steps[int(torch.randint(len(steps), (1,), generator=generator).item())]
 
 
-@torch.no_grad()
 def two_times_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
                          mask_id: int, generator: torch.Generator,
-                         t: int | None = None) -> tuple[torch.Tensor, int]:
-    """(per-token log-probs (B, G), forward passes = 2) — ``t`` fixes the split step (default: drawn per batch)."""
+                         t: int | torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """(per-token log-probs (B, G), forward passes = 2) — ``t`` fixes the split step: one for the batch, or one
+    per sequence as a (B,) tensor (default: one drawn per batch from the recorded steps)."""
     p, _ = _check(prompt_ids, answer_ids)
     if step_map.shape != answer_ids.shape or bool((step_map < 0).any()):
         raise ConfigError("step_map must give a step >= 0 for every answer token")
     if t is None:
         t = _step_choice(sorted(set(step_map.flatten().tolist())), generator)
     blank = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
-    before = step_map < t
+    before = step_map < (t[:, None] if isinstance(t, torch.Tensor) else t)
     x_t = torch.cat([prompt_ids, torch.where(before, answer_ids, torch.full_like(answer_ids, mask_id))], dim=1)
     lp_blank = _logp(model, blank, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
     lp_t = _logp(model, x_t, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
@@ -130,7 +129,6 @@ def block_states(answer_ids: torch.Tensor, step_map: torch.Tensor, block_len: in
     return out
 
 
-@torch.no_grad()
 def block_single_pass(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, step_map: torch.Tensor,
                       block_len: int, mask_id: int, generator: torch.Generator,
                       draws: list[list[int]] | None = None) -> tuple[torch.Tensor, int]:
@@ -149,7 +147,6 @@ def block_single_pass(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Te
     return ((tok * new).sum(dim=2) * weight).sum(dim=1), 1
 
 
-@torch.no_grad()
 def mc_elbo(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask_id: int,
             generator: torch.Generator, n: int = 8, antithetic: bool = True) -> tuple[torch.Tensor, int]:
     """(MC-ELBO estimate (B,), forward passes = n)."""

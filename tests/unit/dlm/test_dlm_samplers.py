@@ -133,3 +133,15 @@ def test_adaptive_sampler_spends_steps_where_its_predictor_says():
             model, prompt, 4, torch.Generator())
     with pytest.raises(ConfigError, match="one value per prompt"):
         AdaptiveSampler(MASK, predictor=lambda p: torch.tensor([0.1])).sample(model, prompt, 4, torch.Generator())
+
+
+def test_samplers_record_the_behaviour_log_prob_of_every_committed_token():
+    prompt_ids, model, _ = _setup([0.5, 1.0, 2.0, 3.0], b=3)
+    for temperature in (0.0, 1.0, 0.5):
+        out = EntropyBoundedSampler(MASK, gamma=0.5, temperature=temperature).sample(
+            model, prompt_ids, 4, torch.Generator().manual_seed(1))
+        logits = model(out.tokens).double()  # context-free: the same distribution at every step
+        logits[..., MASK] = float("-inf")
+        scale = temperature if temperature > 0 else 1.0
+        expect = torch.log_softmax(logits / scale, dim=-1)[:, 2:].gather(-1, out.tokens[:, 2:, None]).squeeze(-1)
+        assert out.token_logp is not None and torch.allclose(out.token_logp, expect)

@@ -6,7 +6,8 @@
 (:func:`thrifty.dlm.samplers._select.propose`), and the sampler's rule (``choose``) picks which masked positions of
 the current block to commit. Committed tokens never change again. ``step_map[b, i]`` is the step (0-based, global)
 at which answer token i of sequence b was committed; ``nfe`` counts forward passes for the batch and
-``nfe_per_seq`` those in which each sequence still had masks in its current block.
+``nfe_per_seq`` those in which each sequence still had masks in its current block; ``token_logp[b, i]`` is the
+log-probability with which the sampler drew answer token i (the behaviour policy that importance weights need).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Sample:
     nfe: int
     step_map: torch.Tensor  # (B, G) step at which each answer token was committed
     nfe_per_seq: torch.Tensor  # (B,)
+    token_logp: torch.Tensor | None = None  # (B, G) behaviour log-prob of each answer token when committed
 
 
 class Sampler(Protocol):
@@ -63,6 +65,7 @@ class BlockSampler:
                                               device=prompt_ids.device)], dim=1)
         step_map = torch.full((b, gen_len), -1, dtype=torch.long, device=x.device)
         nfe_per_seq = torch.zeros(b, dtype=torch.long, device=x.device)
+        token_logp = torch.zeros((b, gen_len), dtype=torch.float64, device=x.device)
         step = 0
         limit = self.max_steps or 10 * gen_len + 10
         for block in self._blocks(p, gen_len):
@@ -80,11 +83,11 @@ class BlockSampler:
                 if bool(stalled.any()):  # every rule commits at least one token per active sequence
                     best = torch.where(candidates, prop.confidence, torch.full_like(prop.confidence, -1.0))
                     chosen[stalled, best[stalled].argmax(dim=1)] = True
-                commit(x, prop.tokens, chosen, step_map, step, p)
+                commit(x, prop.tokens, chosen, step_map, step, p, prop.logp, token_logp)
                 nfe_per_seq += active.long()
                 step += 1
                 block_step += 1
-        return Sample(x, step, step_map, nfe_per_seq)
+        return Sample(x, step, step_map, nfe_per_seq, token_logp)
 
 
 __all__ = ["BlockSampler", "Sample", "Sampler"]
