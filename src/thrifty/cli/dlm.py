@@ -8,7 +8,8 @@ from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_co
 
 
 def register(rooms) -> None:
-    verbs = add_verbs(rooms, "dlm", "masked diffusion LMs: train from scratch with exact resume, evaluate samplers")
+    verbs = add_verbs(rooms, "dlm", "masked diffusion LMs: train from scratch with exact resume, evaluate samplers, "
+                      "policy optimisation (diffu-GRPO, DiFFPO, dTRPO, VRPO)")
     t = add_verb(verbs, "train-sft", "train the small masked-diffusion model on a task (e.g. 4×4 Sudoku), checkpointing "
                  "with exact resume; prints held-out reward and solve rate as it goes", _train)
     add_config_args(t)
@@ -18,6 +19,25 @@ def register(rooms) -> None:
                  "(accuracy vs NFE)", _eval)
     e.add_argument("--run-dir", required=True, help="a run of `dlm train-sft`")
     e.add_argument("--n", type=int, default=256, help="held-out test examples")
+    r = add_verb(verbs, "rl", "policy optimisation from an SFT run: diffu-GRPO, DiFFPO (2-MF surrogate, importance "
+                 "weights, joint sampler), dTRPO or VRPO (offline preference pairs), or the equal-compute SFT control; "
+                 "resumes exactly", _rl)
+    add_config_args(r)
+    r.add_argument("--algo", choices=("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft"), help="the algorithm")
+    r.add_argument("--init-run", help="the `dlm train-sft` run to start from (also the reference)")
+    r.add_argument("--run-dir", help="where config.yaml, metrics.jsonl and checkpoint/ go")
+    r.add_argument("--steps", type=int, help="optimiser steps (a re-run resumes towards this)")
+    r.add_argument("--max-wall-s", type=float, help="also stop after this much training time (equal-compute runs)")
+    r.add_argument("--seed", type=int, help="seed of rollouts, masks and pairs")
+    p = add_verb(verbs, "pairs", "preference pairs from a model's own samples: G answers per training prompt ranked by "
+                 "the verifier, best against worst (for dTRPO and VRPO)", _pairs)
+    p.add_argument("--run-dir", required=True, help="a `dlm train-sft` run whose model samples")
+    p.add_argument("--out", required=True, help="the pairs file to write (.safetensors)")
+    p.add_argument("--prompts", type=int, default=512, help="training prompts")
+    p.add_argument("--samples", type=int, default=8, help="samples per prompt")
+    p.add_argument("--min-gap", type=float, default=0.0, help="keep a pair only when the reward gap exceeds this")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--seed", type=int, default=0, help="seed of prompts and samples")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -36,4 +56,41 @@ def _eval(args: argparse.Namespace) -> int:
     from thrifty.dlm.sampler_eval import sampler_table
 
     print(sampler_table(Path(args.run_dir), args.n))
+    return 0
+
+
+def _rl(args: argparse.Namespace) -> int:
+    from thrifty.dlm.rl.config import DlmRLConfig
+    from thrifty.dlm.rl.loop import train_rl
+
+    cfg = resolve_config(DlmRLConfig, args, {"algo": "algo", "init_run": "init_run", "run_dir": "run_dir",
+                                              "steps": "steps", "max_wall_s": "max_wall_s", "seed": "seed"})
+    res = train_rl(cfg)
+    print(f"{cfg.algo}: step {res['step']} after {res['wall_s']:.0f} s of training: held-out reward "
+          f"{res.get('eval_reward', 0):.3f}, solved {res.get('eval_solved', 0):.3f}; metrics.jsonl and checkpoint "
+          f"in {cfg.run_dir}")
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    import torch
+
+    from thrifty.core.errors import ConfigError
+    from thrifty.dlm.rl.pairs import build_pairs, save_pairs
+    from thrifty.dlm.rl.rollout import rollout_sampler
+    from thrifty.dlm.sft import load_model
+
+    if args.prompts < 1 or args.samples < 2 or args.temperature < 0:
+        raise ConfigError("--prompts must be >= 1, --samples >= 2 and --temperature >= 0")
+    cfg, task, model = load_model(args.run_dir)
+    torch.set_num_threads(cfg.n_threads)
+    block = max(1, task.answer_len // 4)
+    sampler = rollout_sampler(task, max(1, task.answer_len // 2), block, args.temperature)
+    prompts = task.examples("train", args.prompts, seed=args.seed + 7)
+    pairs, stats = build_pairs(model, task, prompts, args.samples, sampler, torch.Generator().manual_seed(args.seed),
+                               args.min_gap, block, args.temperature)
+    save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir)})
+    print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples (mean reward "
+          f"{stats['sample_reward']:.3f}; chosen {stats['chosen_reward']:.3f}, rejected "
+          f"{stats['rejected_reward']:.3f}) -> {args.out}")
     return 0

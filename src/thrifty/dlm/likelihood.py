@@ -64,7 +64,7 @@ def trajectory_replay(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Te
         now = step_map == s
         lp = _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
         total += (lp * now).sum(dim=1)
-        x[:, p:] = torch.where(now, answer_ids, x[:, p:])
+        x = torch.cat([x[:, :p], torch.where(now, answer_ids, x[:, p:])], dim=1)  # new tensor: autograd keeps x
     return total, len(steps)
 
 

@@ -5,7 +5,8 @@ encodings and a tied output head; the network gets no time input (masked diffusi
 say how noisy the input is). Positions are 1-D ``(B, L)`` for sequences or 2-D ``(B, L, 2)`` (row, column) for
 grids such as Sudoku: 2-D rotary encodings rotate half of each head's pairs by the row and half by the column.
 ``attn_mask`` (``(B, L, L)`` or ``(L, L)``, True = may attend) restricts attention, e.g. to blocks for dTRPO's
-single-pass scoring. Initialisation draws from an explicit ``torch.Generator``.
+single-pass scoring; ``return_hidden=True`` also returns the final hidden states (B, L, d) for heads that read them.
+Initialisation draws from an explicit ``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class DiffusionLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attn_mask: torch.Tensor | None = None, return_hidden: bool = False):
         if ids.dim() != 2:
             raise ConfigError(f"ids must be (B, L), got {tuple(ids.shape)}")
         b, n = ids.shape
@@ -118,7 +119,9 @@ class DiffusionLM(nn.Module):
         h = self.embed(ids)
         for block in self.blocks:
             h = block(h, cos, sin, attn_mask)
-        return self.norm(h) @ self.embed.weight.T  # tied head
+        h = self.norm(h)
+        logits = h @ self.embed.weight.T  # tied head
+        return (logits, h) if return_hidden else logits
 
 
 __all__ = ["DiffusionLM", "DiffusionLMConfig"]

@@ -4,17 +4,15 @@ resume exactly.
 The task (a name in :data:`thrifty.dlm.tasks.TASKS`) gives (prompt, answer) token sequences; the ELBO loss masks
 only answer tokens (the prompt is never noised). Every ``eval_every`` steps the model answers ``n_eval`` held-out
 test examples with the low-confidence sampler (one token per step) and the mean reward and exact-solve rate are
-logged to
-``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``: the weights as safetensors, the
-optimiser and every random generator's state beside them, written to a temporary folder and renamed (a crash
-never leaves half a checkpoint). A run started again in the same folder resumes from it and continues exactly as
-if it had never stopped (same batches, same weights).
+logged to ``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``
+(:mod:`thrifty.dlm.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
+atomically). A run started again in the same folder resumes from it and continues exactly as if it had never
+stopped (same batches, same weights).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
+from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.model import DiffusionLM, DiffusionLMConfig
@@ -96,36 +95,6 @@ def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], samp
             "nfe": float(out.nfe_per_seq.float().mean())}
 
 
-def _save(run: Path, step: int, model: DiffusionLM, opt: torch.optim.Optimizer, gen: torch.Generator) -> None:
-    from safetensors.torch import save_file
-
-    final, tmp = run / "checkpoint", run / "checkpoint.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-    torch.save({"optimizer": opt.state_dict(), "generator": gen.get_state(), "step": step}, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({"step": step}) + "\n")
-    old = run / "checkpoint.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load(run: Path, model: DiffusionLM, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
-    from safetensors.torch import load_file
-
-    ck = run / "checkpoint"
-    if not (ck / "meta.json").is_file():
-        return 0
-    model.load_state_dict(load_file(str(ck / "model.safetensors")))
-    state = torch.load(ck / "state.pt", weights_only=False)
-    opt.load_state_dict(state["optimizer"])
-    gen.set_state(state["generator"])
-    return int(state["step"])
-
-
 def load_model(run_dir: str | Path) -> tuple[DlmSFTConfig, DlmTask, DiffusionLM]:
     """The config, task and trained model (eval mode) of a `dlm train-sft` run."""
     from safetensors.torch import load_file
@@ -155,11 +124,9 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     model = DiffusionLM(model_config(cfg, task), torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step = _load(run, model, opt, gen)
+    step, _ = load_checkpoint(run, {"model": model}, opt, gen)
     metrics = run / "metrics.jsonl"
-    if metrics.exists():  # drop what was logged after the checkpoint a resumed run starts from
-        kept = [ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        metrics.write_text("".join(ln + "\n" for ln in kept))
+    trim_metrics(metrics, step)
     maskable = torch.zeros(cfg.batch_size, train.shape[1], dtype=torch.bool)
     maskable[:, task.prompt_len + 1:] = True
     log = metrics.open("a")
@@ -185,7 +152,7 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
         log.write(json.dumps(record) + "\n")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             log.flush()
-            _save(run, step, model, opt, gen)
+            save_checkpoint(run, step, {"model": model}, opt, gen)
     log.close()
     return {"step": step, **last, "params": model.num_params(), "config": asdict(cfg)}
 

@@ -1,0 +1,1 @@
+"""Policy optimisation for masked diffusion LMs: losses, estimators, rollouts and one training loop."""

@@ -1,0 +1,108 @@
+"""Online policy gradient for masked diffusion LMs — d1's diffu-GRPO, and the frame DiFFPO plugs into.
+
+One update: draw prompts, roll out G answers each with the sampler, score them, take group-mean advantages, then
+μ gradient steps on the buffered batch. Step j masks with seed j for the policy, the old policy and the reference
+alike, so every ratio compares identical masks; old and reference log-probs for all μ seeds are computed once
+right after the rollout (old = the policy's own detached log-probs when μ = 1). The per-token log-probs come from
+a pluggable estimator: d1's one-step mean-field here, DiFFPO's two-times mean-field in :mod:`.diffpo`, which
+also adds the importance weights and the sampler head.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from thrifty.dlm.likelihood import one_step_mean_field
+from thrifty.dlm.rl.config import DlmRLConfig
+from thrifty.dlm.rl.losses import clipped_pg_loss, group_advantages, importance_weights, nfe_priced_reward
+from thrifty.dlm.rl.rollout import Rollouts, SamplerHead, answer_mask, collect, rollout_sampler
+from thrifty.dlm.tasks import DlmExample, DlmTask
+
+# estimator(model, rollouts, mask_id, seed) -> per-token log-probs (N, G), with gradients when enabled
+Estimator = Callable[[Any, Rollouts, int, int], torch.Tensor]
+
+
+def one_step_estimator(prompt_mask_p: float) -> Estimator:
+    """d1's estimate: the answer fully masked, each prompt token masked with ``prompt_mask_p`` (seeded)."""
+
+    def estimate(model: Any, roll: Rollouts, mask_id: int, seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return one_step_mean_field(model, roll.prompt_ids, roll.answer_ids, mask_id, gen, prompt_mask_p)[0]
+
+    return estimate
+
+
+class PolicyGradient:
+    """The online update shared by diffu-GRPO and DiFFPO (see the module notes)."""
+
+    def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
+                 opt: torch.optim.Optimizer, estimator: Estimator, head: SamplerHead | None = None,
+                 weighted: bool = False) -> None:
+        self.cfg, self.task, self.policy, self.ref, self.opt = cfg, task, policy, ref, opt
+        self.estimator, self.head, self.weighted = estimator, head, weighted
+        self.steps = cfg.rollout_steps or max(1, task.answer_len // 2)
+        self.block_len = cfg.block_len or max(1, task.answer_len // 4)
+        self.sampler = rollout_sampler(task, self.steps, self.block_len, cfg.rollout_temperature)
+        self.params = [p for group in opt.param_groups for p in group["params"]]
+
+    def _seeds(self, gen: torch.Generator) -> list[int]:
+        if not self.cfg.random_masking:
+            return [42] * self.cfg.mu
+        return torch.randint(0, 2**12, (self.cfg.mu,), generator=gen).tolist()
+
+    def update(self, pool: list[DlmExample], gen: torch.Generator) -> tuple[int, dict[str, float]]:
+        """One rollout and μ gradient steps: (optimiser steps taken, stats)."""
+        cfg, mask_id = self.cfg, self.task.vocab.mask_id
+        pick = random.Random(int(torch.randint(0, 2**31, (1,), generator=gen))).sample(range(len(pool)),
+                                                                                          cfg.prompts_per_step)
+        roll = collect(self.policy, self.task, [pool[i] for i in pick], cfg.group_size, self.sampler, gen,
+                       head=self.head, block_len=self.block_len, temperature=cfg.rollout_temperature)
+        reward = roll.rewards
+        if cfg.nfe_price > 0:
+            reward = nfe_priced_reward(reward, roll.nfe, float(self.task.answer_len), cfg.nfe_price)
+        adv = group_advantages(reward, cfg.group_size, cfg.scale_rewards)
+        mask = answer_mask(roll.answer_ids, self.task.vocab.eos_id)
+        seeds = self._seeds(gen)
+        with torch.no_grad():
+            old = [self.estimator(self.policy, roll, mask_id, s) for s in seeds] if cfg.mu > 1 else None
+            ref = [self.estimator(self.ref, roll, mask_id, s) for s in seeds] if cfg.beta > 0 else None
+            old_gamma = self._gamma_logp(roll) if self.head is not None else None
+        totals: dict[str, float] = {}
+        for j, seed in enumerate(seeds):
+            logp = self.estimator(self.policy, roll, mask_id, seed)
+            old_j = old[j] if old is not None else logp.detach()
+            ref_j = ref[j] if ref is not None else None
+            weights = None
+            if self.weighted and cfg.is_level != "none":
+                weights = importance_weights(old_j, roll.behaviour_logp, mask, cfg.is_cap, cfg.is_level)
+            tok_mask = mask if cfg.train_policy else torch.zeros_like(mask)
+            if self.head is not None:  # the γ choice: one more token, exact behaviour (weight 1), no KL
+                g_logp = self._gamma_logp(roll)
+                logp, old_j = torch.cat([g_logp[:, None], logp], 1), torch.cat([old_gamma[:, None], old_j], 1)
+                ref_j = None if ref_j is None else torch.cat([g_logp.detach()[:, None], ref_j], 1)
+                weights = None if weights is None else torch.cat([torch.ones_like(g_logp)[:, None], weights], 1)
+                tok_mask = torch.cat([torch.ones_like(g_logp)[:, None], tok_mask], 1)
+            loss, stats = clipped_pg_loss(logp, old_j, adv, tok_mask, cfg.eps, cfg.beta, ref_j, weights, cfg.agg)
+            self.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            self.opt.step()
+            for k, v in {"loss": loss.item(), **stats}.items():
+                totals[k] = totals.get(k, 0.0) + v / cfg.mu
+        totals.update({"reward": float(roll.rewards.mean()), "solved": float(roll.solved.float().mean()),
+                       "rollout_nfe": float(roll.nfe.float().mean())})
+        if roll.gamma_idx is not None and self.head is not None:
+            totals["gamma_mean"] = float(torch.tensor(self.head.grid)[roll.gamma_idx].mean())
+        return cfg.mu, totals
+
+    def _gamma_logp(self, roll: Rollouts) -> torch.Tensor:
+        assert self.head is not None and roll.gamma_idx is not None
+        lp = self.head.log_probs(self.policy, roll.prompt_ids, self.task.answer_len, self.task.vocab.mask_id)
+        return lp.gather(1, roll.gamma_idx[:, None]).squeeze(1)
+
+
+__all__ = ["Estimator", "PolicyGradient", "one_step_estimator"]

@@ -1,0 +1,174 @@
+"""`thrifty dlm rl`: the one training loop every algorithm plugs into — start from an SFT checkpoint, repeat
+(update → log → evaluate → checkpoint) until the step or wall-time budget is spent, resume exactly after a kill.
+
+An update is an object with ``update(pool, generator) -> (optimiser steps, stats)``: online policy gradient
+(:class:`~thrifty.dlm.rl.diffu_grpo.PolicyGradient`: diffu-GRPO, DiFFPO), offline preference optimisation
+(:class:`~thrifty.dlm.rl.dtrpo.PreferenceUpdate`: dTRPO, VRPO) or continued SFT (the equal-compute control). The
+reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). ``metrics.jsonl``
+gets one record per update — training wall time (evaluation excluded), cumulative forward passes of the policy and
+the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
+``eval_every`` steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thrifty.core.config import save_config
+from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
+from thrifty.dlm.loss import elbo_loss
+from thrifty.dlm.masking import forward_mask, sample_times
+from thrifty.dlm.rl.config import DlmRLConfig
+from thrifty.dlm.rl.rollout import ForwardCounter, SamplerHead
+from thrifty.dlm.sft import default_sampler, evaluate, load_model, task_tensors
+from thrifty.dlm.tasks import DlmExample, DlmTask
+
+
+class ContinuedSFT:
+    """The control: more of the SFT objective (ELBO on answer tokens) on the training pool."""
+
+    def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, opt: torch.optim.Optimizer,
+                 pool: list[DlmExample]) -> None:
+        self.cfg, self.task, self.policy, self.opt = cfg, task, policy, opt
+        self.data = task_tensors(task, pool)
+        self.maskable = torch.zeros(cfg.sft_batch, self.data.shape[1], dtype=torch.bool)
+        self.maskable[:, task.prompt_len + 1:] = True
+
+    def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:
+        x0 = self.data[torch.randint(len(self.data), (self.cfg.sft_batch,), generator=gen)]
+        t = sample_times(self.cfg.sft_batch, gen)
+        xt, masked = forward_mask(x0, t, self.task.vocab.mask_id, gen, maskable=self.maskable)
+        loss = elbo_loss(self.policy(xt), x0, masked, t, maskable=self.maskable, norm="sequence")
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        return 1, {"loss": loss.item()}
+
+
+def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, gen: torch.Generator):
+    from thrifty.dlm.rl.pairs import build_pairs, load_pairs, save_pairs
+    from thrifty.dlm.rl.rollout import rollout_sampler
+
+    if cfg.pairs_file:
+        return load_pairs(cfg.pairs_file), {}
+    if (run / "pairs.safetensors").is_file():
+        return load_pairs(run / "pairs.safetensors"), {}
+    block = cfg.block_len or max(1, task.answer_len // 4)
+    steps = cfg.rollout_steps or max(1, task.answer_len // 2)
+    prompts = task.examples("train", cfg.pair_prompts, seed=cfg.seed + 7)
+    pairs, stats = build_pairs(policy, task, prompts, cfg.pair_samples,
+                               rollout_sampler(task, steps, block, cfg.rollout_temperature), gen, cfg.min_gap,
+                               block, cfg.rollout_temperature)
+    save_pairs(pairs, run / "pairs.safetensors")
+    return pairs, stats
+
+
+def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: SamplerHead | None,
+              test: list[DlmExample], sampler: Any) -> dict[str, float]:
+    out = {f"eval_{k}": v for k, v in evaluate(policy, task, test, sampler).items()}
+    if head is not None:  # decode with the γ the head finds most likely for each prompt
+        from thrifty.dlm.samplers import AdaptiveSampler
+
+        def pick(prompts: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return head.log_probs(policy, prompts, task.answer_len, task.vocab.mask_id).argmax(dim=1)
+
+        adaptive = AdaptiveSampler(task.vocab.mask_id, pick, grid=head.grid,
+                                   block_len=cfg.block_len or max(1, task.answer_len // 4))
+        out.update({f"eval_adaptive_{k}": v for k, v in evaluate(policy, task, test, adaptive).items()})
+    return out
+
+
+def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
+                 head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
+                 gen: torch.Generator) -> tuple[Any, dict[str, float]]:
+    if cfg.algo in ("diffu_grpo", "diffpo"):
+        from thrifty.dlm.rl.diffpo import two_times_estimator
+        from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
+
+        est = two_times_estimator() if cfg.pg_estimator() == "two_times" else one_step_estimator(cfg.prompt_mask_p)
+        return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo"), {}
+    if cfg.algo in ("dtrpo", "vrpo"):
+        from thrifty.dlm.rl.dtrpo import PreferenceUpdate
+
+        pairs, stats = _pairs(cfg, task, policy, run, gen)
+        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs), stats
+    return ContinuedSFT(cfg, task, policy, opt, pool), {}
+
+
+def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) ``cfg``; returns the last evaluation, the step reached and the training wall time."""
+    torch.set_num_threads(cfg.n_threads)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run / "config.yaml")
+    sft_cfg, task, policy = load_model(cfg.init_run)
+    policy.train()
+    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    head = SamplerHead(policy.cfg.d_model, cfg.gamma_grid, torch.Generator().manual_seed(cfg.seed + 3)) \
+        if cfg.joint_sampler and cfg.algo == "diffpo" else None
+    params = list(policy.parameters()) if cfg.train_policy else []
+    policy.requires_grad_(cfg.train_policy)
+    params += list(head.parameters()) if head is not None else []
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    modules = {"model": policy, **({"head": head} if head is not None else {})}
+    step, extra = load_checkpoint(run, modules, opt, gen)
+    if "ref" in extra:
+        ref.load_state_dict(extra["ref"])
+    wall, fwd = float(extra.get("wall_s", 0.0)), dict(extra.get("forward", {}))
+    metrics = run / "metrics.jsonl"
+    trim_metrics(metrics, step)
+    pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
+    test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
+    eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
+    counter = ForwardCounter(policy, ref)
+    t_setup = time.perf_counter()
+    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen)
+    wall += time.perf_counter() - t_setup if step == 0 else 0.0
+    log = metrics.open("a")
+    if step == 0:
+        first = {"step": 0, "wall_s": wall, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
+        log.write(json.dumps(first) + "\n")
+        if progress:
+            print(f"start: held-out reward {first['eval_reward']:.3f}, solved {first['eval_solved']:.3f}", flush=True)
+    last: dict[str, Any] = {}
+    while step < cfg.steps and not (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s):
+        t0 = time.perf_counter()
+        taken, stats = updater.update(pool, gen)
+        wall += time.perf_counter() - t0
+        step += taken
+        fwd = {"policy_calls": fwd.get("policy_calls", 0) + counter.calls, "rows": fwd.get("rows", 0) + counter.rows}
+        counter.calls = counter.rows = 0
+        if cfg.ref_sync_every and step % cfg.ref_sync_every < taken:
+            ref.load_state_dict(policy.state_dict())
+        record = {"step": step, "wall_s": wall, "forward_calls": fwd["policy_calls"], "forward_rows": fwd["rows"],
+                  **stats}
+        done = step >= cfg.steps or (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s)
+        if step % cfg.eval_every < taken or done:
+            counter.close()
+            last = _evaluate(cfg, task, policy, head, test, eval_sampler)
+            counter = ForwardCounter(policy, ref)
+            record.update(last)
+            if progress:
+                print(f"step {step}: held-out reward {last['eval_reward']:.3f}, solved {last['eval_solved']:.3f} "
+                      f"({wall:.0f} s training)", flush=True)
+        log.write(json.dumps(record) + "\n")
+        if step % cfg.checkpoint_every < taken or done:
+            log.flush()
+            extra = {"wall_s": wall, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
+            save_checkpoint(run, step, modules, opt, gen, extra)
+    log.close()
+    counter.close()
+    return {"step": step, "wall_s": wall, **last, "forward": fwd, "config": asdict(cfg)}
+
+
+__all__ = ["ContinuedSFT", "build_update", "train_rl"]

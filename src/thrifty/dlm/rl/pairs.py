@@ -1,0 +1,96 @@
+"""Preference pairs from the model's own samples (`thrifty dlm pairs`): G samples per prompt, ranked by the
+verifier; the best and the worst form a (chosen, rejected) pair when their rewards differ by more than a gap.
+Each answer keeps its step map, so trajectory estimators (dTRPO) can re-mask it in the order it was decoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thrifty.core.errors import ConfigError
+from thrifty.dlm.rl.rollout import collect
+from thrifty.dlm.tasks import DlmExample, DlmTask
+
+
+@dataclass
+class Pairs:
+    prompt_ids: torch.Tensor  # (M, P)
+    chosen: torch.Tensor  # (M, G)
+    chosen_steps: torch.Tensor  # (M, G)
+    rejected: torch.Tensor  # (M, G)
+    rejected_steps: torch.Tensor  # (M, G)
+    chosen_reward: torch.Tensor  # (M,)
+    rejected_reward: torch.Tensor  # (M,)
+
+    def __len__(self) -> int:
+        return int(self.prompt_ids.shape[0])
+
+    def take(self, idx: torch.Tensor) -> Pairs:
+        return Pairs(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples: int, sampler: Any,
+                generator: torch.Generator, min_gap: float = 0.0, block_len: int | None = None,
+                temperature: float = 1.0, batch: int = 64) -> tuple[Pairs, dict[str, float]]:
+    """(pairs, stats): best vs worst of ``samples`` answers per prompt, kept when the reward gap > ``min_gap``."""
+    if samples < 2:
+        raise ConfigError("pairs need at least 2 samples per prompt")
+    keep: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Pairs)}
+    rewards, nfe = [], []
+    for start in range(0, len(examples), batch):
+        roll = collect(policy, task, examples[start:start + batch], samples, sampler, generator,
+                       block_len=block_len, temperature=temperature)
+        rewards.append(roll.rewards)
+        nfe.append(roll.nfe.float())
+        r = roll.rewards.view(-1, samples)
+        best, worst = r.argmax(dim=1), r.argmin(dim=1)
+        gap = r.max(dim=1).values - r.min(dim=1).values
+        for g in torch.nonzero(gap > min_gap).flatten().tolist():
+            i, j = g * samples + int(best[g]), g * samples + int(worst[g])
+            keep["prompt_ids"].append(roll.prompt_ids[i])
+            keep["chosen"].append(roll.answer_ids[i])
+            keep["chosen_steps"].append(roll.step_map[i])
+            keep["rejected"].append(roll.answer_ids[j])
+            keep["rejected_steps"].append(roll.step_map[j])
+            keep["chosen_reward"].append(roll.rewards[i])
+            keep["rejected_reward"].append(roll.rewards[j])
+    if not keep["prompt_ids"]:
+        raise ConfigError(f"no prompt gave two samples whose rewards differ by more than {min_gap}; sample more "
+                          "per prompt, raise the temperature or lower min_gap")
+    pairs = Pairs(**{k: torch.stack(v) for k, v in keep.items()})
+    all_r = torch.cat(rewards)
+    stats = {"prompts": float(len(examples)), "pairs": float(len(pairs)), "sample_reward": float(all_r.mean()),
+             "chosen_reward": float(pairs.chosen_reward.mean()), "rejected_reward": float(pairs.rejected_reward.mean()),
+             "sample_nfe": float(torch.cat(nfe).mean())}
+    return pairs, stats
+
+
+def save_pairs(pairs: Pairs, path: str | Path, meta: dict[str, str] | None = None) -> Path:
+    """Write pairs as safetensors atomically (a temporary file renamed into place)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({f.name: getattr(pairs, f.name).contiguous() for f in fields(Pairs)}, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_pairs(path: str | Path) -> Pairs:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no pairs file here; build one with `thrifty dlm pairs`")
+    data = load_file(str(path))
+    missing = [f.name for f in fields(Pairs) if f.name not in data]
+    if missing:
+        raise ConfigError(f"{path}: not a pairs file (missing {', '.join(missing)})")
+    return Pairs(**{f.name: data[f.name] for f in fields(Pairs)})
+
+
+__all__ = ["Pairs", "build_pairs", "load_pairs", "save_pairs"]

@@ -1,0 +1,109 @@
+"""Rollouts for policy optimisation: G samples per prompt from the sampler (the behaviour policy), with their step
+maps, behaviour log-probs, forward passes and verifier rewards; plus DiFFPO's sampler head, which picks a
+per-prompt entropy bound γ from a grid, and the counter of forward passes that the benchmarks report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from thrifty.dlm.samplers import AdaptiveSampler, LowConfidenceSampler
+from thrifty.dlm.tasks import DlmExample, DlmTask
+
+
+@dataclass
+class Rollouts:
+    examples: list[DlmExample]  # one per row (each prompt repeated G times, consecutively)
+    prompt_ids: torch.Tensor  # (N, P)
+    answer_ids: torch.Tensor  # (N, G)
+    step_map: torch.Tensor  # (N, G)
+    behaviour_logp: torch.Tensor  # (N, G) log-prob the sampler drew each token with
+    nfe: torch.Tensor  # (N,) forward passes each sequence took
+    rewards: torch.Tensor  # (N,) verifier reward in [0, 1]
+    solved: torch.Tensor  # (N,) bool
+    gamma_idx: torch.Tensor | None = None  # (N,) the sampler head's choice, when it is trained
+
+
+def answer_mask(answer_ids: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """(N, G) float: answer tokens up to and including the first EOS (all of them when there is no EOS)."""
+    if eos_id is None:
+        return torch.ones_like(answer_ids, dtype=torch.float64)
+    is_eos = (answer_ids == eos_id).long()
+    before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS tokens strictly before each position
+    return (before == 0).double()
+
+
+class SamplerHead(nn.Module):
+    """A distribution over the γ grid read from the policy's final hidden state at the separator position, given
+    the prompt and a fully masked answer — the γ choice acts as an extra first answer token with its own small
+    output vocabulary (the grid)."""
+
+    def __init__(self, d_model: int, grid: list[float], generator: torch.Generator) -> None:
+        super().__init__()
+        self.grid = [float(g) for g in grid]
+        self.proj = nn.Linear(d_model, len(grid))
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.randn(self.proj.weight.shape, generator=generator) * 0.02)
+            self.proj.bias.zero_()
+
+    def log_probs(self, policy: nn.Module, prompt_ids: torch.Tensor, answer_len: int, mask_id: int) -> torch.Tensor:
+        """(N, K) log-probabilities over the grid (one forward pass of the policy)."""
+        x = torch.cat([prompt_ids, torch.full((prompt_ids.shape[0], answer_len), mask_id, dtype=prompt_ids.dtype)],
+                      dim=1)
+        _, hidden = policy(x, return_hidden=True)
+        return torch.log_softmax(self.proj(hidden[:, prompt_ids.shape[1] - 1]).double(), dim=-1)
+
+
+class ForwardCounter:
+    """Counts model calls and sequence-rows through forward hooks (what 'forward passes' means in the reports)."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        self.calls, self.rows = 0, 0
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in modules]
+
+    def _hook(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.calls += 1
+        self.rows += int(args[0].shape[0]) if args and hasattr(args[0], "shape") else 0
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def rollout_sampler(task: DlmTask, steps: int, block_len: int, temperature: float) -> LowConfidenceSampler:
+    return LowConfidenceSampler(task.vocab.mask_id, steps=steps, block_len=block_len, temperature=temperature)
+
+
+@torch.no_grad()
+def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_size: int, sampler: Any,
+            generator: torch.Generator, head: SamplerHead | None = None, block_len: int | None = None,
+            temperature: float = 1.0) -> Rollouts:
+    """Sample ``group_size`` answers per example (rows grouped by prompt) and score them with the verifier.
+
+    With ``head``, each row draws its own γ from the head's distribution and is decoded by the entropy-bounded
+    sampler with that bound (``sampler`` is then unused)."""
+    rows = [ex for ex in examples for _ in range(group_size)]
+    prompts = torch.tensor([task.prompt_ids(ex) for ex in rows], dtype=torch.long)
+    was_training = policy.training
+    policy.eval()
+    gamma_idx = None
+    if head is not None:
+        lp = head.log_probs(policy, prompts, task.answer_len, task.vocab.mask_id)
+        gamma_idx = torch.multinomial(lp.exp(), 1, generator=generator).squeeze(1)
+        chosen = gamma_idx.clone()
+        sampler = AdaptiveSampler(task.vocab.mask_id, lambda _p: chosen, grid=head.grid, block_len=block_len,
+                                  temperature=temperature)
+    out = sampler.sample(policy, prompts, task.answer_len, generator)
+    policy.train(was_training)
+    answers = out.tokens[:, prompts.shape[1]:]
+    texts = [task.decode(a.tolist()) for a in answers]
+    rewards = torch.tensor([task.reward(ex, t) for ex, t in zip(rows, texts, strict=True)], dtype=torch.float64)
+    solved = torch.tensor([task.solved(ex, t) for ex, t in zip(rows, texts, strict=True)])
+    assert out.token_logp is not None
+    return Rollouts(rows, prompts, answers, out.step_map, out.token_logp, out.nfe_per_seq, rewards, solved, gamma_idx)
+
+
+__all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "rollout_sampler"]
