@@ -58,7 +58,7 @@ class ATAOptions:
 
 PRESETS = {
     "faithful": ATAOptions(),
-    "fixed": ATAOptions(normalize="absolute", fill_budget="water", overflow="pool", count_timestamps=True),
+    "fixed": ATAOptions(normalize="absolute", fill_budget="water", overflow="drop_lowest", count_timestamps=True),
 }
 
 

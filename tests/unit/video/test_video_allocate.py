@@ -107,7 +107,7 @@ def test_overflow_options():
 
 def test_presets_and_bad_options():
     assert ata([0, 1], 100, preset="fixed").tolist() == ata(
-        [0, 1], 100, normalize="absolute", fill_budget="water", overflow="pool", count_timestamps=True).tolist()
+        [0, 1], 100, normalize="absolute", fill_budget="water", overflow="drop_lowest", count_timestamps=True).tolist()
     for bad in ({"normalize": "zscore"}, {"fill_budget": "all"}, {"overflow": "wrap"}, {"tau": 0.0},
                 {"colour": 1}):
         with pytest.raises(ConfigError):
