@@ -66,7 +66,7 @@ def _allocate(args: argparse.Namespace) -> int:
     ata_flags = {"preset": args.preset, "normalize": args.normalize, "fill_budget": args.fill,
                  "overflow": args.overflow, "count_timestamps": args.count_timestamps}
     opts = {k: v for k, v in ata_flags.items() if v is not None}
-    if args.count_timestamps:
+    if args.rule in ("ata", "random", "oracle"):  # ATA underneath: one timestamp size for rule and accounting
         opts["timestamp_tokens"] = args.timestamp_tokens
     if args.tau is not None:
         opts["tau"] = args.tau

@@ -23,6 +23,11 @@ def test_allocate_json_with_fixes_and_baselines(capsys):
     assert main(["video", "allocate", "--scores", "0,1", "--budget", "100", "--count-timestamps", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["k"] == [4, 84] and res["tokens"] == {"visual": 88, "timestamp": 12}
+    # the fixed preset pays timestamps too, at the size the accounting uses: B' = 100 − 2·10 = 80 → [4, 76]
+    assert main(["video", "allocate", "--scores", "0,1", "--budget", "100", "--preset", "fixed",
+                 "--timestamp-tokens", "10", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["k"] == [4, 76] and res["tokens"]["timestamp"] == 20
     assert main(["video", "allocate", "--scores", "0.1,0.9,0.5", "--budget", "200", "--rule", "topk_no_anchor",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["k"] == [0, 128, 72]
