@@ -1,0 +1,149 @@
+"""`thrifty video ...`: Tempo-style long-video compression — token allocation and the synthetic needle benchmark."""
+
+from __future__ import annotations
+
+import argparse
+
+from thrifty.cli._common import add_verb, add_verbs
+
+
+def register(rooms) -> None:
+    verbs = add_verbs(rooms, "video", "query-aware long-video compression: adaptive token allocation, needle videos")
+    a = add_verb(verbs, "allocate", "print the visual tokens each segment gets from an allocation rule for given "
+                 "relevance scores and budget, with the budget accounting", _allocate)
+    a.add_argument("--scores", required=True, help="relevance per segment, comma-separated (e.g. 0.1,0.9,0.5)")
+    a.add_argument("--budget", type=int, required=True, help="visual token budget B")
+    a.add_argument("--m-max", type=int, default=128, help="tokens per segment at most (M)")
+    a.add_argument("--k-min", type=int, default=4, help="anchor tokens every segment keeps (ATA and kin)")
+    a.add_argument("--rule", default="ata", help="ata | uniform | topk_no_anchor | softmax | bolt | aks | random | "
+                   "oracle")
+    a.add_argument("--preset", choices=("faithful", "fixed"), help="ATA: the released rule, or every fix on")
+    a.add_argument("--normalize", choices=("minmax", "absolute", "rank", "softmax"), help="ATA score normaliser")
+    a.add_argument("--fill", choices=("off", "water", "relevance"), help="ATA: spend the unused budget")
+    a.add_argument("--overflow", choices=("faithful", "pool", "drop_lowest", "raise"),
+                   help="ATA: what to do when the segments cannot all fit the budget")
+    a.add_argument("--count-timestamps", action="store_true", default=None,
+                   help="ATA: pay timestamp tokens out of the budget")
+    a.add_argument("--timestamp-tokens", type=int, default=6, help="tokens per timestamp in the accounting")
+    a.add_argument("--tau", type=float, help="temperature (softmax rule, or ATA with --normalize softmax)")
+    a.add_argument("--relevance", help="oracle: the ground-truth 0/1 mask, comma-separated")
+    a.add_argument("--seed", type=int, default=0, help="random: seed of its generator")
+    a.add_argument("--frames-per-segment", type=int, default=8, help="for tokens per frame")
+    a.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    s = add_verb(verbs, "synth", "generate seeded needle videos and print what each asks, its answer and which "
+                 "segments hold the evidence", _synth)
+    s.add_argument("--n", type=int, default=6, help="number of videos (tasks cycle first, then lengths)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--lengths", default="64,256,1024", help="frames per video, comma-separated")
+    s.add_argument("--tasks", default="all", help="comma-separated subset of attribute, presence, timing, order, "
+                   "counting, global (default: all)")
+    s.add_argument("--out", help="folder for needle_NNN.npz (frames, evidence) and summary.jsonl")
+    s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+
+def _numbers(text: str, flag: str, cast=float) -> list:
+    from thrifty.core.errors import ConfigError
+
+    try:
+        values = [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated numbers, e.g. {flag} 0.1,0.9,0.5; got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag} is empty")
+    return values
+
+
+def _allocate(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from thrifty.core.errors import ConfigError
+    from thrifty.video.allocate import allocate, ata_detail
+    from thrifty.video.budget import account, allocation_stats
+
+    scores = _numbers(args.scores, "--scores")
+    ata_flags = {"preset": args.preset, "normalize": args.normalize, "fill_budget": args.fill,
+                 "overflow": args.overflow, "count_timestamps": args.count_timestamps}
+    opts = {k: v for k, v in ata_flags.items() if v is not None}
+    if args.rule in ("ata", "random", "oracle"):  # ATA underneath: one timestamp size for rule and accounting
+        opts["timestamp_tokens"] = args.timestamp_tokens
+    if args.tau is not None:
+        opts["tau"] = args.tau
+    if args.rule == "random":
+        opts["rng"] = np.random.default_rng(args.seed)
+    if args.relevance is not None:
+        opts["relevance"] = _numbers(args.relevance, "--relevance")
+    if args.frames_per_segment < 1:
+        raise ConfigError("--frames-per-segment must be at least 1")
+    branch = ""
+    if args.rule == "ata":
+        res = ata_detail(scores, args.budget, args.m_max, args.k_min, **opts)
+        k, branch = res.k, res.branch
+    else:
+        k = allocate(scores, args.budget, args.m_max, args.k_min, rule=args.rule, **opts)
+    stats = allocation_stats(k, args.budget, args.k_min, args.m_max, len(scores) * args.frames_per_segment)
+    acc = account(k, args.timestamp_tokens)
+    if args.json:
+        print(json.dumps({"rule": args.rule, "branch": branch, "k": k.tolist(), "stats": stats.as_dict(),
+                          "tokens": {"visual": acc.visual, "timestamp": acc.timestamp}}))
+        return 0
+    print(f"{'segment':>7}  {'score':>8}  {'tokens':>6}")
+    for i, (r, n) in enumerate(zip(scores, k.tolist(), strict=True)):
+        print(f"{i:>7}  {r:>8.4g}  {n:>6}")
+    print(f"rule {args.rule}{f' ({branch} branch)' if branch else ''}: {stats.total} of {args.budget} visual tokens "
+          f"({stats.utilisation:.1%}), range [{stats.theoretical_min}, {stats.theoretical_max}], "
+          f"{stats.tokens_per_frame:.2f} tokens/frame, {stats.at_k_min} at k_min, {stats.dropped} dropped; "
+          f"timestamps {acc.timestamp} tokens ({args.timestamp_tokens} per kept segment)")
+    return 0
+
+
+def _ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 5] → "0-2,5"."""
+    parts, start = [], None
+    for j, i in enumerate(idx):
+        if start is None:
+            start = i
+        if j + 1 == len(idx) or idx[j + 1] != i + 1:
+            parts.append(str(start) if start == i else f"{start}-{i}")
+            start = None
+    return ",".join(parts) or "-"
+
+
+def _synth(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from thrifty.core.errors import ConfigError
+    from thrifty.video.synth import TASKS, make_benchmark
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    lengths = _numbers(args.lengths, "--lengths", int)
+    tasks = TASKS if args.tasks == "all" else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ConfigError(f"unknown task(s) {', '.join(unknown) or '(none)'}; choose from: {', '.join(TASKS)}")
+    videos = make_benchmark(args.n, args.seed, lengths, tasks)
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, v in enumerate(videos):
+        row = {"id": i, **v.summary()}
+        lines.append(json.dumps(row))
+        if out:
+            np.savez_compressed(out / f"needle_{i:03d}.npz", frames=v.frames, evidence_frames=v.evidence_frames,
+                                evidence=v.evidence)
+        if args.json:
+            print(lines[-1])
+        else:
+            depth = "-" if v.depth is None else f"{v.depth:.2f}"
+            print(f"{i:>3}  {v.task:<9}  {v.n_frames:>5} frames  {v.plan.n_segments:>4} segments  depth {depth:>4}  "
+                  f"evidence {_ranges(row['evidence_segments'])}  |  {v.question}  →  {v.answer}")
+    if out:
+        (out / "summary.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {len(videos)} videos and summary.jsonl to {out}")
+    return 0

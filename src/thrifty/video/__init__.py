@@ -1,0 +1,1 @@
+"""Tempo-style long-video compression: segmenting, adaptive token allocation and a synthetic needle benchmark."""
