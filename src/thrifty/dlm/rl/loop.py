@@ -168,6 +168,8 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
             save_checkpoint(run, step, modules, opt, gen, extra)
     log.close()
     counter.close()
+    if not last:  # the budget ran out before any update (e.g. spent building pairs) or the run was already done
+        last = _evaluate(cfg, task, policy, head, test, eval_sampler)
     return {"step": step, "wall_s": wall, **last, "forward": fwd, "config": asdict(cfg)}
 
 
