@@ -1,15 +1,18 @@
 """Policy optimisation for masked diffusion LMs against an equal-compute SFT control, at tiny scale on CPU.
 
-From one SFT checkpoint per task, every method trains for the same wall time (``--budget-s`` seconds of training;
-evaluation excluded) with each of ``--seeds`` seeds: diffu-GRPO, DiFFPO (fixed sampler), DiFFPO with the joint
-sampler head (NFE priced), dTRPO, VRPO, and continued SFT (the control). Printed per task and method: held-out solve
-rate and reward (mean ± sd over seeds), mean NFE of the evaluation sampler, optimiser steps, wall time and forward
-passes (sequence rows) per step; then the goals: each RL method ≥ control + 10 points on some task; DiFFPO's joint
-sampler at ≥ the fixed-sampler accuracy with ≥ 30 % fewer NFEs; dTRPO ≥ 5× cheaper per preference pair than
-trajectory replay (measured on the same pairs, forward and backward).
+From one SFT checkpoint per task, every method trains for the same compute — ``--budget-s`` seconds of process CPU
+time on one thread (equal wall time on an idle machine, and still fair when other jobs share it; evaluation
+excluded) — with each of ``--seeds`` seeds: diffu-GRPO, DiFFPO (fixed sampler), DiFFPO with the joint sampler head
+(NFE priced), dTRPO, VRPO, and continued SFT (the control). Printed per task and method: held-out solve rate and
+reward (mean ± sd over seeds), mean NFE of the evaluation sampler, optimiser steps, CPU seconds and forward passes
+(sequence rows) per step; then the goals: each RL method ≥ control + 10 points on some task; DiFFPO's joint sampler
+at ≥ the fixed-sampler accuracy with ≥ 30 % fewer NFEs; dTRPO ≥ 5× cheaper per preference pair than trajectory
+replay (measured on the same pairs, forward and backward).
 
     python bench/dlm_rl.py --task sudoku4=runs/dlm_sudoku4_limited [--task NAME=RUN ...] [--seeds 3]
-        [--budget-s 60] [--jobs 2] [--out runs/bench_dlm_rl]
+        [--budget-s 90] [--jobs 2] [--out runs/bench_dlm_rl]
+
+A run that finished with the same budget is reused (its ``result.json``), so tasks can be added later.
 """
 
 from __future__ import annotations
@@ -45,12 +48,20 @@ def _run(job: tuple[str, str, str, int, float, int, str]) -> dict:
     task, init_run, method, seed, budget, n_eval, out = job
     torch.set_num_threads(1)
     cfg = DlmRLConfig(init_run=init_run, run_dir=f"{out}/{task}/{method.replace(' ', '_')}/seed{seed}", seed=seed,
-                      steps=10**6, max_wall_s=budget, eval_every=10**6, checkpoint_every=10**6, n_eval=n_eval,
+                      steps=10**6, max_cpu_s=budget, eval_every=10**6, checkpoint_every=10**6, n_eval=n_eval,
                       **METHODS[method])
+    done = Path(cfg.run_dir) / "result.json"
+    if done.is_file():  # finished by an earlier invocation with the same budget: reuse it
+        old = json.loads(done.read_text())
+        if old.get("budget_s") == budget and old.get("n_eval") == n_eval:
+            return old
     res = train_rl(cfg, progress=False)
     first = json.loads((Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()[0])
-    return {"task": task, "method": method, "seed": seed, "start_solved": first["eval_solved"],
-            "start_reward": first["eval_reward"], **{k: v for k, v in res.items() if k != "config"}}
+    out_row = {"task": task, "method": method, "seed": seed, "start_solved": first["eval_solved"],
+               "start_reward": first["eval_reward"], "budget_s": budget, "n_eval": n_eval,
+               **{k: v for k, v in res.items() if k != "config"}}
+    done.write_text(json.dumps(out_row) + "\n")
+    return out_row
 
 
 def _pair_cost(init_run: str, pairs_file: str, n: int = 32, repeat: int = 3) -> dict[str, float]:
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", action="append", required=True, help="NAME=SFT_RUN_DIR (repeatable)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--budget-s", type=float, default=60.0)
+    ap.add_argument("--budget-s", type=float, default=90.0)
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"\n{len(jobs)} runs in {time.perf_counter() - t0:.0f} s ({args.jobs} at a time, 1 thread each); training "
           f"budget {args.budget_s:.0f} s per run; {args.n_eval} held-out examples per evaluation\n")
-    print("| task | method | solved | reward | eval NFE | steps | s / step | forward rows / step |")
+    print("| task | method | solved | reward | eval NFE | steps | CPU s / step | forward rows / step |")
     print("|---|---|---|---|---|---|---|---|")
     table: dict[tuple[str, str], dict[str, float]] = {}
     for task in tasks:
@@ -129,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             rs = [r for r in rows if r["method"] == m]
             solved = [r["eval_solved"] for r in rs]
             table[task, m] = {"solved": statistics.mean(solved)}
-            per_step = statistics.mean(r["wall_s"] / max(1, r["step"]) for r in rs)
-            fwd = statistics.mean(r["forward"]["rows"] / max(1, r["step"]) for r in rs)
+            per_step = statistics.mean(r["cpu_s"] / max(1, r["step"]) for r in rs)
+            fwd = statistics.mean(r["forward"].get("rows", 0) / max(1, r["step"]) for r in rs)
             print(f"| {task} | {m} | {_ms(solved)} | {_ms([r['eval_reward'] for r in rs])} | "
                   f"{statistics.mean(r['eval_nfe'] for r in rs):.1f} | {statistics.mean(r['step'] for r in rs):.0f} | "
                   f"{per_step:.2f} | {fwd:.0f} |")

@@ -28,6 +28,7 @@ def register(rooms) -> None:
     r.add_argument("--run-dir", help="where config.yaml, metrics.jsonl and checkpoint/ go")
     r.add_argument("--steps", type=int, help="optimiser steps (a re-run resumes towards this)")
     r.add_argument("--max-wall-s", type=float, help="also stop after this much training time (equal-compute runs)")
+    r.add_argument("--max-cpu-s", type=float, help="also stop after this much process CPU time of training")
     r.add_argument("--seed", type=int, help="seed of rollouts, masks and pairs")
     p = add_verb(verbs, "pairs", "preference pairs from a model's own samples: G answers per training prompt ranked by "
                  "the verifier, best against worst (for dTRPO and VRPO)", _pairs)
@@ -64,7 +65,8 @@ def _rl(args: argparse.Namespace) -> int:
     from thrifty.dlm.rl.loop import train_rl
 
     cfg = resolve_config(DlmRLConfig, args, {"algo": "algo", "init_run": "init_run", "run_dir": "run_dir",
-                                              "steps": "steps", "max_wall_s": "max_wall_s", "seed": "seed"})
+                                              "steps": "steps", "max_wall_s": "max_wall_s", "max_cpu_s": "max_cpu_s",
+                                              "seed": "seed"})
     res = train_rl(cfg)
     print(f"{cfg.algo}: step {res['step']} after {res['wall_s']:.0f} s of training: held-out reward "
           f"{res.get('eval_reward', 0):.3f}, solved {res.get('eval_solved', 0):.3f}; metrics.jsonl and checkpoint "

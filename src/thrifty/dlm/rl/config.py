@@ -20,6 +20,7 @@ class DlmRLConfig:
     seed: int = 0
     steps: int = 200  # optimiser steps (an online rollout takes `mu` of them)
     max_wall_s: float = 0.0  # > 0: also stop after this much training time (evaluation excluded) — equal-compute runs
+    max_cpu_s: float = 0.0  # > 0: the same in process CPU seconds (fair when other jobs share the machine)
     lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 0.2

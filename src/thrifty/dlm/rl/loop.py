@@ -1,11 +1,11 @@
 """`thrifty dlm rl`: the one training loop every algorithm plugs into — start from an SFT checkpoint, repeat
-(update → log → evaluate → checkpoint) until the step or wall-time budget is spent, resume exactly after a kill.
+(update → log → evaluate → checkpoint) until the step, wall-time or CPU-time budget is spent, resume exactly after a kill.
 
 An update is an object with ``update(pool, generator) -> (optimiser steps, stats)``: online policy gradient
 (:class:`~thrifty.dlm.rl.diffu_grpo.PolicyGradient`: diffu-GRPO, DiFFPO), offline preference optimisation
 (:class:`~thrifty.dlm.rl.dtrpo.PreferenceUpdate`: dTRPO, VRPO) or continued SFT (the equal-compute control). The
 reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). ``metrics.jsonl``
-gets one record per update — training wall time (evaluation excluded), cumulative forward passes of the policy and
+gets one record per update — training wall and CPU time (evaluation excluded), cumulative forward passes of the policy and
 the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
 ``eval_every`` steps.
 """
@@ -124,35 +124,39 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     step, extra = load_checkpoint(run, modules, opt, gen)
     if "ref" in extra:
         ref.load_state_dict(extra["ref"])
-    wall, fwd = float(extra.get("wall_s", 0.0)), dict(extra.get("forward", {}))
+    wall, cpu, fwd = float(extra.get("wall_s", 0.0)), float(extra.get("cpu_s", 0.0)), dict(extra.get("forward", {}))
     metrics = run / "metrics.jsonl"
     trim_metrics(metrics, step)
     pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
     test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
     eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
     counter = ForwardCounter(policy, ref)
-    t_setup = time.perf_counter()
+    t_setup, c_setup = time.perf_counter(), time.process_time()
     updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen)
-    wall += time.perf_counter() - t_setup if step == 0 else 0.0
+    if step == 0:
+        wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
     log = metrics.open("a")
     if step == 0:
-        first = {"step": 0, "wall_s": wall, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
+        first = {"step": 0, "wall_s": wall, "cpu_s": cpu, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
         log.write(json.dumps(first) + "\n")
         if progress:
             print(f"start: held-out reward {first['eval_reward']:.3f}, solved {first['eval_solved']:.3f}", flush=True)
     last: dict[str, Any] = {}
-    while step < cfg.steps and not (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s):
-        t0 = time.perf_counter()
+    def spent() -> bool:
+        return (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s) or (cfg.max_cpu_s > 0 and cpu >= cfg.max_cpu_s)
+
+    while step < cfg.steps and not spent():
+        t0, c0 = time.perf_counter(), time.process_time()
         taken, stats = updater.update(pool, gen)
-        wall += time.perf_counter() - t0
+        wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
         step += taken
         fwd = {"policy_calls": fwd.get("policy_calls", 0) + counter.calls, "rows": fwd.get("rows", 0) + counter.rows}
         counter.calls = counter.rows = 0
         if cfg.ref_sync_every and step % cfg.ref_sync_every < taken:
             ref.load_state_dict(policy.state_dict())
-        record = {"step": step, "wall_s": wall, "forward_calls": fwd["policy_calls"], "forward_rows": fwd["rows"],
+        record = {"step": step, "wall_s": wall, "cpu_s": cpu, "forward_calls": fwd["policy_calls"], "forward_rows": fwd["rows"],
                   **stats}
-        done = step >= cfg.steps or (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s)
+        done = step >= cfg.steps or spent()
         if step % cfg.eval_every < taken or done:
             counter.close()
             last = _evaluate(cfg, task, policy, head, test, eval_sampler)
@@ -164,13 +168,13 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
         log.write(json.dumps(record) + "\n")
         if step % cfg.checkpoint_every < taken or done:
             log.flush()
-            extra = {"wall_s": wall, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
+            extra = {"wall_s": wall, "cpu_s": cpu, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
             save_checkpoint(run, step, modules, opt, gen, extra)
     log.close()
     counter.close()
     if not last:  # the budget ran out before any update (e.g. spent building pairs) or the run was already done
         last = _evaluate(cfg, task, policy, head, test, eval_sampler)
-    return {"step": step, "wall_s": wall, **last, "forward": fwd, "config": asdict(cfg)}
+    return {"step": step, "wall_s": wall, "cpu_s": cpu, **last, "forward": fwd, "config": asdict(cfg)}
 
 
 __all__ = ["ContinuedSFT", "build_update", "train_rl"]
