@@ -19,6 +19,20 @@ def register(rooms) -> None:
                  "(accuracy vs NFE)", _eval)
     e.add_argument("--run-dir", required=True, help="a run of `dlm train-sft`")
     e.add_argument("--n", type=int, default=256, help="held-out test examples")
+    s = add_verb(verbs, "sample", "decode held-out examples (or your own prompts) with one sampler: answer, reward, "
+                 "forward passes and optionally the step at which each token was fixed", _sample)
+    s.add_argument("--run-dir", required=True, help="a `dlm train-sft` or `dlm rl` run")
+    s.add_argument("--prompt", action="append", default=[], help="task text to answer (repeatable; default: test examples)")
+    s.add_argument("--n", type=int, default=4, help="held-out examples when no --prompt is given")
+    s.add_argument("--sampler", default="low_confidence",
+                   choices=("low_confidence", "random", "threshold", "entropy_bounded"), help="the decoding rule")
+    s.add_argument("--steps", type=int, default=0, help="fixed-step samplers: steps (0: one token per step)")
+    s.add_argument("--threshold", type=float, default=0.9, help="threshold sampler: confidence to commit")
+    s.add_argument("--gamma", type=float, default=0.1, help="entropy-bounded sampler: the bound γ")
+    s.add_argument("--block-len", type=int, help="semi-autoregressive block length")
+    s.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--show-steps", action="store_true", help="print each answer token's step")
     r = add_verb(verbs, "rl", "policy optimisation from an SFT run: diffu-GRPO, DiFFPO (2-MF surrogate, importance "
                  "weights, joint sampler), dTRPO or VRPO (offline preference pairs), or the equal-compute SFT control; "
                  "resumes exactly", _rl)
@@ -95,4 +109,21 @@ def _pairs(args: argparse.Namespace) -> int:
     print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples (mean reward "
           f"{stats['sample_reward']:.3f}; chosen {stats['chosen_reward']:.3f}, rejected "
           f"{stats['rejected_reward']:.3f}) -> {args.out}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from thrifty.core.errors import ConfigError
+    from thrifty.dlm.sampler_eval import build_sampler, sample_lines
+    from thrifty.dlm.sft import load_model
+
+    if args.n < 1:
+        raise ConfigError("--n must be >= 1")
+    _, task, _ = load_model(args.run_dir)
+    sampler = build_sampler(task, args.sampler, args.steps, args.threshold, args.gamma, args.block_len,
+                            args.temperature)
+    for line in sample_lines(Path(args.run_dir), sampler, args.n, args.prompt or None, args.seed, args.show_steps):
+        print(line)
     return 0

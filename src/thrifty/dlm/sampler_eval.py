@@ -1,4 +1,5 @@
-"""Accuracy against forward passes for every sampler on a trained run's held-out examples (`thrifty dlm eval`)."""
+"""Accuracy against forward passes for every sampler on a trained run's held-out examples (`thrifty dlm eval`):
+a markdown table, ``sampler_eval.json`` and a plot of solve rate against mean NFE per sampler family."""
 
 from __future__ import annotations
 
@@ -31,6 +32,48 @@ def samplers(task: DlmTask, block_len: int | None = None) -> dict[str, Any]:
     return out
 
 
+SAMPLERS = ("low_confidence", "random", "threshold", "entropy_bounded")
+
+
+def build_sampler(task: DlmTask, name: str, steps: int = 0, threshold: float = 0.9, gamma: float = 0.1,
+                  block_len: int | None = None, temperature: float = 0.0) -> Any:
+    """One sampler by name (``steps`` 0: one token per step)."""
+    from thrifty.core.errors import ConfigError
+
+    mask = task.vocab.mask_id
+    if name in ("low_confidence", "random"):
+        return LowConfidenceSampler(mask, steps=steps or task.answer_len, block_len=block_len,
+                                    temperature=temperature, remasking="random" if name == "random" else name)
+    if name == "threshold":
+        return ThresholdSampler(mask, threshold=threshold, block_len=block_len, temperature=temperature)
+    if name == "entropy_bounded":
+        return EntropyBoundedSampler(mask, gamma=gamma, block_len=block_len, temperature=temperature)
+    raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def sample_lines(run: Path, sampler: Any, n: int = 4, prompts: list[str] | None = None, seed: int = 0,
+                 show_steps: bool = False) -> list[str]:
+    """Decode ``prompts`` (task text) or ``n`` held-out examples: one line each with the answer, the reference and
+    reward when known, and the forward passes; ``show_steps`` adds the step at which each answer token was fixed."""
+    from thrifty.dlm.sft import task_tensors
+    from thrifty.dlm.tasks import DlmExample
+
+    cfg, task, model = load_model(run)
+    torch.set_num_threads(cfg.n_threads)
+    examples = [DlmExample(p, "") for p in prompts] if prompts else task.examples("test", n, seed=cfg.seed + 1000)
+    ids = task_tensors(task, examples, with_answer=False)
+    with torch.no_grad():
+        out = sampler.sample(model, ids, task.answer_len, torch.Generator().manual_seed(seed))
+    lines = []
+    for ex, row, steps, nfe in zip(examples, out.tokens[:, ids.shape[1]:], out.step_map, out.nfe_per_seq,
+                                   strict=True):
+        text = task.decode(row.tolist())
+        line = f"{ex.prompt} -> {text}  (NFE {int(nfe)}"
+        line += f"; reference {ex.answer}, reward {task.reward(ex, text):.3f})" if ex.answer else ")"
+        lines.append(line + (f"\n  steps: {' '.join(str(int(s)) for s in steps)}" if show_steps else ""))
+    return lines
+
+
 def sampler_table(run: Path, n: int) -> str:
     """Markdown table of reward, solve rate and mean NFE per sampler; also written to sampler_eval.json."""
     cfg, task, model = load_model(run)
@@ -38,10 +81,25 @@ def sampler_table(run: Path, n: int) -> str:
     examples = task.examples("test", n, seed=cfg.seed + 1000)
     rows = {name: evaluate(model, task, examples, s) for name, s in samplers(task, cfg.eval_block_len).items()}
     (Path(run) / "sampler_eval.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot = accuracy_nfe_plot(rows, Path(run) / "sampler_eval.png", f"{task.name}: {n} held-out examples")
     lines = [f"{n} held-out {task.name} examples (test split)", "",
              "| sampler | reward | solved | mean NFE |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['reward']:.3f} | {v['solved']:.3f} | {v['nfe']:.1f} |" for k, v in rows.items()]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", f"plot: {plot}"])
 
 
-__all__ = ["sampler_table", "samplers"]
+def accuracy_nfe_plot(rows: dict[str, dict[str, float]], path: Path, title: str) -> Path:
+    """Solve rate against mean NFE, one curve per sampler family (the text before the first comma or number)."""
+    from thrifty.evals.plots import curve_plot
+
+    families: dict[str, list[tuple[float, float]]] = {}
+    for name, v in rows.items():
+        family = name.split(",")[0].rstrip("0123456789. γ")
+        families.setdefault(family, []).append((v["nfe"], v["solved"]))
+    curves = [(f, [x for x, _ in sorted(pts)], [y for _, y in sorted(pts)]) for f, pts in families.items()
+              if len(pts) > 1]
+    points = [(f, pts[0][0], pts[0][1]) for f, pts in families.items() if len(pts) == 1]
+    return curve_plot(curves, path, title, xlabel="mean forward passes (NFE)", ylabel="solve rate", points=points)
+
+
+__all__ = ["SAMPLERS", "accuracy_nfe_plot", "build_sampler", "sample_lines", "sampler_table", "samplers"]

@@ -60,3 +60,19 @@ def test_char_vocab_pads_with_eos_and_decodes_up_to_it():
         CharVocab("aa")
     with pytest.raises(ConfigError, match="unknown dlm task"):
         get_task("chess")
+
+
+def test_sample_and_eval_commands_on_a_tiny_run(tmp_path, capsys):
+    from thrifty.cli.main import main
+
+    run = tmp_path / "run"
+    train_sft(DlmSFTConfig(run_dir=str(run), steps=2, checkpoint_every=2, **TINY), progress=False)
+    assert main(["dlm", "sample", "--run-dir", str(run), "--prompt", "1200340000000000", "--sampler", "threshold",
+                 "--show-steps"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1200340000000000 -> ") and "NFE" in out[0] and out[1].startswith("  steps: ")
+    assert len(out[1].split()) == 17  # "steps:" and one step per answer token
+    assert main(["dlm", "sample", "--run-dir", str(run), "--prompt", "12x0"]) == 1
+    assert "not in the vocabulary" in capsys.readouterr().err
+    assert main(["dlm", "eval", "--run-dir", str(run), "--n", "4"]) == 0
+    assert "| threshold 0.9 |" in capsys.readouterr().out and (run / "sampler_eval.png").is_file()
