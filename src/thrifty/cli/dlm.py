@@ -21,7 +21,11 @@ def register(rooms) -> None:
     e.add_argument("--n", type=int, default=256, help="held-out test examples")
     s = add_verb(verbs, "sample", "decode held-out examples (or your own prompts) with one sampler: answer, reward, "
                  "forward passes and optionally the step at which each token was fixed", _sample)
-    s.add_argument("--run-dir", required=True, help="a `dlm train-sft` or `dlm rl` run")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run-dir", help="a `dlm train-sft` or `dlm rl` run")
+    src.add_argument("--hf-model", help="a local Hugging Face masked-diffusion model directory (LLaDA/Dream style; "
+                     "needs --prompt and --gen-len)")
+    s.add_argument("--gen-len", type=int, default=32, help="--hf-model: answer tokens to generate")
     s.add_argument("--prompt", action="append", default=[], help="task text to answer (repeatable; default: test examples)")
     s.add_argument("--n", type=int, default=4, help="held-out examples when no --prompt is given")
     s.add_argument("--sampler", default="low_confidence",
@@ -121,9 +125,36 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError("--n must be >= 1")
+    if args.hf_model:
+        return _sample_hf(args)
     _, task, _ = load_model(args.run_dir)
-    sampler = build_sampler(task, args.sampler, args.steps, args.threshold, args.gamma, args.block_len,
-                            args.temperature)
+    sampler = build_sampler(task.vocab.mask_id, task.answer_len, args.sampler, args.steps, args.threshold,
+                            args.gamma, args.block_len, args.temperature)
     for line in sample_lines(Path(args.run_dir), sampler, args.n, args.prompt or None, args.seed, args.show_steps):
         print(line)
+    return 0
+
+
+def _sample_hf(args: argparse.Namespace) -> int:
+    import torch
+
+    from thrifty.core.errors import ConfigError
+    from thrifty.dlm.hf_adapter import HFMaskedDiffusion
+    from thrifty.dlm.sampler_eval import build_sampler
+
+    if not args.prompt or args.gen_len < 1:
+        raise ConfigError("--hf-model needs --prompt TEXT and --gen-len >= 1")
+    model = HFMaskedDiffusion.from_pretrained(args.hf_model)
+    sampler = build_sampler(model.mask_id, args.gen_len, args.sampler, args.steps, args.threshold, args.gamma, args.block_len,
+                            args.temperature)
+    for text in args.prompt:
+        prompt = model.encode(text)
+        with torch.no_grad():
+            out = sampler.sample(model, prompt, args.gen_len, torch.Generator().manual_seed(args.seed))
+        answer = out.tokens[0, prompt.shape[1]:].tolist()
+        if model.eos_id is not None and model.eos_id in answer:
+            answer = answer[:answer.index(model.eos_id)]
+        print(f"{text} -> {model.tokenizer.decode(answer)}  (NFE {out.nfe})")
+        if args.show_steps:
+            print("  steps: " + " ".join(str(int(v)) for v in out.step_map[0]))
     return 0

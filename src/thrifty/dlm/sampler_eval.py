@@ -35,14 +35,13 @@ def samplers(task: DlmTask, block_len: int | None = None) -> dict[str, Any]:
 SAMPLERS = ("low_confidence", "random", "threshold", "entropy_bounded")
 
 
-def build_sampler(task: DlmTask, name: str, steps: int = 0, threshold: float = 0.9, gamma: float = 0.1,
-                  block_len: int | None = None, temperature: float = 0.0) -> Any:
-    """One sampler by name (``steps`` 0: one token per step)."""
+def build_sampler(mask: int, answer_len: int, name: str, steps: int = 0, threshold: float = 0.9,
+                  gamma: float = 0.1, block_len: int | None = None, temperature: float = 0.0) -> Any:
+    """One sampler by name for answers of ``answer_len`` tokens (``steps`` 0: one token per step)."""
     from thrifty.core.errors import ConfigError
 
-    mask = task.vocab.mask_id
     if name in ("low_confidence", "random"):
-        return LowConfidenceSampler(mask, steps=steps or task.answer_len, block_len=block_len,
+        return LowConfidenceSampler(mask, steps=steps or answer_len, block_len=block_len,
                                     temperature=temperature, remasking="random" if name == "random" else name)
     if name == "threshold":
         return ThresholdSampler(mask, threshold=threshold, block_len=block_len, temperature=temperature)
