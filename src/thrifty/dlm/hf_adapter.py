@@ -39,7 +39,7 @@ def resolve_mask_id(tokenizer: Any, config: Any) -> int:
 def resolve_eos_id(tokenizer: Any, config: Any) -> int | None:
     for source in (tokenizer, config):
         value = getattr(source, "eos_token_id", None)
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             value = value[0] if value else None
         if value is not None:
             return int(value)

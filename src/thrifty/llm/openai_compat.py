@@ -274,8 +274,14 @@ class OpenAICompatModel:
 
     # ---- ChatModel --------------------------------------------------------------------------------------
 
-    def chat(self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = "") -> Completion:
-        """One completion; ``text`` excludes ``assistant_prefix`` even when the server echoes it."""
+    def chat(self, messages: Messages, params: GenParams | None = None, assistant_prefix: str = "",
+             on_text: Callable[[str], None] | None = None) -> Completion:
+        """One completion; ``text`` excludes ``assistant_prefix`` even when the server echoes it.
+
+        With ``on_text`` the request is streamed (server-sent events) and each piece of the reply is passed on as it
+        arrives; the pieces join to ``text``. Failures before the first piece are retried like any request; after
+        it, they raise (the caller has already shown part of the reply). With an assistant prefix or logprobs the
+        reply is fetched whole and handed to ``on_text`` in one piece."""
         validate_messages(messages)
         params = params or GenParams()
         body = self._body(
@@ -284,9 +290,17 @@ class OpenAICompatModel:
             top_logprobs=1 if params.logprobs else None,  # some servers (llama-cpp-python) need it for any logprobs
         )
         t0 = time.perf_counter()
+        if on_text is not None and not assistant_prefix and not params.logprobs:
+            from thrifty.llm.openai_stream import stream_chat
+
+            data = stream_chat(self, body, on_text)
+            return self._completion(data, body, "", time.perf_counter() - t0)
         data = self._request("POST", "/chat/completions", body)
         latency = time.perf_counter() - t0
-        return self._completion(data, body, assistant_prefix, latency)
+        done = self._completion(data, body, assistant_prefix, latency)
+        if on_text is not None and done.text:
+            on_text(done.text)
+        return done
 
     def chat_tools(self, messages: list[dict[str, Any]], params: GenParams | None = None,
                    tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> Completion:

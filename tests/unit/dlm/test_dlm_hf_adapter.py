@@ -54,7 +54,7 @@ def test_shifted_models_score_each_token_at_its_own_position(tiny_dir):
 
 
 def test_missing_directories_and_mask_tokens_are_one_line_errors(tmp_path):
-    with pytest.raises(ConfigError, match="no config.json"):
+    with pytest.raises(ConfigError, match=r"no config\.json"):
         HFMaskedDiffusion.from_pretrained(tmp_path / "absent")
 
     class Tok:
@@ -65,7 +65,7 @@ def test_missing_directories_and_mask_tokens_are_one_line_errors(tmp_path):
 
     class Cfg:
         mask_token_id = None
-        eos_token_id = [3, 4]
+        eos_token_id = (3, 4)
 
     assert resolve_mask_id(Tok(), Cfg()) == 7 and resolve_eos_id(Tok(), Cfg()) == 3
     Tok.get_vocab = lambda self: {"x": 0}

@@ -153,3 +153,25 @@ def test_streamed_chunks_are_the_backends_pieces_with_headers_of_the_decision(tm
     assert headers["x-thrifty-label"] == "bad"
     pieces = [json.loads(ln[6:])["choices"][0]["delta"].get("content") for ln in lines[1:-2]]
     assert pieces == ["one", " two", " three", " four"]
+
+
+def test_an_openai_compatible_tier_streams_its_server_sent_pieces_through(tmp_path):
+    import httpx
+
+    from thrifty.llm.openai_compat import OpenAICompatModel
+
+    events = [{"model": "l", "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+              for p in ("remote", " pieces", " arrive")]
+    sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse.encode())
+
+    remote = OpenAICompatModel("http://127.0.0.1:9/v1", "l", transport=httpx.MockTransport(handler), model_id="l")
+    client, _, _ = _client(tmp_path, keys=False, lg=remote)
+    with client.stream("POST", "/v1/chat/completions", json=_body("hard one", stream=True)) as r:
+        lines = [ln for ln in r.iter_lines() if ln]
+    pieces = [json.loads(ln[6:])["choices"][0]["delta"].get("content") for ln in lines[1:-2]]
+    assert pieces == ["remote", " pieces", " arrive"] and seen[0]["stream"] is True
