@@ -145,3 +145,33 @@ def test_samplers_record_the_behaviour_log_prob_of_every_committed_token():
         scale = temperature if temperature > 0 else 1.0
         expect = torch.log_softmax(logits / scale, dim=-1)[:, 2:].gather(-1, out.tokens[:, 2:, None]).squeeze(-1)
         assert out.token_logp is not None and torch.allclose(out.token_logp, expect)
+
+
+def test_classifier_free_guidance_mixes_the_prompt_masked_pass_by_the_formula():
+    class PromptSensitive(torch.nn.Module):
+        """Token 3 is likelier with the prompt visible, token 4 with it masked."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = []
+
+        def forward(self, ids):
+            self.seen.append(ids.clone())
+            logits = torch.zeros(*ids.shape, V)
+            visible = (ids[:, :1] != MASK).float()[:, :, None]
+            logits[..., 3] = 2.0 * visible[..., 0]
+            logits[..., 4] = 1.0 + 0.0 * visible[..., 0]
+            return logits
+
+    model = PromptSensitive()
+    sampler = LowConfidenceSampler(MASK, steps=2, cfg_scale=1.0)
+    prompt = torch.tensor([[1, 2]])
+    out = sampler.sample(model, prompt, 2, torch.Generator())
+    assert out.nfe == 2 and all(x.shape[0] == 2 for x in model.seen)  # cond and uncond in one call
+    assert bool((model.seen[0][1, :2] == MASK).all()) and torch.equal(model.seen[0][0, :2], prompt[0])
+    # cond: token 3 logit 2, token 4 logit 1; uncond: 0 and 1 -> guided = un + 2 (cond - un): 4 and 1 -> token 3
+    assert out.tokens[0, 2:].tolist() == [3, 3]
+    logits = sampler.logits(model, torch.tensor([[1, 2, MASK, MASK]]), 2)
+    assert logits[0, 2, 3].item() == 4.0 and logits[0, 2, 4].item() == 1.0
+    with pytest.raises(ConfigError, match="cfg_scale"):
+        LowConfidenceSampler(MASK, steps=2, cfg_scale=-1.0)

@@ -6,7 +6,8 @@
 (:func:`thrifty.dlm.samplers._select.propose`), and the sampler's rule (``choose``) picks which masked positions of
 the current block to commit. Committed tokens never change again. ``step_map[b, i]`` is the step (0-based, global)
 at which answer token i of sequence b was committed; ``nfe`` counts forward passes for the batch and
-``nfe_per_seq`` those in which each sequence still had masks in its current block; ``token_logp[b, i]`` is the
+``nfe_per_seq`` those in which each sequence still had masks in its current block (with classifier-free guidance
+each counted step batches the conditional and the prompt-masked pass into one call of twice the rows); ``token_logp[b, i]`` is the
 log-probability with which the sampler drew answer token i (the behaviour policy that importance weights need).
 """
 
@@ -38,12 +39,25 @@ class BlockSampler:
     """The shared loop; subclasses implement ``choose`` (and may set ``steps_for_block``)."""
 
     def __init__(self, mask_id: int, block_len: int | None = None, temperature: float = 0.0,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, cfg_scale: float = 0.0) -> None:
         if block_len is not None and block_len < 1:
             raise ConfigError(f"block_len must be >= 1, got {block_len}")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if cfg_scale < 0:
+            raise ConfigError(f"cfg_scale must be >= 0, got {cfg_scale}")
         self.mask_id, self.block_len, self.temperature, self.max_steps = int(mask_id), block_len, temperature, max_steps
+        self.cfg_scale = cfg_scale
+
+    def logits(self, model: Any, x: torch.Tensor, prompt_len: int) -> torch.Tensor:
+        """The model's logits; with classifier-free guidance (``cfg_scale`` w > 0) un + (w + 1)(cond − un), where
+        ``un`` sees the prompt masked — both halves in one batched call."""
+        if self.cfg_scale <= 0:
+            return model(x)
+        un = x.clone()
+        un[:, :prompt_len] = self.mask_id
+        cond, uncond = model(torch.cat([x, un])).chunk(2)
+        return uncond + (self.cfg_scale + 1) * (cond - uncond)
 
     def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
                generator: torch.Generator) -> torch.Tensor:
@@ -77,7 +91,7 @@ class BlockSampler:
                     raise RuntimeError(f"sampler made no progress within {limit} steps")
                 candidates = (x == self.mask_id) & in_block
                 active = candidates.any(dim=1)
-                prop = propose(model(x), self.temperature, generator, self.mask_id)
+                prop = propose(self.logits(model, x, p), self.temperature, generator, self.mask_id)
                 chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
                 stalled = active & ~chosen.any(dim=1)
                 if bool(stalled.any()):  # every rule commits at least one token per active sequence

@@ -23,8 +23,8 @@ def eb_count(entropy_sorted: torch.Tensor, valid: torch.Tensor, gamma: float | t
 
 class EntropyBoundedSampler(BlockSampler):
     def __init__(self, mask_id: int, gamma: float = 0.1, block_len: int | None = None,
-                 temperature: float = 0.0) -> None:
-        super().__init__(mask_id, block_len, temperature)
+                 temperature: float = 0.0, cfg_scale: float = 0.0) -> None:
+        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale)
         if gamma < 0:
             raise ConfigError(f"gamma must be >= 0, got {gamma}")
         self.gamma = gamma

@@ -12,8 +12,8 @@ from thrifty.dlm.samplers.base import BlockSampler
 
 class ThresholdSampler(BlockSampler):
     def __init__(self, mask_id: int, threshold: float = 0.9, block_len: int | None = None,
-                 temperature: float = 0.0) -> None:
-        super().__init__(mask_id, block_len, temperature)
+                 temperature: float = 0.0, cfg_scale: float = 0.0) -> None:
+        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale)
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
