@@ -20,6 +20,8 @@ KINDS = {
     "route/demo_eval.yaml": "thrifty.route.evaluate:EvalConfig",
     "dlm/sudoku4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/sudoku9_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/countdown3_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
 }
 
 

@@ -143,6 +143,8 @@ def _lazy(module: str, cls: str, **kwargs: Any) -> Callable[[], DlmTask]:
 TASKS: dict[str, Callable[[], DlmTask]] = {
     "sudoku4": Sudoku4,
     "sudoku9": _lazy("sudoku9", "Sudoku9"),
+    "countdown3": _lazy("countdown", "Countdown", n_numbers=3),
+    "countdown4": _lazy("countdown", "Countdown", n_numbers=4),
 }
 
 
