@@ -145,6 +145,8 @@ TASKS: dict[str, Callable[[], DlmTask]] = {
     "sudoku9": _lazy("sudoku9", "Sudoku9"),
     "countdown3": _lazy("countdown", "Countdown", n_numbers=3),
     "countdown4": _lazy("countdown", "Countdown", n_numbers=4),
+    "add5": _lazy("arith", "Arith", op="+", digits=5),
+    "mul3": _lazy("arith", "Arith", op="*", digits=3),
 }
 
 
