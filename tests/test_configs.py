@@ -26,6 +26,9 @@ KINDS = {
     "dlm/rl_dtrpo.yaml": "thrifty.dlm.rl.config:DlmRLConfig",
     "dlm/rl_vrpo.yaml": "thrifty.dlm.rl.config:DlmRLConfig",
     "dlm/rl_sft_control.yaml": "thrifty.dlm.rl.config:DlmRLConfig",
+    "dlm/sudoku9_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/countdown3_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
 }
 
 

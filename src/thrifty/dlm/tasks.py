@@ -129,7 +129,25 @@ class Sudoku4(DlmTask):
         return sudoku.reward(ex.prompt, ex.answer, text)
 
 
-TASKS: dict[str, Callable[[], DlmTask]] = {"sudoku4": Sudoku4}
+def _lazy(module: str, cls: str, **kwargs: Any) -> Callable[[], DlmTask]:
+    """A factory that imports ``thrifty.dlm.<module>`` only when the task is built (those modules import this one)."""
+
+    def factory() -> DlmTask:
+        from importlib import import_module
+
+        return getattr(import_module(f"thrifty.dlm.{module}"), cls)(**kwargs)
+
+    return factory
+
+
+TASKS: dict[str, Callable[[], DlmTask]] = {
+    "sudoku4": Sudoku4,
+    "sudoku9": _lazy("sudoku9", "Sudoku9"),
+    "countdown3": _lazy("countdown", "Countdown", n_numbers=3),
+    "countdown4": _lazy("countdown", "Countdown", n_numbers=4),
+    "add5": _lazy("arith", "Arith", op="+", digits=5),
+    "mul3": _lazy("arith", "Arith", op="*", digits=3),
+}
 
 
 def register_task(name: str, factory: Callable[[], DlmTask]) -> None:
