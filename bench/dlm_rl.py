@@ -39,17 +39,17 @@ METHODS = {
 }
 
 
-def _run(job: tuple[str, str, str, int, float, int, str]) -> dict:
+def _run(job: tuple[str, str, str, int, float, int, str, int]) -> dict:
     import torch
 
     from thrifty.dlm.rl.config import DlmRLConfig
     from thrifty.dlm.rl.loop import train_rl
 
-    task, init_run, method, seed, budget, n_eval, out = job
+    task, init_run, method, seed, budget, n_eval, out, pair_prompts = job
     torch.set_num_threads(1)
     cfg = DlmRLConfig(init_run=init_run, run_dir=f"{out}/{task}/{method.replace(' ', '_')}/seed{seed}", seed=seed,
                       steps=10**6, max_cpu_s=budget, eval_every=10**6, checkpoint_every=10**6, n_eval=n_eval,
-                      **METHODS[method])
+                      pair_prompts=pair_prompts, **METHODS[method])
     done = Path(cfg.run_dir) / "result.json"
     if done.is_file():  # finished by an earlier invocation with the same budget: reuse it
         old = json.loads(done.read_text())
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=90.0)
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--pair-prompts", type=int, default=512, help="prompts whose samples make dTRPO/VRPO's pairs")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--out", default="runs/bench_dlm_rl")
     args = ap.parse_args(argv)
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods: {', '.join(unknown)}")
-    jobs = [(t, run, m, s, args.budget_s, args.n_eval, args.out) for t, run in tasks.items() for s in range(args.seeds)
-            for m in methods]
+    jobs = [(t, run, m, s, args.budget_s, args.n_eval, args.out, args.pair_prompts) for t, run in tasks.items()
+            for s in range(args.seeds) for m in methods]
     t0 = time.perf_counter()
     results = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -20,6 +20,7 @@ KINDS = {
     "route/demo_eval.yaml": "thrifty.route.evaluate:EvalConfig",
     "dlm/sudoku4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/sudoku4_sft_limited.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/countdown3_sft_limited.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/rl_diffu_grpo.yaml": "thrifty.dlm.rl.config:DlmRLConfig",
     "dlm/rl_diffpo.yaml": "thrifty.dlm.rl.config:DlmRLConfig",
     "dlm/rl_diffpo_joint.yaml": "thrifty.dlm.rl.config:DlmRLConfig",

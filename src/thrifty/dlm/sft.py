@@ -7,7 +7,8 @@ test examples with the low-confidence sampler (one token per step) and the mean 
 logged to ``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``
 (:mod:`thrifty.dlm.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
 atomically). A run started again in the same folder resumes from it and continues exactly as if it had never
-stopped (same batches, same weights).
+stopped (same batches, same weights). Under `accelerate launch` the processes share each global batch of
+``batch_size`` rows (:mod:`thrifty.dlm.launch`); the main process evaluates, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
+from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.model import DiffusionLM, DiffusionLMConfig
@@ -116,8 +118,10 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     torch.set_num_threads(cfg.n_threads)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run / "config.yaml")
     task = get_task(cfg.task)
+    launch = Launch()
+    if launch.is_main:
+        save_config(cfg, run / "config.yaml")
     train = task_tensors(task, task.examples("train", cfg.n_train, seed=cfg.seed))
     test = task.examples("test", cfg.n_eval, seed=cfg.seed)
     sampler = default_sampler(task, cfg.eval_block_len)
@@ -125,36 +129,44 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, _ = load_checkpoint(run, {"model": model}, opt, gen)
+    model, opt = launch.prepare(model, opt)
+    mine = launch.rows(cfg.batch_size)
     metrics = run / "metrics.jsonl"
-    trim_metrics(metrics, step)
+    if launch.is_main:
+        trim_metrics(metrics, step)
     maskable = torch.zeros(cfg.batch_size, train.shape[1], dtype=torch.bool)
     maskable[:, task.prompt_len + 1:] = True
-    log = metrics.open("a")
+    log = metrics.open("a") if launch.is_main else None
     t0, last = time.perf_counter(), {}
     model.train()
     while step < cfg.steps:
-        x0 = train[torch.randint(len(train), (cfg.batch_size,), generator=gen)]
+        x0 = train[torch.randint(len(train), (cfg.batch_size,), generator=gen)]  # the global batch, on every rank
         t = sample_times(cfg.batch_size, gen)
         xt, masked = forward_mask(x0, t, task.vocab.mask_id, gen, maskable=maskable)
-        loss = elbo_loss(model(xt), x0, masked, t, maskable=maskable, norm="sequence")
+        loss = elbo_loss(model(xt[mine]), x0[mine], masked[mine], t[mine], maskable=maskable[mine], norm="sequence")
         opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        launch.backward(loss)
+        launch.clip(model, 1.0)
         opt.step()
         step += 1
-        record: dict[str, Any] = {"step": step, "loss": loss.item(), "wall_s": time.perf_counter() - t0}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            last = evaluate(model, task, test, sampler)
+        record: dict[str, Any] = {"step": step, "loss": launch.mean(loss), "wall_s": time.perf_counter() - t0}
+        if launch.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
+            last = evaluate(launch.unwrap(model), task, test, sampler)
             record.update({f"eval_{k}": v for k, v in last.items()})
             if progress:
                 print(f"step {step}: loss {record['loss']:.3f}, test reward {last['reward']:.3f}, solved "
                       f"{last['solved']:.3f} ({record['wall_s']:.0f} s)", flush=True)
-        log.write(json.dumps(record) + "\n")
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            log.flush()
-            save_checkpoint(run, step, {"model": model}, opt, gen)
-    log.close()
-    return {"step": step, **last, "params": model.num_params(), "config": asdict(cfg)}
+            if log is not None:
+                log.flush()
+                save_checkpoint(run, step, {"model": launch.unwrap(model)}, opt, gen)
+            launch.barrier()
+    if log is not None:
+        log.close()
+    return {"step": step, **last, "params": launch.unwrap(model).num_params(), "config": asdict(cfg),
+            "processes": launch.world}
 
 
 __all__ = ["DlmSFTConfig", "default_sampler", "evaluate", "load_model", "model_config", "task_tensors", "train_sft"]

@@ -76,3 +76,25 @@ def test_sample_and_eval_commands_on_a_tiny_run(tmp_path, capsys):
     assert "not in the vocabulary" in capsys.readouterr().err
     assert main(["dlm", "eval", "--run-dir", str(run), "--n", "4"]) == 0
     assert "| threshold 0.9 |" in capsys.readouterr().out and (run / "sampler_eval.png").is_file()
+
+
+def test_accelerate_launch_on_two_processes_follows_the_single_process_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = {**TINY, "steps": 4, "checkpoint_every": 2}
+    train_sft(DlmSFTConfig(run_dir=str(tmp_path / "one"), **cfg), progress=False)
+    sets = [a for k, v in cfg.items() for a in ("--set", f"{k}={v}")]
+    accelerate = Path(sys.executable).parent / "accelerate"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(accelerate), "launch", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "thrifty.cli.main",
+                           "dlm", "train-sft", "--run-dir", str(tmp_path / "two"), *sets],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # same global batches, gradients averaged
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # logged once, by the main process
