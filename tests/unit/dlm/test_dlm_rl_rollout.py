@@ -89,3 +89,15 @@ def test_pairs_take_the_best_and_worst_sample_and_round_trip(tmp_path):
         build_pairs(model, task, examples, 4, sampler, torch.Generator().manual_seed(0), min_gap=1.0)
     with pytest.raises(ConfigError, match="no pairs file"):
         load_pairs(tmp_path / "none.safetensors")
+
+
+@pytest.mark.parametrize("g,expect", [(16, (4, 8)), (12, (3, 8)), (10, (5, 6)), (81, (81, 41))])
+def test_rollout_shapes_always_fit_the_block_sampler(g, expect):
+    from thrifty.dlm.rl.rollout import rollout_shape
+
+    block, steps = rollout_shape(g)
+    assert (block, steps) == expect
+    model = ContextFree(8, 4 + g)
+    out = rollout_sampler(get_task("sudoku4"), steps, block, 1.0).sample(
+        model, torch.zeros(2, 4, dtype=torch.long), g, torch.Generator().manual_seed(0))
+    assert out.nfe == steps and bool((out.tokens[:, 4:] != get_task("sudoku4").vocab.mask_id).all())

@@ -19,7 +19,7 @@ import torch
 from thrifty.dlm.likelihood import one_step_mean_field
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import clipped_pg_loss, group_advantages, importance_weights, nfe_priced_reward
-from thrifty.dlm.rl.rollout import Rollouts, SamplerHead, answer_mask, collect, rollout_sampler
+from thrifty.dlm.rl.rollout import Rollouts, SamplerHead, answer_mask, collect, rollout_sampler, rollout_shape
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 # estimator(model, rollouts, mask_id, seed) -> per-token log-probs (N, G), with gradients when enabled
@@ -44,8 +44,7 @@ class PolicyGradient:
                  weighted: bool = False) -> None:
         self.cfg, self.task, self.policy, self.ref, self.opt = cfg, task, policy, ref, opt
         self.estimator, self.head, self.weighted = estimator, head, weighted
-        self.steps = cfg.rollout_steps or max(1, task.answer_len // 2)
-        self.block_len = cfg.block_len or max(1, task.answer_len // 4)
+        self.block_len, self.steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
         self.sampler = rollout_sampler(task, self.steps, self.block_len, cfg.rollout_temperature)
         self.params = [p for group in opt.param_groups for p in group["params"]]
 

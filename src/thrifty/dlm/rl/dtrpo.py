@@ -19,6 +19,7 @@ from thrifty.dlm.likelihood import block_single_pass, trajectory_replay
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import dpo_loss
 from thrifty.dlm.rl.pairs import Pairs
+from thrifty.dlm.rl.rollout import rollout_shape
 from thrifty.dlm.rl.vrpo import elbo_scores
 from thrifty.dlm.tasks import DlmTask
 
@@ -66,7 +67,7 @@ class PreferenceUpdate:
                  opt: torch.optim.Optimizer, pairs: Pairs) -> None:
         self.cfg, self.task, self.policy, self.ref, self.opt, self.pairs = cfg, task, policy, ref, opt, pairs
         self.score = SCORES[cfg.preference_estimator()]
-        self.block_len = cfg.block_len or max(1, task.answer_len // 4)
+        self.block_len = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
         self.params = [p for group in opt.param_groups for p in group["params"]]
 
     def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:

@@ -26,7 +26,7 @@ from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metric
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.rl.config import DlmRLConfig
-from thrifty.dlm.rl.rollout import ForwardCounter, SamplerHead
+from thrifty.dlm.rl.rollout import ForwardCounter, SamplerHead, rollout_shape
 from thrifty.dlm.sft import default_sampler, evaluate, load_model, task_tensors
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
@@ -61,8 +61,7 @@ def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, 
         return load_pairs(cfg.pairs_file), {}
     if (run / "pairs.safetensors").is_file():
         return load_pairs(run / "pairs.safetensors"), {}
-    block = cfg.block_len or max(1, task.answer_len // 4)
-    steps = cfg.rollout_steps or max(1, task.answer_len // 2)
+    block, steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
     prompts = task.examples("train", cfg.pair_prompts, seed=cfg.seed + 7)
     pairs, stats = build_pairs(policy, task, prompts, cfg.pair_samples,
                                rollout_sampler(task, steps, block, cfg.rollout_temperature), gen, cfg.min_gap,
@@ -82,7 +81,7 @@ def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: Sa
                 return head.log_probs(policy, prompts, task.answer_len, task.vocab.mask_id).argmax(dim=1)
 
         adaptive = AdaptiveSampler(task.vocab.mask_id, pick, grid=head.grid,
-                                   block_len=cfg.block_len or max(1, task.answer_len // 4))
+                                   block_len=rollout_shape(task.answer_len, cfg.block_len)[0])
         out.update({f"eval_adaptive_{k}": v for k, v in evaluate(policy, task, test, adaptive).items()})
     return out
 

@@ -73,6 +73,16 @@ class ForwardCounter:
             h.remove()
 
 
+def rollout_shape(answer_len: int, block_len: int = 0, steps: int = 0) -> tuple[int, int]:
+    """(block length, sampler steps) for rollouts: by default four blocks (two when the answer length is not a
+    multiple of four, one when it is odd) and about two tokens a step in each block."""
+    if not block_len:
+        n_blocks = 4 if answer_len % 4 == 0 else 2 if answer_len % 2 == 0 else 1
+        block_len = answer_len // n_blocks
+    n_blocks = max(1, answer_len // block_len)
+    return block_len, steps or n_blocks * max(1, (block_len + 1) // 2)
+
+
 def rollout_sampler(task: DlmTask, steps: int, block_len: int, temperature: float) -> LowConfidenceSampler:
     return LowConfidenceSampler(task.vocab.mask_id, steps=steps, block_len=block_len, temperature=temperature)
 
@@ -106,4 +116,4 @@ def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_
     return Rollouts(rows, prompts, answers, out.step_map, out.token_logp, out.nfe_per_seq, rewards, solved, gamma_idx)
 
 
-__all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "rollout_sampler"]
+__all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "rollout_sampler", "rollout_shape"]
