@@ -45,7 +45,7 @@ def test_first_k_memory_tokens_equal_a_run_with_only_k_appended(k, seed):
 
 def test_relevance_cannot_see_the_memory_tokens_but_memory_sees_the_query():
     model = _model()
-    v, frames, query = _inputs()
+    _, frames, query = _inputs()
     with torch.no_grad():
         before = model(frames, query)
         model.memory.add_(torch.randn(model.memory.shape, generator=torch.Generator().manual_seed(3)))
