@@ -19,6 +19,7 @@ KINDS = {
     "route/demo_calibrate.yaml": "thrifty.route.router:CalibrateConfig",
     "route/demo_eval.yaml": "thrifty.route.evaluate:EvalConfig",
     "dlm/sudoku4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "video/tempo_tiny.yaml": "thrifty.video.train:TempoTrainConfig",
 }
 
 

@@ -91,7 +91,7 @@ class TinyCompressor(nn.Module):
             raise ConfigError(f"expected segments of {cfg.frames} frames of {cfg.image_size}² pixels, "
                               f"got {tuple(frames.shape)}")
         x = frames.reshape(s * f, *frames.shape[2:]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
-        maps = nn.functional.adaptive_avg_pool2d(self.stem(x), cfg.grid)  # (S·F, C, g, g)
+        maps = nn.functional.adaptive_max_pool2d(self.stem(x), cfg.grid)  # (S·F, C, g, g)
         maps = maps.flatten(2).transpose(1, 2).reshape(s, f // cfg.tubelet, cfg.tubelet, cfg.grid ** 2, -1)
         maps = maps.permute(0, 1, 3, 2, 4).reshape(s, cfg.n_visual, -1)  # tubelet channels joined
         return self.tube(maps)

@@ -51,20 +51,20 @@ class TempoTrainConfig:
     k_min: int = 1
     channels: int = 16
     time_bins: int = 16
-    batch_size: int = 8  # videos per step
+    batch_size: int = 12  # videos per step
     lr: float = 2e-3
     warmup: int = 100
-    stage1_steps: int = 600
-    stage2_steps: int = 900
-    stage3_steps: int = 900
-    stage1_lengths: tuple[int, ...] = (64,)
+    stage1_steps: int = 1600
+    stage2_steps: int = 800
+    stage3_steps: int = 400
+    stage1_lengths: tuple[int, ...] = (48,)
     stage2_lengths: tuple[int, ...] = (64, 128)
-    stage3_lengths: tuple[int, ...] = (128, 256)
-    relevance_weight: tuple[float, ...] = (0.5, 0.5, 1.0)  # per stage
+    stage3_lengths: tuple[int, ...] = (96, 128)
+    relevance_weight: tuple[float, ...] = (1.0, 1.0, 1.0)  # per stage
     stage3_rules: tuple[str, ...] = ("ata", "uniform", "topk_no_anchor")
     stage3_budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)  # visual tokens per sampled frame
     tasks: tuple[str, ...] = TASKS
-    eval_every: int = 300
+    eval_every: int = 400
     n_eval: int = 48
     eval_length: int = 128
     checkpoint_every: int = 300
@@ -86,8 +86,8 @@ class TempoTrainConfig:
         if bad or not self.tasks or not self.stage3_rules or not self.stage3_budgets:
             raise ConfigError(f"unknown or missing tasks / stage-3 rules: {', '.join(bad) or '(empty)'}")
         for lengths in (self.stage1_lengths, self.stage2_lengths, self.stage3_lengths, (self.eval_length,)):
-            if not lengths or min(lengths) < 16 or any(n % 8 for n in lengths):
-                raise ConfigError("video lengths must be multiples of 8 frames, at least 16")
+            if not lengths or min(lengths) < 48 or any(n % 8 for n in lengths):
+                raise ConfigError("video lengths must be multiples of 8 frames, at least 48 (room for 5 events)")
         if not self.lr > 0 or min(self.stage3_budgets) <= 0:
             raise ConfigError("lr and stage-3 budgets must be positive")
 

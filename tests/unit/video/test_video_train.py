@@ -13,8 +13,8 @@ from thrifty.core.errors import ConfigError
 from thrifty.video.train import TempoTrainConfig, learning_rate, load_run, train_tempo, train_videos
 
 TINY = dict(d_model=16, n_layers=1, n_heads=2, decoder_layers=1, n_memory=4, channels=4, batch_size=2,
-            stage1_steps=2, stage2_steps=2, stage3_steps=2, stage1_lengths=(32,), stage2_lengths=(32,),
-            stage3_lengths=(32, 48), eval_every=6, n_eval=3, eval_length=32, checkpoint_every=3, warmup=2)
+            stage1_steps=2, stage2_steps=2, stage3_steps=2, stage1_lengths=(48,), stage2_lengths=(48,),
+            stage3_lengths=(48, 56), eval_every=6, n_eval=3, eval_length=48, checkpoint_every=3, warmup=2)
 
 
 def _weights(run) -> dict[str, torch.Tensor]:
@@ -54,7 +54,7 @@ def test_training_changes_the_weights_and_batches_are_seeded(tmp_path):
 
 def test_config_is_validated_and_the_schedule_warms_up():
     with pytest.raises(ConfigError, match="multiples of 8"):
-        TempoTrainConfig(stage1_lengths=(30,))
+        TempoTrainConfig(stage1_lengths=(40,))
     with pytest.raises(ConfigError, match="unknown"):
         TempoTrainConfig(stage3_rules=("nope",))
     with pytest.raises(ConfigError, match="k_min"):
