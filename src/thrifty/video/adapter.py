@@ -126,7 +126,7 @@ class QwenVLBackend:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModelForImageTextToText.from_pretrained(path, torch_dtype=torch.bfloat16).to(device).eval()
+        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.bfloat16).to(device).eval()
         self.device, self.m_max, self.timestamp_tokens = device, m_max, 6
         table = self.model.get_input_embeddings().weight.float()
         gen = torch.Generator(device="cpu").manual_seed(0)
