@@ -8,6 +8,8 @@ it: the first k memory states of a run with M appended equal a run with only k a
 no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
 through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
 start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
+``local_head`` reads the first memory state as an answer class for the segment alone (a training signal that
+makes the head of the memory carry the query's answer; unused at inference).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class CompressorConfig:
     channels: int = 16  # width of the first conv layer
     query_len: int = 16  # question words (left-padded)
     image_size: int = 32
+    n_answers: int = 0  # classes of the segment-level answer head on the first memory state (0: no head)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.n_layers < 1 or self.n_memory < 1:
@@ -75,6 +78,7 @@ class TinyCompressor(nn.Module):
         self.memory = nn.Parameter(torch.zeros(cfg.n_memory, d))
         self.blocks = nn.ModuleList(CausalBlock(d, cfg.n_heads) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
+        self.local_head = nn.Linear(d, cfg.n_answers) if cfg.n_answers else None
         gen = gen or torch.Generator().manual_seed(0)
         init_weights(self, gen)
         with torch.no_grad():

@@ -4,7 +4,8 @@ Pure Python. Question words come from the needle generator's templates (shapes, 
 the function words of the six question types) plus specials; the relevance probe's Yes/No pair is looked up by
 name, never by number. Answers are classes over one canonical list: colours, yes/no, timing quarters
 (``time0``…), the two order choices (``choice0``/``choice1``), counts and background colours; a question may
-only be answered from its own choices. A segment's timestamp is a bin of its centre time over the duration.
+only be answered from its own choices. A segment's timestamp is a bin of its centre time over the duration. ``segment_answers`` asks the video's
+question of each segment alone (the target of the compressor's segment-level answer loss).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class WordVocab:
 
 
 def _answer_list(max_count: int = 4, time_bins: int = 4) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*COLOURS, "yes", "no", *(f"time{i}" for i in range(time_bins)), "choice0",
+    return tuple(dict.fromkeys(("none", *COLOURS, "yes", "no", *(f"time{i}" for i in range(time_bins)), "choice0",
                                 "choice1", *(str(i) for i in range(max_count + 1)), *BACKGROUNDS)))
 
 
@@ -106,3 +107,28 @@ def timestamp_bins(seconds, duration_s: float, n_bins: int) -> list[int]:
     if not (duration_s > 0 and n_bins >= 1):
         raise ConfigError(f"need a positive duration and n_bins >= 1, got {duration_s} and {n_bins}")
     return [min(max(math.floor(float(t) / duration_s * n_bins), 0), n_bins - 1) for t in seconds]
+
+
+def segment_answers(video: NeedleVideo, answers: AnswerVocab | None = None) -> list[int]:
+    """The question asked of each segment alone, as answer classes: attribute → the queried shape's colour or
+    ``none``; presence and timing → ``yes`` when the needle shows in the segment, else ``no``; order → which
+    needle shows (``choice0``/``choice1``, the earlier when both) or ``none``; counting → needle events that show;
+    global → the background colour of most of the segment's frames."""
+    answers = answers or AnswerVocab()
+    out = []
+    for seg in video.plan.segments:
+        frames = set(int(f) for f in seg)
+        shown = [e for e in video.events if e.role == "needle" and frames & set(range(e.start, e.stop))]
+        if video.task == "attribute":
+            name = shown[0].colour if shown else "none"
+        elif video.task in ("presence", "timing"):
+            name = "yes" if shown else "no"
+        elif video.task == "order":
+            name = f"choice{video.choices.index(min(shown, key=lambda e: e.start).name)}" if shown else "none"
+        elif video.task == "counting":
+            name = str(min(len(shown), len(video.choices) - 1))
+        else:
+            votes = [c for c, a, b in video.background for f in seg if a <= f < b]
+            name = max(set(votes), key=votes.count)
+        out.append(answers.names.index(name))
+    return out

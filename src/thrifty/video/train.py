@@ -7,7 +7,9 @@ labelled deviation: Tempo's training code is unreleased) on longer videos, so th
 memory; 3 ``allocated`` — k comes from an allocator (drawn per batch among ``stage3_rules``, at a budget drawn
 from ``stage3_budgets``) run on the model's own detached relevance, so the decoder sees the allocations it is
 evaluated with. Loss = answer cross-entropy (over the question's choices) + w_stage · BCE of the relevance logit
-against the per-segment evidence. The relevance head is trained: Tempo's is zero-shot from its small VLM's LM
+against the per-segment evidence + v_stage · cross-entropy of the segment-level answer read from each segment's
+first memory state (the question asked of that segment alone: our stand-in for Tempo's alignment stage, which
+makes the head of the memory carry the answer; without it the decoder stayed at chance in our first run). The relevance head is trained: Tempo's is zero-shot from its small VLM's LM
 head, a from-scratch model has no zero-shot ability. Training videos are seeded from (seed, "train", step, i),
 held-out ones from (eval_seed, "heldout", i).
 """
@@ -33,7 +35,7 @@ from thrifty.video.allocate import ALLOCATORS
 from thrifty.video.compressor import CompressorConfig, TinyCompressor, segment_frames
 from thrifty.video.decoder import DecoderConfig, DecoderInput, TinyDecoder, restrict
 from thrifty.video.pipeline import AllocSpec, allocation, answer_needle
-from thrifty.video.qa_vocab import AnswerVocab, WordVocab, timestamp_bins
+from thrifty.video.qa_vocab import AnswerVocab, WordVocab, segment_answers, timestamp_bins
 from thrifty.video.snapshots import cut_log, load_snapshot, load_weights, save_snapshot
 from thrifty.video.synth import TASKS, NeedleVideo, make_video
 
@@ -61,6 +63,7 @@ class TempoTrainConfig:
     stage2_lengths: tuple[int, ...] = (64, 128)
     stage3_lengths: tuple[int, ...] = (96, 128)
     relevance_weight: tuple[float, ...] = (1.0, 1.0, 1.0)  # per stage
+    local_weight: tuple[float, ...] = (1.0, 1.0, 0.5)  # per stage: segment-level answer loss on the first memory
     stage3_rules: tuple[str, ...] = ("ata", "uniform", "topk_no_anchor")
     stage3_budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)  # visual tokens per sampled frame
     tasks: tuple[str, ...] = TASKS
@@ -80,8 +83,9 @@ class TempoTrainConfig:
             raise ConfigError("stage steps must be >= 0 and at least one step in all")
         if self.k_min > self.n_memory:
             raise ConfigError(f"k_min {self.k_min} exceeds n_memory {self.n_memory}")
-        if len(self.relevance_weight) != 3 or min(self.relevance_weight) < 0:
-            raise ConfigError("relevance_weight needs three non-negative weights, one per stage")
+        for name in ("relevance_weight", "local_weight"):
+            if len(getattr(self, name)) != 3 or min(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} needs three non-negative weights, one per stage")
         bad = [t for t in self.tasks if t not in TASKS] + [r for r in self.stage3_rules if r not in ALLOCATORS]
         if bad or not self.tasks or not self.stage3_rules or not self.stage3_budgets:
             raise ConfigError(f"unknown or missing tasks / stage-3 rules: {', '.join(bad) or '(empty)'}")
@@ -103,7 +107,7 @@ class TempoTrainConfig:
 def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
     words, answers = WordVocab(), AnswerVocab()
     ccfg = CompressorConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                            n_memory=cfg.n_memory, channels=cfg.channels)
+                            n_memory=cfg.n_memory, channels=cfg.channels, n_answers=answers.size)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
                          n_answers=answers.size, query_len=ccfg.query_len)
@@ -161,8 +165,10 @@ def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generato
     labels = torch.tensor([answers.label(v) for v in videos])
     ce = torch.nn.functional.cross_entropy(logits, labels)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out.relevance_logit, evidence)
-    loss = ce + cfg.relevance_weight[stage - 1] * bce
-    return {"loss": loss, "ce": ce.item(), "bce": bce.item(),
+    local_labels = torch.tensor([c for v in videos for c in segment_answers(v, answers)])
+    local = torch.nn.functional.cross_entropy(compressor.local_head(out.memory[:, 0]), local_labels)
+    loss = ce + cfg.relevance_weight[stage - 1] * bce + cfg.local_weight[stage - 1] * local
+    return {"loss": loss, "ce": ce.item(), "bce": bce.item(), "local": local.item(),
             "acc": float((logits.argmax(-1) == labels).float().mean())}
 
 
@@ -230,6 +236,7 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
             if progress and (step % cfg.log_every == 0 or "eval_auroc" in record):
                 extra = "".join(f", {k} {v:.3f}" for k, v in record.items() if k.startswith("eval_"))
                 print(f"step {step}/{cfg.total_steps} (stage {stage}): ce {parts['ce']:.3f}, bce {parts['bce']:.3f}, "
+                      f"local {parts['local']:.3f}, "
                       f"batch acc {parts['acc']:.2f}{extra} ({record['wall_s']:.0f} s)", flush=True)
             log.write(json.dumps(record) + "\n")
             if step % cfg.checkpoint_every == 0 or step == end:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from thrifty.core.errors import ConfigError
 from thrifty.video.compressor import CompressorConfig, TinyCompressor, segment_frames
 from thrifty.video.decoder import DecoderConfig, DecoderInput, TinyDecoder, restrict
-from thrifty.video.qa_vocab import AnswerVocab, WordVocab, timestamp_bins
+from thrifty.video.qa_vocab import AnswerVocab, WordVocab, segment_answers, timestamp_bins
 from thrifty.video.synth import make_video
 
 CFG = CompressorConfig(d_model=32, n_layers=2, n_heads=2, n_memory=8, channels=4)
@@ -121,3 +121,16 @@ def test_vocabularies_name_their_tokens():
 def answers_ok(v) -> bool:
     answers = AnswerVocab()
     return answers.label(v) in answers.allowed(v) and len(answers.allowed(v)) == len(v.choices)
+
+
+def test_segment_answers_ask_the_question_of_each_segment_alone():
+    answers = AnswerVocab()
+    for seed in range(4):
+        v = make_video(seed, "attribute", 64)
+        names = [answers.names[c] for c in segment_answers(v)]
+        assert names == [v.answer if e else "none" for e in v.evidence]
+        c = make_video(seed, "counting", 96)
+        counts = [int(answers.names[k]) for k in segment_answers(c)]
+        assert sum(counts) >= int(c.answer) and all(n == 0 for n, e in zip(counts, c.evidence, strict=True) if not e)
+        g = make_video(seed, "global", 64)
+        assert set(answers.names[k] for k in segment_answers(g)) <= {name for name, _, _ in g.background}
