@@ -29,7 +29,7 @@ def _model(seed: int = 0) -> TinyCompressor:
     return TinyCompressor(CFG, WordVocab(), torch.Generator().manual_seed(seed)).eval()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(k=st.integers(0, CFG.n_memory), seed=st.integers(0, 50))
 def test_first_k_memory_tokens_equal_a_run_with_only_k_appended(k, seed):
     model = _model(seed)

@@ -34,14 +34,14 @@ def _backend() -> TinyBackend:
 
 
 def test_eval_scores_every_rule_and_budget_and_writes_plots(tmp_path):
-    videos = heldout(6, 7, (64,))
+    videos = heldout(6, 7, (48,))
     assert [v.task for v in videos] == ["attribute", "presence", "timing", "order", "counting", "global"]
     b = _backend()
     res = run_eval(b, b, videos, (0.0625, 0.25, 1.0))
     assert len(res.rows) == 6 * 3 * len(RULES)
     acc = accuracy_grid(res)
     assert all(0.0 <= a <= 1.0 for a in acc.values())
-    assert tokens_per_frame(res, "uniform", 1.0) == pytest.approx(1.0)  # 8 tokens × 8 segments / 64 frames
+    assert tokens_per_frame(res, "uniform", 1.0) == pytest.approx(1.0)  # 8 tokens × 6 segments / 48 frames
     assert tokens_per_frame(res, "uniform", 0.0625) == 0.0  # ⌊B/N⌋ = 0: nothing kept
     assert tokens_per_frame(res, "ata", 0.0625) == pytest.approx(0.125)  # faithful guard: one each, over budget
     assert not in_budget(res, 0.0625) and in_budget(res, 0.25)
