@@ -9,7 +9,8 @@ from ``stage3_budgets``) run on the model's own detached relevance, so the decod
 evaluated with. Loss = answer cross-entropy (over the question's choices) + w_stage · BCE of the relevance logit
 against the per-segment evidence + v_stage · cross-entropy of the segment-level answer read from each segment's
 first memory state (the question asked of that segment alone: our stand-in for Tempo's alignment stage, which
-makes the head of the memory carry the answer; without it the decoder stayed at chance in our first run). The relevance head is trained: Tempo's is zero-shot from its small VLM's LM
+makes the head of the memory carry the answer; in our runs the decoder stayed near chance with or without it,
+see docs/results.md). The relevance head is trained: Tempo's is zero-shot from its small VLM's LM
 head, a from-scratch model has no zero-shot ability. Training videos are seeded from (seed, "train", step, i),
 held-out ones from (eval_seed, "heldout", i).
 """
