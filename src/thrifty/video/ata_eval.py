@@ -129,8 +129,8 @@ def tables(res: EvalResult) -> str:
 
 
 def plots(res: EvalResult, out_dir: str | Path, heat_rule: str = "ata", heat_rows: int = 30) -> list[Path]:
-    """accuracy_vs_budget.png, and a heat map of ``heat_rule``'s tokens per segment (videos × segments) at each of
-    the two tightest budgets, evidence segments dotted."""
+    """accuracy_vs_budget.png, and a heat map of ``heat_rule``'s tokens per segment (videos × segments) at the
+    tightest, the middle and the largest budget, evidence segments dotted."""
     from thrifty.evals.plots import curve_plot, heatmap_plot
 
     out = Path(out_dir)
@@ -138,7 +138,7 @@ def plots(res: EvalResult, out_dir: str | Path, heat_rule: str = "ata", heat_row
     paths = [curve_plot([(lab, np.log2(res.budgets), [acc[lab, b] for b in res.budgets]) for lab in res.labels],
                         out / "accuracy_vs_budget.png", title="needle videos: accuracy at equal visual budgets",
                         xlabel="log2 visual tokens per frame", ylabel="accuracy")]
-    for b in res.budgets[:2]:
+    for b in sorted({res.budgets[0], res.budgets[len(res.budgets) // 2], res.budgets[-1]}):
         ks = res.allocations.get((heat_rule, b), [])[:heat_rows]
         if not ks:
             continue

@@ -53,7 +53,7 @@ def test_eval_scores_every_rule_and_budget_and_writes_plots(tmp_path):
         assert needle in text
     paths = plots(res, tmp_path)
     assert [p.name for p in paths] == ["accuracy_vs_budget.png", "allocation_ata_0.0625.png",
-                                       "allocation_ata_0.25.png"]
+                                       "allocation_ata_0.25.png", "allocation_ata_1.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
