@@ -50,7 +50,7 @@ def test_imports_flow_down_only():
     assert not bad, "imports must flow down the rooms:\n" + "\n".join(bad)
 
 
-TORCH_ROOMS = {"dlm"}  # rooms whose every module computes with torch may import it at the top; the CLI imports
+TORCH_ROOMS = {"dlm", "video"}  # rooms whose every module computes with torch may import it at the top; the CLI imports
 # them only inside its handlers (test_cli.test_help_imports_nothing_heavy keeps that true)
 
 
@@ -68,6 +68,27 @@ def test_no_heavy_imports_at_module_level():
             bad += [f"{path.relative_to(SRC)}:{node.lineno} imports {n}" for n in names
                     if n.split(".")[0] in HEAVY - allowed]
     assert not bad, "heavy imports at module level:\n" + "\n".join(bad)
+
+
+NUMPY_ONLY = {"video": ("segment", "allocate", "alloc_baselines", "budget", "synth", "qa_vocab")}
+# the model-agnostic part of a torch room: pure numpy, torch never imported (not even inside functions)
+
+
+def test_numpy_only_modules_never_import_torch():
+    bad = []
+    for path, room, tree in _modules():
+        if path.stem not in NUMPY_ONLY.get(room, ()):
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            bad += [f"{path.relative_to(SRC)}:{node.lineno} imports {n}" for n in names
+                    if n.split(".")[0] in HEAVY or n.split(".")[-1] in {"compressor", "decoder", "train", "adapter",
+                                                                          "pipeline", "tiny_blocks", "snapshots"}]
+    assert not bad, "numpy-only modules import torch or a torch module:\n" + "\n".join(bad)
+    missing = [f"{room}/{name}.py" for room, names in NUMPY_ONLY.items() for name in names
+               if not (SRC / room / f"{name}.py").is_file()]
+    assert not missing, f"listed numpy-only modules are gone: {missing}"
 
 
 def test_files_stay_small():

@@ -30,6 +30,7 @@ KINDS = {
     "dlm/sudoku9_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/countdown3_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "video/tempo_tiny.yaml": "thrifty.video.train:TempoTrainConfig",
 }
 
 

@@ -118,3 +118,31 @@ def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: 
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def heatmap_plot(matrix: Any, path: str | Path, title: str = "", xlabel: str = "column", ylabel: str = "row",
+                 row_labels: Sequence[str] = (), marks: Any = None, colorbar: str = "") -> Path:
+    """Heat map of any (rows, columns) matrix (NaN cells blank), e.g. tokens per segment for each video; ``marks``
+    (a boolean matrix of the same shape) draws a dot in the cells it sets."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.size == 0 or (row_labels and len(row_labels) != m.shape[0]):
+        raise MetricInputError(f"heatmap_plot: need a non-empty 2-D matrix (and one label per row), got {m.shape}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(min(12.0, 3 + m.shape[1] * 0.12), min(10.0, 1.5 + m.shape[0] * 0.22)))
+    im = ax.imshow(np.ma.masked_invalid(m), cmap="viridis", aspect="auto", interpolation="nearest")
+    if marks is not None:
+        mk = np.asarray(marks, dtype=bool)
+        if mk.shape != m.shape:
+            raise MetricInputError(f"heatmap_plot: marks {mk.shape} do not match the matrix {m.shape}")
+        ys, xs = np.nonzero(mk)
+        ax.plot(xs, ys, "o", color="red", markersize=3, linestyle="none")
+    if row_labels:
+        ax.set_yticks(range(m.shape[0]), list(row_labels), fontsize=6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, label=colorbar)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)

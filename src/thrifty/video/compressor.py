@@ -1,0 +1,137 @@
+"""The tiny query-conditioned compressor: one causal pass over a segment's frames, the query, a relevance probe
+and M learned memory tokens; the memory states are the segment's compression, the probe gives its relevance.
+
+Sequence per segment: ``[visual × V][query words × Lq (left-padded)][<relevant?>][mem_1 … mem_M]``. Visual
+tokens come from a small convolutional stem per frame (32×32 → a grid × grid map) whose maps are joined in
+pairs of frames (tubelets) and projected to d. Attention is causal, so memory token j sees only what precedes
+it: the first k memory states of a run with M appended equal a run with only k appended (head truncation needs
+no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
+through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
+start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
+``local_head`` reads the first memory state as an answer class for the segment alone (a training signal that
+makes the head of the memory carry the query's answer; unused at inference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from thrifty.core.errors import ConfigError
+from thrifty.video.qa_vocab import WordVocab
+from thrifty.video.tiny_blocks import CausalBlock, causal_mask, init_weights
+
+
+@dataclass(frozen=True)
+class CompressorConfig:
+    d_model: int = 64
+    n_layers: int = 3
+    n_heads: int = 4
+    n_memory: int = 16  # M
+    frames: int = 8  # frames per segment (shorter segments repeat their last frame)
+    tubelet: int = 2  # frames joined into one visual token
+    grid: int = 2  # visual tokens per frame side
+    channels: int = 16  # width of the first conv layer
+    query_len: int = 16  # question words (left-padded)
+    image_size: int = 32
+    n_answers: int = 0  # classes of the segment-level answer head on the first memory state (0: no head)
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads or self.n_layers < 1 or self.n_memory < 1:
+            raise ConfigError("d_model must split into n_heads; n_layers and n_memory must be >= 1")
+        if self.frames % self.tubelet or self.image_size % 8 or (self.image_size // 8) % self.grid:
+            raise ConfigError("frames must be a multiple of tubelet; image_size/8 a multiple of grid")
+
+    @property
+    def n_visual(self) -> int:
+        return self.frames // self.tubelet * self.grid * self.grid
+
+    @property
+    def probe_index(self) -> int:
+        return self.n_visual + self.query_len
+
+
+@dataclass
+class Compression:
+    memory: torch.Tensor  # (S, k, d) last-layer states at the memory positions
+    relevance_logit: torch.Tensor  # (S,) Δ = logit(yes) − logit(no) at the probe
+
+    @property
+    def relevance(self) -> torch.Tensor:
+        return torch.sigmoid(self.relevance_logit)
+
+
+class TinyCompressor(nn.Module):
+    """frames (S, F, H, W, 3) uint8 + query ids (S, Lq) → memory (S, k, d) and relevance (S,)."""
+
+    def __init__(self, cfg: CompressorConfig, vocab: WordVocab, gen: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.cfg, self.vocab = cfg, vocab
+        c, d = cfg.channels, cfg.d_model
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1), nn.GELU(),
+                                  nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.GELU())
+        self.tube = nn.Linear(cfg.tubelet * 2 * c, d)
+        self.words = nn.Embedding(vocab.size, d)
+        self.pos = nn.Parameter(torch.zeros(cfg.probe_index + 1 + cfg.n_memory, d))
+        self.memory = nn.Parameter(torch.zeros(cfg.n_memory, d))
+        self.blocks = nn.ModuleList(CausalBlock(d, cfg.n_heads) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(d)
+        self.local_head = nn.Linear(d, cfg.n_answers) if cfg.n_answers else None
+        gen = gen or torch.Generator().manual_seed(0)
+        init_weights(self, gen)
+        with torch.no_grad():
+            self.pos.normal_(0.0, 0.02, generator=gen)
+            table = self.words.weight
+            noise = torch.randn(cfg.n_memory, d, generator=gen)
+            self.memory.copy_(table.mean(0) + table.std(0) * noise)
+
+    def visual_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """(S, F, H, W, 3) uint8 → (S, V, d)."""
+        cfg = self.cfg
+        s, f = frames.shape[:2]
+        if f != cfg.frames or frames.shape[2] != cfg.image_size or frames.shape[3] != cfg.image_size:
+            raise ConfigError(f"expected segments of {cfg.frames} frames of {cfg.image_size}² pixels, "
+                              f"got {tuple(frames.shape)}")
+        x = frames.reshape(s * f, *frames.shape[2:]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        maps = nn.functional.adaptive_max_pool2d(self.stem(x), cfg.grid)  # (S·F, C, g, g)
+        maps = maps.flatten(2).transpose(1, 2).reshape(s, f // cfg.tubelet, cfg.tubelet, cfg.grid ** 2, -1)
+        maps = maps.permute(0, 1, 3, 2, 4).reshape(s, cfg.n_visual, -1)  # tubelet channels joined
+        return self.tube(maps)
+
+    def forward(self, frames: torch.Tensor, query: torch.Tensor, n_memory: int | None = None) -> Compression:
+        cfg = self.cfg
+        k = cfg.n_memory if n_memory is None else int(n_memory)
+        if not 0 <= k <= cfg.n_memory:
+            raise ConfigError(f"n_memory must be in [0, {cfg.n_memory}], got {k}")
+        if query.shape[-1] != cfg.query_len:
+            raise ConfigError(f"queries must be {cfg.query_len} ids (left-padded), got {query.shape[-1]}")
+        s = frames.shape[0]
+        probe = torch.full((s, 1), self.vocab.id("<relevant?>"), dtype=torch.long)
+        text = self.words(torch.cat([query, probe], dim=1))
+        h = torch.cat([self.visual_tokens(frames), text, self.memory[:k].expand(s, k, -1)], dim=1)
+        h = h + self.pos[: h.shape[1]]
+        valid = torch.ones(s, h.shape[1], dtype=torch.bool)
+        valid[:, cfg.n_visual:cfg.probe_index] = query != self.vocab.pad
+        mask = causal_mask(valid)
+        for block in self.blocks:
+            h = block(h, mask)
+        h = self.norm(h)
+        yes_no = self.words.weight[self.vocab.id("yes")] - self.words.weight[self.vocab.id("no")]
+        return Compression(memory=h[:, cfg.probe_index + 1:], relevance_logit=h[:, cfg.probe_index] @ yes_no)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def segment_frames(frames, segments, n_frames: int) -> torch.Tensor:
+    """(S, n_frames, H, W, 3) uint8: each segment's source frames (numpy index arrays), the last one repeated
+    (or cut) to ``n_frames``."""
+    import numpy as np
+
+    rows = []
+    for seg in segments:
+        idx = np.asarray(seg)[:n_frames]
+        rows.append(np.concatenate([idx, np.full(n_frames - idx.size, idx[-1])]))
+    return torch.from_numpy(np.ascontiguousarray(frames[np.stack(rows)]))

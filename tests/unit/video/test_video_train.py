@@ -1,0 +1,70 @@
+"""A smoke training of the tiny video models through all three stages: it checkpoints, logs, and a run stopped
+half-way resumes to exactly the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from thrifty.core.errors import ConfigError
+from thrifty.video.train import TempoTrainConfig, learning_rate, load_run, train_tempo, train_videos
+
+TINY = dict(d_model=16, n_layers=1, n_heads=2, decoder_layers=1, n_memory=4, channels=4, batch_size=2,
+            stage1_steps=2, stage2_steps=2, stage3_steps=2, stage1_lengths=(48,), stage2_lengths=(48,),
+            stage3_lengths=(48, 56), eval_every=6, n_eval=3, eval_length=48, checkpoint_every=3, warmup=2)
+
+
+def _weights(run) -> dict[str, torch.Tensor]:
+    return {f"{m}.{k}": v for m in ("compressor", "decoder")
+            for k, v in load_file(str(run / "checkpoint" / f"{m}.safetensors")).items()}
+
+
+def test_smoke_train_checkpoints_and_resumes_exactly(tmp_path):
+    whole = TempoTrainConfig(run_dir=str(tmp_path / "whole"), **TINY)
+    res = train_tempo(whole, progress=False)
+    assert res["step"] == 6 and 0.0 <= res["auroc"] <= 1.0 and 0.0 <= res["acc_full"] <= 1.0
+    log = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 7)) and [r["stage"] for r in log] == [1, 1, 2, 2, 3, 3]
+    assert all(r["ce"] > 0 and r["bce"] > 0 for r in log)
+
+    part = TempoTrainConfig(run_dir=str(tmp_path / "part"), **TINY)
+    train_tempo(part, progress=False, stop_at=3)  # a snapshot at step 3, as if killed after it
+    assert json.loads((tmp_path / "part" / "checkpoint" / "meta.json").read_text())["step"] == 3
+    train_tempo(part, progress=False)
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "part")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+    cfg, comp, dec = load_run(tmp_path / "part")
+    assert cfg.n_memory == 4 and not comp.training and not dec.training
+
+
+def test_training_changes_the_weights_and_batches_are_seeded(tmp_path):
+    cfg = TempoTrainConfig(run_dir=str(tmp_path / "r"), **TINY)
+    assert [v.question for v in train_videos(cfg, 4)] == [v.question for v in train_videos(cfg, 4)]
+    assert [v.seed for v in train_videos(cfg, 4)] != [v.seed for v in train_videos(cfg, 5)]
+    train_tempo(cfg, progress=False, stop_at=1)
+    first = _weights(tmp_path / "r")
+    train_tempo(cfg, progress=False, stop_at=3)
+    assert any(not torch.equal(first[k], v) for k, v in _weights(tmp_path / "r").items())
+
+
+def test_config_is_validated_and_the_schedule_warms_up():
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        TempoTrainConfig(stage1_lengths=(40,))
+    with pytest.raises(ConfigError, match="unknown"):
+        TempoTrainConfig(stage3_rules=("nope",))
+    with pytest.raises(ConfigError, match="k_min"):
+        TempoTrainConfig(k_min=5, n_memory=4)
+    cfg = TempoTrainConfig(lr=1.0, warmup=10, stage1_steps=10, stage2_steps=10, stage3_steps=10)
+    assert learning_rate(cfg, 0) == pytest.approx(0.1) and learning_rate(cfg, 9) == pytest.approx(1.0)
+    assert learning_rate(cfg, 29) < learning_rate(cfg, 15) < 1.0 and learning_rate(cfg, 30) == pytest.approx(0.1)
+    assert [cfg.stage(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 2, 2, 3, 3]
+
+
+def test_load_run_without_a_checkpoint_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        load_run(tmp_path)
