@@ -22,6 +22,7 @@ KINDS = {
     "dlm/sudoku9_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/countdown3_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
+    "dlm/add5_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
 }
 
 
