@@ -12,6 +12,7 @@ from thrifty.core.config import load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Each shipped YAML and the config class that reads it. A new YAML must be added here (the test below checks).
 KINDS = {
+    "dlm/add5_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "route/demo.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_train.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_predict.yaml": "thrifty.route.predict_eval:PredictEvalConfig",
