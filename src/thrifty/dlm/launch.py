@@ -58,6 +58,33 @@ class Launch:
         """The value averaged over processes."""
         return float(self.acc.reduce(value.detach(), reduction="mean")) if self.acc else float(value.detach())
 
+    def average_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients over processes (for loops that call the model several times per backward, which
+        DDP's wrapper does not allow)."""
+        if self.acc:
+            import torch.distributed as dist
+
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def agree(self, flag: bool) -> bool:
+        """True on every process when it is true on any (e.g. one process's time budget ran out)."""
+        if not self.acc:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def local_generator(self, seed: int, step: int) -> torch.Generator | None:
+        """A generator for this process's own rows at ``step`` (None on a single process: use the shared one)."""
+        if not self.acc:
+            return None
+        return torch.Generator().manual_seed(seed * 1_000_003 + step * 1_009 + self.rank + 1)
+
     def barrier(self) -> None:
         if self.acc:
             self.acc.wait_for_everyone()

@@ -85,3 +85,24 @@ def test_bad_configs_are_one_line_errors(sft_run):
         DlmRLConfig(train_policy=False)
     with pytest.raises(ConfigError, match="no checkpoint"):
         train_rl(DlmRLConfig(init_run=str(sft_run / "missing")), progress=False)
+
+
+@pytest.mark.parametrize("algo", ["diffu_grpo", "dtrpo"])
+def test_accelerate_launch_on_two_processes_shares_the_updates(sft_run, tmp_path, algo):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sets = [a for k, v in {**SMALL, "prompts_per_step": 2, "pair_batch": 4}.items() for a in ("--set", f"{k}={v}")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m",
+                           "thrifty.cli.main", "dlm", "rl", "--algo", algo, "--init-run", str(sft_run), "--run-dir",
+                           str(tmp_path / "rl"), "--steps", "4", *sets],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == ([0, 2, 4] if algo == "diffu_grpo" else [0, 1, 2, 3, 4])  # logged once, by the main process
+    before, after = _weights(sft_run), _weights(tmp_path / "rl")
+    assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import one_step_mean_field
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import clipped_pg_loss, group_advantages, importance_weights, nfe_priced_reward
@@ -41,8 +42,9 @@ class PolicyGradient:
 
     def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                  opt: torch.optim.Optimizer, estimator: Estimator, head: SamplerHead | None = None,
-                 weighted: bool = False) -> None:
+                 weighted: bool = False, launch: Launch | None = None) -> None:
         self.cfg, self.task, self.policy, self.ref, self.opt = cfg, task, policy, ref, opt
+        self.launch, self.n_updates = launch or Launch(), 0
         self.estimator, self.head, self.weighted = estimator, head, weighted
         self.block_len, self.steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
         self.sampler = rollout_sampler(task, self.steps, self.block_len, cfg.rollout_temperature)
@@ -58,7 +60,10 @@ class PolicyGradient:
         cfg, mask_id = self.cfg, self.task.vocab.mask_id
         pick = random.Random(int(torch.randint(0, 2**31, (1,), generator=gen))).sample(range(len(pool)),
                                                                                           cfg.prompts_per_step)
-        roll = collect(self.policy, self.task, [pool[i] for i in pick], cfg.group_size, self.sampler, gen,
+        pick = pick[self.launch.rows(cfg.prompts_per_step)]  # this process's prompts (all of them on one process)
+        self.n_updates += 1
+        local = self.launch.local_generator(cfg.seed, self.n_updates) or gen
+        roll = collect(self.policy, self.task, [pool[i] for i in pick], cfg.group_size, self.sampler, local,
                        head=self.head, block_len=self.block_len, temperature=cfg.rollout_temperature)
         reward = roll.rewards
         if cfg.nfe_price > 0:
@@ -88,6 +93,7 @@ class PolicyGradient:
             loss, stats = clipped_pg_loss(logp, old_j, adv, tok_mask, cfg.eps, cfg.beta, ref_j, weights, cfg.agg)
             self.opt.zero_grad()
             loss.backward()
+            self.launch.average_grads(self.params)
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
             self.opt.step()
             for k, v in {"loss": loss.item(), **stats}.items():

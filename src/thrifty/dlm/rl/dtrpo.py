@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import block_single_pass, trajectory_replay
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import dpo_loss
@@ -64,8 +65,9 @@ class PreferenceUpdate:
     """One optimiser step of DPO on a minibatch of pairs, with the configured scores."""
 
     def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
-                 opt: torch.optim.Optimizer, pairs: Pairs) -> None:
+                 opt: torch.optim.Optimizer, pairs: Pairs, launch: Launch | None = None) -> None:
         self.cfg, self.task, self.policy, self.ref, self.opt, self.pairs = cfg, task, policy, ref, opt, pairs
+        self.launch, self.n_updates = launch or Launch(), 0
         self.score = SCORES[cfg.preference_estimator()]
         self.block_len = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
         self.params = [p for group in opt.param_groups for p in group["params"]]
@@ -73,16 +75,20 @@ class PreferenceUpdate:
     def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:
         cfg, n = self.cfg, len(self.pairs)
         idx = torch.randint(n, (min(cfg.pair_batch, n),), generator=gen)
+        idx = idx[self.launch.rows(len(idx))]  # this process's pairs (all of them on one process)
+        self.n_updates += 1
+        local = self.launch.local_generator(cfg.seed, self.n_updates) or gen
         batch = self.pairs.take(idx)
         prompt = torch.cat([batch.prompt_ids, batch.prompt_ids])
         answer = torch.cat([batch.chosen, batch.rejected])
         steps = torch.cat([batch.chosen_steps, batch.rejected_steps])
-        theta, reference = self.score(self.policy, self.ref, prompt, answer, steps, self.task.vocab.mask_id, gen,
+        theta, reference = self.score(self.policy, self.ref, prompt, answer, steps, self.task.vocab.mask_id, local,
                                       block_len=self.block_len, n=cfg.mc_n)
         m = len(idx)
         loss, stats = dpo_loss(theta[:m], theta[m:], reference[:m], reference[m:], cfg.dpo_beta)
         self.opt.zero_grad()
         loss.backward()
+        self.launch.average_grads(self.params)
         torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.opt.step()
         return 1, {"loss": loss.item(), **stats}

@@ -7,7 +7,9 @@ An update is an object with ``update(pool, generator) -> (optimiser steps, stats
 reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). ``metrics.jsonl``
 gets one record per update — training wall and CPU time (evaluation excluded), cumulative forward passes of the policy and
 the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
-``eval_every`` steps.
+``eval_every`` steps. Under `accelerate launch` each process takes its share of every update's prompts or pairs
+(:mod:`thrifty.dlm.launch`), gradients are averaged, and the main process evaluates, logs and checkpoints; the stats
+logged are the main process's rows.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from thrifty.core.config import save_config
 from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
+from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.rl.config import DlmRLConfig
@@ -35,19 +38,23 @@ class ContinuedSFT:
     """The control: more of the SFT objective (ELBO on answer tokens) on the training pool."""
 
     def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, opt: torch.optim.Optimizer,
-                 pool: list[DlmExample]) -> None:
+                 pool: list[DlmExample], launch: Launch | None = None) -> None:
         self.cfg, self.task, self.policy, self.opt = cfg, task, policy, opt
+        self.launch = launch or Launch()
         self.data = task_tensors(task, pool)
         self.maskable = torch.zeros(cfg.sft_batch, self.data.shape[1], dtype=torch.bool)
         self.maskable[:, task.prompt_len + 1:] = True
 
     def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:
-        x0 = self.data[torch.randint(len(self.data), (self.cfg.sft_batch,), generator=gen)]
+        x0 = self.data[torch.randint(len(self.data), (self.cfg.sft_batch,), generator=gen)]  # the global batch
         t = sample_times(self.cfg.sft_batch, gen)
         xt, masked = forward_mask(x0, t, self.task.vocab.mask_id, gen, maskable=self.maskable)
-        loss = elbo_loss(self.policy(xt), x0, masked, t, maskable=self.maskable, norm="sequence")
+        mine = self.launch.rows(self.cfg.sft_batch)
+        loss = elbo_loss(self.policy(xt[mine]), x0[mine], masked[mine], t[mine], maskable=self.maskable[mine],
+                         norm="sequence")
         self.opt.zero_grad()
         loss.backward()
+        self.launch.average_grads(list(self.policy.parameters()))
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
         self.opt.step()
         return 1, {"loss": loss.item()}
@@ -88,19 +95,20 @@ def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: Sa
 
 def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                  head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
-                 gen: torch.Generator) -> tuple[Any, dict[str, float]]:
+                 gen: torch.Generator, launch: Launch | None = None) -> tuple[Any, dict[str, float]]:
     if cfg.algo in ("diffu_grpo", "diffpo"):
         from thrifty.dlm.rl.diffpo import two_times_estimator
         from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
 
         est = two_times_estimator() if cfg.pg_estimator() == "two_times" else one_step_estimator(cfg.prompt_mask_p)
-        return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo"), {}
+        return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo",
+                              launch=launch), {}
     if cfg.algo in ("dtrpo", "vrpo"):
         from thrifty.dlm.rl.dtrpo import PreferenceUpdate
 
-        pairs, stats = _pairs(cfg, task, policy, run, gen)
-        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs), stats
-    return ContinuedSFT(cfg, task, policy, opt, pool), {}
+        pairs, stats = _pairs(cfg, task, policy, run, gen)  # every process builds the same pairs
+        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch), stats
+    return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
 
 
 def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
@@ -108,7 +116,9 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     torch.set_num_threads(cfg.n_threads)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run / "config.yaml")
+    launch = Launch()
+    if launch.is_main:
+        save_config(cfg, run / "config.yaml")
     sft_cfg, task, policy = load_model(cfg.init_run)
     policy.train()
     ref = copy.deepcopy(policy).eval().requires_grad_(False)
@@ -125,17 +135,18 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
         ref.load_state_dict(extra["ref"])
     wall, cpu, fwd = float(extra.get("wall_s", 0.0)), float(extra.get("cpu_s", 0.0)), dict(extra.get("forward", {}))
     metrics = run / "metrics.jsonl"
-    trim_metrics(metrics, step)
+    if launch.is_main:
+        trim_metrics(metrics, step)
     pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
     test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
     eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
     counter = ForwardCounter(policy, ref)
     t_setup, c_setup = time.perf_counter(), time.process_time()
-    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen)
+    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch)
     if step == 0:
         wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
-    log = metrics.open("a")
-    if step == 0:
+    log = metrics.open("a") if launch.is_main else None
+    if step == 0 and log is not None:
         first = {"step": 0, "wall_s": wall, "cpu_s": cpu, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
         log.write(json.dumps(first) + "\n")
         if progress:
@@ -144,7 +155,7 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     def spent() -> bool:
         return (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s) or (cfg.max_cpu_s > 0 and cpu >= cfg.max_cpu_s)
 
-    while step < cfg.steps and not spent():
+    while not launch.agree(step >= cfg.steps or spent()):
         t0, c0 = time.perf_counter(), time.process_time()
         taken, stats = updater.update(pool, gen)
         wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
@@ -156,6 +167,10 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
         record = {"step": step, "wall_s": wall, "cpu_s": cpu, "forward_calls": fwd["policy_calls"], "forward_rows": fwd["rows"],
                   **stats}
         done = step >= cfg.steps or spent()
+        if log is None:  # other processes: train, and wait for the main one's checkpoint
+            if step % cfg.checkpoint_every < taken or done:
+                launch.barrier()
+            continue
         if step % cfg.eval_every < taken or done:
             counter.close()
             last = _evaluate(cfg, task, policy, head, test, eval_sampler)
@@ -169,9 +184,11 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
             log.flush()
             extra = {"wall_s": wall, "cpu_s": cpu, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
             save_checkpoint(run, step, modules, opt, gen, extra)
-    log.close()
+            launch.barrier()
+    if log is not None:
+        log.close()
     counter.close()
-    if not last:  # the budget ran out before any update (e.g. spent building pairs) or the run was already done
+    if not last and launch.is_main:  # the budget ran out before any update (e.g. spent building pairs) or the run was already done
         last = _evaluate(cfg, task, policy, head, test, eval_sampler)
     return {"step": step, "wall_s": wall, "cpu_s": cpu, **last, "forward": fwd, "config": asdict(cfg)}
 
