@@ -27,6 +27,26 @@ from thrifty.dlm.rl.rollout import ForwardCounter, rollout_sampler  # noqa: E402
 from thrifty.dlm.sft import load_model  # noqa: E402
 
 
+def pair_cost(policy, ref, task, pairs, block_len: int, repeat: int = 3) -> dict[str, tuple[float, float]]:
+    """{"block" | "replay": (ms per pair, forward rows per pair)}: best of ``repeat``, forward and backward."""
+    prompt = torch.cat([pairs.prompt_ids, pairs.prompt_ids])
+    answer = torch.cat([pairs.chosen, pairs.rejected])
+    step_map = torch.cat([pairs.chosen_steps, pairs.rejected_steps])
+    cost = {}
+    for name, fn in (("block", block_scores), ("replay", replay_scores)):
+        best, rows = float("inf"), 0
+        for _ in range(repeat):
+            counter = ForwardCounter(policy, ref)
+            t0 = time.perf_counter()
+            theta, _ = fn(policy, ref, prompt, answer, step_map, task.vocab.mask_id, torch.Generator().manual_seed(0),
+                          block_len=block_len)
+            theta.sum().backward()
+            best, rows = min(best, time.perf_counter() - t0), counter.rows
+            counter.close()
+        cost[name] = (1000 * best / len(pairs), rows / len(pairs))
+    return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run-dir", default="runs/dlm_sudoku4_limited")
@@ -47,21 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs, _ = build_pairs(policy, task, task.examples("train", 2 * args.pairs, seed=9), 4, sampler,
                                torch.Generator().manual_seed(0), block_len=block)
         pairs = pairs.take(torch.arange(min(args.pairs, len(pairs))))
-        prompt = torch.cat([pairs.prompt_ids, pairs.prompt_ids])
-        answer = torch.cat([pairs.chosen, pairs.rejected])
-        step_map = torch.cat([pairs.chosen_steps, pairs.rejected_steps])
-        cost = {}
-        for name, fn in (("block", block_scores), ("replay", replay_scores)):
-            best, rows = float("inf"), 0
-            for _ in range(args.repeat):
-                counter = ForwardCounter(policy, ref)
-                t0 = time.perf_counter()
-                theta, _ = fn(policy, ref, prompt, answer, step_map, task.vocab.mask_id,
-                              torch.Generator().manual_seed(0), block_len=block)
-                theta.sum().backward()
-                best, rows = min(best, time.perf_counter() - t0), counter.rows
-                counter.close()
-            cost[name] = (1000 * best / len(pairs), rows / len(pairs))
+        cost = pair_cost(policy, ref, task, pairs, block, args.repeat)
         (bt, br), (rt, rr) = cost["block"], cost["replay"]
         print(f"| {g // block} × {block} | {steps} | {bt:.1f} | {br:.0f} | {rt:.1f} | {rr:.0f} | {rt / bt:.1f}× | "
               f"{rr / br:.1f}× |")

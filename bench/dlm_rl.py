@@ -70,31 +70,19 @@ def _pair_cost(init_run: str, pairs_file: str, n: int = 32, repeat: int = 3) -> 
 
     import torch
 
-    from thrifty.dlm.rl.dtrpo import block_scores, replay_scores
+    from dlm_pair_cost import pair_cost
     from thrifty.dlm.rl.pairs import load_pairs
-    from thrifty.dlm.rl.rollout import ForwardCounter
+    from thrifty.dlm.rl.rollout import rollout_shape
     from thrifty.dlm.sft import load_model
 
     torch.set_num_threads(1)
     _, task, policy = load_model(init_run)
     ref = copy.deepcopy(policy).requires_grad_(False)
-    pairs = load_pairs(pairs_file).take(torch.arange(min(n, len(load_pairs(pairs_file)))))
-    prompt = torch.cat([pairs.prompt_ids, pairs.prompt_ids])
-    answer, steps = torch.cat([pairs.chosen, pairs.rejected]), torch.cat([pairs.chosen_steps, pairs.rejected_steps])
-    out = {}
-    for name, fn in (("block", block_scores), ("replay", replay_scores)):
-        best, rows = float("inf"), 0
-        for _ in range(repeat):
-            counter = ForwardCounter(policy, ref)
-            t0 = time.perf_counter()
-            theta, _ = fn(policy, ref, prompt, answer, steps, task.vocab.mask_id, torch.Generator().manual_seed(0),
-                          block_len=max(1, task.answer_len // 4))
-            theta.sum().backward()
-            best = min(best, time.perf_counter() - t0)
-            rows = counter.rows
-            counter.close()
-        out[f"{name}_s"], out[f"{name}_rows"] = best / len(pairs), rows / len(pairs)
-    return out
+    pairs = load_pairs(pairs_file)
+    pairs = pairs.take(torch.arange(min(n, len(pairs))))
+    cost = pair_cost(policy, ref, task, pairs, rollout_shape(task.answer_len)[0], repeat)
+    return {"block_s": cost["block"][0] / 1000, "block_rows": cost["block"][1],
+            "replay_s": cost["replay"][0] / 1000, "replay_rows": cost["replay"][1]}
 
 
 def _ms(vals: list[float]) -> str:

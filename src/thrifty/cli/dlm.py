@@ -96,19 +96,15 @@ def _pairs(args: argparse.Namespace) -> int:
     import torch
 
     from thrifty.core.errors import ConfigError
-    from thrifty.dlm.rl.pairs import build_pairs, save_pairs
-    from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
+    from thrifty.dlm.rl.pairs import sample_pairs, save_pairs
     from thrifty.dlm.sft import load_model
 
     if args.prompts < 1 or args.samples < 2 or args.temperature < 0:
         raise ConfigError("--prompts must be >= 1, --samples >= 2 and --temperature >= 0")
     cfg, task, model = load_model(args.run_dir)
     torch.set_num_threads(cfg.n_threads)
-    block, steps = rollout_shape(task.answer_len)
-    sampler = rollout_sampler(task, steps, block, args.temperature)
-    prompts = task.examples("train", args.prompts, seed=args.seed + 7)
-    pairs, stats = build_pairs(model, task, prompts, args.samples, sampler, torch.Generator().manual_seed(args.seed),
-                               args.min_gap, block, args.temperature)
+    pairs, stats = sample_pairs(model, task, args.prompts, args.samples, torch.Generator().manual_seed(args.seed),
+                                args.seed, args.min_gap, args.temperature)
     save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir)})
     print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples (mean reward "
           f"{stats['sample_reward']:.3f}; chosen {stats['chosen_reward']:.3f}, rejected "

@@ -106,3 +106,16 @@ def test_accelerate_launch_on_two_processes_shares_the_updates(sft_run, tmp_path
     assert steps == ([0, 2, 4] if algo == "diffu_grpo" else [0, 1, 2, 3, 4])  # logged once, by the main process
     before, after = _weights(sft_run), _weights(tmp_path / "rl")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_dlm_pairs_writes_a_pairs_file_the_loop_can_reuse(sft_run, tmp_path, capsys):
+    from thrifty.cli.main import main
+
+    out = tmp_path / "pairs.safetensors"
+    assert main(["dlm", "pairs", "--run-dir", str(sft_run), "--out", str(out), "--prompts", "6", "--samples", "4",
+                 "--temperature", "1.5"]) == 0
+    assert "pairs from 6 prompts" in capsys.readouterr().out and out.is_file()
+    cfg = DlmRLConfig(algo="dtrpo", init_run=str(sft_run), run_dir=str(tmp_path / "rl"), steps=2, pairs_file=str(out),
+                      **SMALL)
+    assert train_rl(cfg, progress=False)["step"] == 2 and not (tmp_path / "rl" / "pairs.safetensors").exists()
+    assert main(["dlm", "pairs", "--run-dir", str(sft_run), "--out", str(out), "--samples", "1"]) == 1

@@ -61,18 +61,14 @@ class ContinuedSFT:
 
 
 def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, gen: torch.Generator):
-    from thrifty.dlm.rl.pairs import build_pairs, load_pairs, save_pairs
-    from thrifty.dlm.rl.rollout import rollout_sampler
+    from thrifty.dlm.rl.pairs import load_pairs, sample_pairs, save_pairs
 
     if cfg.pairs_file:
         return load_pairs(cfg.pairs_file), {}
     if (run / "pairs.safetensors").is_file():
         return load_pairs(run / "pairs.safetensors"), {}
-    block, steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
-    prompts = task.examples("train", cfg.pair_prompts, seed=cfg.seed + 7)
-    pairs, stats = build_pairs(policy, task, prompts, cfg.pair_samples,
-                               rollout_sampler(task, steps, block, cfg.rollout_temperature), gen, cfg.min_gap,
-                               block, cfg.rollout_temperature)
+    pairs, stats = sample_pairs(policy, task, cfg.pair_prompts, cfg.pair_samples, gen, cfg.seed, cfg.min_gap,
+                                cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps)
     save_pairs(pairs, run / "pairs.safetensors")
     return pairs, stats
 

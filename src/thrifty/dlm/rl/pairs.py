@@ -68,6 +68,19 @@ def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples:
     return pairs, stats
 
 
+def sample_pairs(policy: Any, task: DlmTask, n_prompts: int, samples: int, generator: torch.Generator,
+                 seed: int = 0, min_gap: float = 0.0, temperature: float = 1.0, block_len: int = 0,
+                 steps: int = 0) -> tuple[Pairs, dict[str, float]]:
+    """Pairs from ``n_prompts`` training prompts (drawn with ``seed``) decoded the way rollouts are
+    (:func:`~thrifty.dlm.rl.rollout.rollout_shape`: blocks and steps, at ``temperature``)."""
+    from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
+
+    block, steps = rollout_shape(task.answer_len, block_len, steps)
+    prompts = task.examples("train", n_prompts, seed=seed + 7)
+    return build_pairs(policy, task, prompts, samples, rollout_sampler(task, steps, block, temperature), generator,
+                       min_gap, block, temperature)
+
+
 def save_pairs(pairs: Pairs, path: str | Path, meta: dict[str, str] | None = None) -> Path:
     """Write pairs as safetensors atomically (a temporary file renamed into place)."""
     from safetensors.torch import save_file
@@ -93,4 +106,4 @@ def load_pairs(path: str | Path) -> Pairs:
     return Pairs(**{f.name: data[f.name] for f in fields(Pairs)})
 
 
-__all__ = ["Pairs", "build_pairs", "load_pairs", "save_pairs"]
+__all__ = ["Pairs", "build_pairs", "load_pairs", "sample_pairs", "save_pairs"]
