@@ -84,7 +84,7 @@ def test_numpy_only_modules_never_import_torch():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             bad += [f"{path.relative_to(SRC)}:{node.lineno} imports {n}" for n in names
                     if n.split(".")[0] in HEAVY or n.split(".")[-1] in {"compressor", "decoder", "train", "adapter",
-                                                                          "pipeline", "tiny_blocks", "snapshots"}]
+                                                                          "pipeline", "tiny_blocks", "checkpoint"}]
     assert not bad, "numpy-only modules import torch or a torch module:\n" + "\n".join(bad)
     missing = [f"{room}/{name}.py" for room, names in NUMPY_ONLY.items() for name in names
                if not (SRC / room / f"{name}.py").is_file()]

@@ -5,7 +5,7 @@ The task (a name in :data:`thrifty.dlm.tasks.TASKS`) gives (prompt, answer) toke
 only answer tokens (the prompt is never noised). Every ``eval_every`` steps the model answers ``n_eval`` held-out
 test examples with the low-confidence sampler (one token per step) and the mean reward and exact-solve rate are
 logged to ``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``
-(:mod:`thrifty.dlm.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
+(:mod:`thrifty.core.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
 atomically). A run started again in the same folder resumes from it and continues exactly as if it had never
 stopped (same batches, same weights). Under `accelerate launch` the processes share each global batch of
 ``batch_size`` rows (:mod:`thrifty.dlm.launch`); the main process evaluates, logs and checkpoints.
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
+from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint, trim_metrics
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
-from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
@@ -99,8 +99,6 @@ def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], samp
 
 def load_model(run_dir: str | Path) -> tuple[DlmSFTConfig, DlmTask, DiffusionLM]:
     """The config, task and trained model (eval mode) of a `dlm train-sft` run."""
-    from safetensors.torch import load_file
-
     from thrifty.core.config import load_config
 
     run = Path(run_dir)
@@ -109,7 +107,7 @@ def load_model(run_dir: str | Path) -> tuple[DlmSFTConfig, DlmTask, DiffusionLM]
     cfg = load_config(DlmSFTConfig, run / "config.yaml")
     task = get_task(cfg.task)
     model = DiffusionLM(model_config(cfg, task))
-    model.load_state_dict(load_file(str(run / "checkpoint" / "model.safetensors")))
+    load_weights(run, {"model": model})
     return cfg, task, model.eval()
 
 

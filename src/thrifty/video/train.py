@@ -1,5 +1,5 @@
 """`thrifty video train`: the tiny compressor and decoder trained from scratch on needle videos in three stages,
-with snapshots that resume exactly.
+with checkpoints that resume exactly (`thrifty.core.checkpoint`).
 
 Stages (steps from :class:`TempoTrainConfig`): 1 ``full`` — short videos, every segment keeps all M memory
 tokens; 2 ``nested`` — each segment keeps a random head k ∈ [k_min, M] (nested-dropout-style truncation, a
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint, trim_metrics
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.rng import derive_seed
@@ -37,7 +38,6 @@ from thrifty.video.compressor import CompressorConfig, TinyCompressor, segment_f
 from thrifty.video.decoder import DecoderConfig, DecoderInput, TinyDecoder, restrict
 from thrifty.video.pipeline import AllocSpec, allocation, answer_needle
 from thrifty.video.qa_vocab import AnswerVocab, WordVocab, segment_answers, timestamp_bins
-from thrifty.video.snapshots import cut_log, load_snapshot, load_weights, save_snapshot
 from thrifty.video.synth import TASKS, NeedleVideo, make_video
 
 
@@ -211,9 +211,9 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "train-gen") % 2**62)
-    step = load_snapshot(run, modules, opt, gen)
+    step, _ = load_checkpoint(run, modules, opt, gen)
     log_path = run / "metrics.jsonl"
-    cut_log(log_path, step)
+    trim_metrics(log_path, step)
     heldout = heldout_videos(cfg, cfg.n_eval, cfg.eval_length)
     end = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
     t0, last = time.perf_counter(), {}
@@ -242,7 +242,7 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
             log.write(json.dumps(record) + "\n")
             if step % cfg.checkpoint_every == 0 or step == end:
                 log.flush()
-                save_snapshot(run, step, modules, opt, gen)
+                save_checkpoint(run, step, modules, opt, gen)
     params_n = compressor.num_params() + decoder.num_params()
     return {"step": step, **last, "params": params_n, "config": asdict(cfg)}
 

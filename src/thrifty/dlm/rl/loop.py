@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from thrifty.core.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
 from thrifty.core.config import save_config
-from thrifty.dlm.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
