@@ -237,15 +237,20 @@ class OpenAICompatModel:
                     if not isinstance(data, dict):
                         raise ModelError(f"{method} {url}: expected a JSON object, got {type(data).__name__}")
                     return data
-                if code not in (408, 429) and code < 500:
-                    raise ModelError(f"{method} {url}: HTTP {code}: {_server_message(resp)}")
-                last = f"HTTP {code}: {_server_message(resp)}"
-                after = _retry_after(resp)
-                if after is not None:
-                    wait = min(after, self.retry_after_max_s)
+                last, after = self._failed(resp, method, url)
+                wait = wait if after is None else after
             if attempt < attempts - 1:
                 self._sleep(wait)
         raise TransientError(f"{method} {url}: {last} (gave up after {attempts} attempts)")
+
+    def _failed(self, resp: httpx.Response, method: str, url: str) -> tuple[str, float | None]:
+        """A failed response: raise when retrying cannot help (4xx but 408/429); else (what failed, the server's
+        Retry-After wait capped at ``retry_after_max_s``, or None)."""
+        code = resp.status_code
+        if code not in (408, 429) and code < 500:
+            raise ModelError(f"{method} {url}: HTTP {code}: {_server_message(resp)}")
+        after = _retry_after(resp)
+        return f"HTTP {code}: {_server_message(resp)}", None if after is None else min(after, self.retry_after_max_s)
 
     def list_models(self) -> list[str]:
         """Model ids the server offers (GET /models); a cheap health check."""

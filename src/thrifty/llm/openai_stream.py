@@ -66,7 +66,7 @@ def fold_events(events: Iterator[dict[str, Any]], on_text: Callable[[str], None]
 
 def stream_chat(model: Any, body: dict[str, Any], on_text: Callable[[str], None]) -> dict[str, Any]:
     """POST ``body`` with ``stream: true`` through ``model`` (an OpenAICompatModel); see the module notes."""
-    from thrifty.llm.openai_compat import _retry_after, _server_message, one_line
+    from thrifty.llm.openai_compat import one_line
 
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
     headers = model._auth_headers()
@@ -96,12 +96,8 @@ def stream_chat(model: Any, body: dict[str, Any], on_text: Callable[[str], None]
                         return data
                     return fold_events(_events(resp.iter_lines()), emit)
                 resp.read()
-                if code not in (408, 429) and code < 500:
-                    raise ModelError(f"POST {url}: HTTP {code}: {_server_message(resp)}")
-                last = f"HTTP {code}: {_server_message(resp)}"
-                after = _retry_after(resp)
-                if after is not None:
-                    wait = min(after, model.retry_after_max_s)
+                last, after = model._failed(resp, "POST", url)
+                wait = wait if after is None else after
         except httpx.TimeoutException:
             if started:
                 raise ModelError(f"POST {url}: the stream stalled for {model.retry.timeout_s:g}s") from None
