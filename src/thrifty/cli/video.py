@@ -41,7 +41,7 @@ def register(rooms) -> None:
     s.add_argument("--out", help="folder for needle_NNN.npz (frames, evidence) and summary.jsonl")
     s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     t = add_verb(verbs, "train", "train the tiny query-conditioned compressor and answer decoder from scratch on needle "
-                 "videos in three stages (full memory, random head truncation, allocated budgets); resumes exactly",
+                 "videos in stages (stem captions, full memory, random head truncation, allocated budgets); resumes exactly",
                  _train)
     add_config_args(t)
     t.add_argument("--run-dir", help="where config.yaml, metrics.jsonl and checkpoint/ go")
@@ -55,6 +55,9 @@ def register(rooms) -> None:
         e.add_argument("--lengths", default=lengths, help="frames per held-out video, comma-separated")
         e.add_argument("--seed", type=int, default=2000, help="held-out seed stream (never a training seed)")
         e.add_argument("--out", help="folder for the plots (default: <run-dir>/<verb>)")
+        e.add_argument("--truncation", choices=("head", "tail", "random", "merge"), default="head",
+                       help="which k of a segment's M memory states the decoder reads: the first k (the design), "
+                       "the last k, k at random, or ToMe-style merging of the most similar (ablations)")
 
 
 def _numbers(text: str, flag: str, cast=float) -> list:
@@ -192,7 +195,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise ConfigError("--n must be >= 1, --budgets positive and --lengths at least 48 frames")
     torch.set_num_threads(1)
     cfg, comp, dec = load_run(args.run_dir)
-    backend = TinyBackend(comp, dec)
+    backend = TinyBackend(comp, dec, truncation=args.truncation, seed=args.seed)
     res = run_eval(backend, backend, heldout(args.n, args.seed, tuple(lengths)), budgets, k_min=cfg.k_min)
     print(tables(res))
     for path in plots(res, args.out or Path(args.run_dir) / args.verb):

@@ -21,6 +21,7 @@ from thrifty.video.compressor import TinyCompressor, segment_frames
 from thrifty.video.decoder import DecoderInput, TinyDecoder, restrict
 from thrifty.video.qa_vocab import AnswerVocab, timestamp_bins
 from thrifty.video.segment import SegmentPlan
+from thrifty.video.truncate import TRUNCATIONS, truncate
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,20 @@ class _Choices:
 
 
 class TinyBackend:
-    """The trained tiny compressor and decoder (CPU), as both backends."""
+    """The trained tiny compressor and decoder (CPU), as both backends. ``truncation`` picks which k of a segment's
+    M memory states the decoder reads (``video/truncate.py``; ``head`` is the design, the rest are ablations;
+    ``random`` draws from a generator seeded by ``seed``)."""
 
     timestamp_tokens = 1
 
     def __init__(self, compressor: TinyCompressor, decoder: TinyDecoder, answers: AnswerVocab | None = None,
-                 chunk: int = 256) -> None:
+                 chunk: int = 256, truncation: str = "head", seed: int = 0) -> None:
+        if truncation not in TRUNCATIONS:
+            raise ConfigError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
         self.compressor, self.decoder = compressor.eval(), decoder.eval()
         self.answers, self.chunk = answers or AnswerVocab(), chunk
         self.m_max = compressor.cfg.n_memory
+        self.truncation, self.gen = truncation, torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def compress(self, frames: np.ndarray, plan: SegmentPlan, question: Question) -> Compressed:
@@ -90,7 +96,7 @@ class TinyBackend:
         bins = torch.tensor(timestamp_bins(plan.timestamps, plan.n_frames / plan.real_fps,
                                            self.decoder.cfg.time_bins))
         q = torch.tensor(self.decoder.vocab.encode(question.text))
-        batch = [DecoderInput(compressed.memory[:, :max(int(np.max(k, initial=0)), 1)],
+        batch = [DecoderInput(self._kept(compressed.memory, np.asarray(k)),
                               torch.as_tensor(np.asarray(k), dtype=torch.long), bins, q) for k in ks]
         probe = _Choices(question)
         allowed = self.answers.allowed(probe)
@@ -98,6 +104,16 @@ class TinyBackend:
         for i in range(0, len(batch), 16):
             logits = restrict(self.decoder(batch[i:i + 16]), [allowed] * len(batch[i:i + 16]))
             out += [self.answers.text(probe, int(c)) for c in logits.argmax(-1)]
+        return out
+
+    def _kept(self, memory: torch.Tensor, k: np.ndarray) -> torch.Tensor:
+        """(N, max k, d): each segment's kept states first (head truncation is a slice; the others are cut here)."""
+        width = max(int(np.max(k, initial=0)), 1)
+        if self.truncation == "head":
+            return memory[:, :width]
+        out = memory.new_zeros(memory.shape[0], width, memory.shape[2])
+        for i, ki in enumerate(k.tolist()):
+            out[i, :ki] = truncate(memory[i], ki, self.truncation, self.gen)
         return out
 
     def text_tokens(self, question: Question) -> int:

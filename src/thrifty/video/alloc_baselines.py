@@ -45,6 +45,22 @@ def uniform(scores, budget: int, m_max: int = 128, k_min: int = 4) -> np.ndarray
     return np.full(r.size, min(m_max, budget // max(r.size, 1)), dtype=np.int64)
 
 
+def uniform_spread(scores, budget: int, m_max: int = 128, k_min: int = 4) -> np.ndarray:
+    """Query-blind and in budget: every segment gets ⌊B/N⌋ (capped at M), and the R = B − N·⌊B/N⌋ tokens left go
+    one each to R segments spread evenly over time (segment ⌊(j + ½)·N/R⌋ for j < R). Equals ``uniform`` when N
+    divides B; when B < N it keeps B evenly spaced segments instead of none (our baseline, not Tempo's)."""
+    r = check_inputs(scores, budget, m_max, k_min)
+    n = r.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    base = min(m_max, budget // n)
+    k = np.full(n, base, dtype=np.int64)
+    extra = min(budget - base * n, n) if base < m_max else 0
+    if extra > 0:
+        k[np.floor((np.arange(extra) + 0.5) * n / extra).astype(np.int64)] += 1
+    return k
+
+
 def topk_no_anchor(scores, budget: int, m_max: int = 128, k_min: int = 4, remainder: bool = True) -> np.ndarray:
     """The ⌊B/M⌋ best-scored segments get M tokens, the rest 0 (dropped with their timestamps).
 

@@ -231,7 +231,7 @@ def ata(scores, budget: int, m_max: int = 128, k_min: int = 4, *, preset: str = 
 Allocator = Callable[..., np.ndarray]
 ALLOCATORS: Registry[Allocator] = Registry("allocator")
 ALLOCATORS.add("ata", ata)
-for _name in ("uniform", "topk_no_anchor", "softmax", "bolt", "aks", "random", "oracle"):
+for _name in ("uniform", "uniform_spread", "topk_no_anchor", "softmax", "bolt", "aks", "random", "oracle"):
     ALLOCATORS.add(_name, f"thrifty.video.alloc_baselines:{_name}")
 
 

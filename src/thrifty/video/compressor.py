@@ -9,7 +9,10 @@ no re-encoding). The relevance logit is read at the probe, just before the memor
 through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
 start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
 ``local_head`` reads the first memory state as an answer class for the segment alone (a training signal that
-makes the head of the memory carry the query's answer; unused at inference).
+makes the head of the memory carry the query's answer; unused at inference). With ``n_caption`` > 0 two caption
+heads (training signals only, see ``video/caption.py``) read the sprites and background each visual token sees
+(``token_caption``, on the stem's output, before the transformer) and the whole segment's caption from the first
+memory state (``memory_caption``): a from-scratch stand-in for the perception a pretrained small VLM brings.
 """
 
 from __future__ import annotations
@@ -37,12 +40,16 @@ class CompressorConfig:
     query_len: int = 16  # question words (left-padded)
     image_size: int = 32
     n_answers: int = 0  # classes of the segment-level answer head on the first memory state (0: no head)
+    n_caption: int = 0  # caption classes of the token and memory caption heads (0: no heads)
+    stem_norm: bool = True  # GroupNorm after each stem convolution (per frame: no batch statistics)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.n_layers < 1 or self.n_memory < 1:
             raise ConfigError("d_model must split into n_heads; n_layers and n_memory must be >= 1")
         if self.frames % self.tubelet or self.image_size % 8 or (self.image_size // 8) % self.grid:
             raise ConfigError("frames must be a multiple of tubelet; image_size/8 a multiple of grid")
+        if self.stem_norm and self.channels % 4:
+            raise ConfigError(f"the stem's GroupNorm needs channels divisible by 4, got {self.channels}")
 
     @property
     def n_visual(self) -> int:
@@ -57,6 +64,7 @@ class CompressorConfig:
 class Compression:
     memory: torch.Tensor  # (S, k, d) last-layer states at the memory positions
     relevance_logit: torch.Tensor  # (S,) Δ = logit(yes) − logit(no) at the probe
+    visual: torch.Tensor | None = None  # (S, V, d) the stem's visual tokens (inputs of the pass)
 
     @property
     def relevance(self) -> torch.Tensor:
@@ -70,8 +78,11 @@ class TinyCompressor(nn.Module):
         super().__init__()
         self.cfg, self.vocab = cfg, vocab
         c, d = cfg.channels, cfg.d_model
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1), nn.GELU(),
-                                  nn.Conv2d(2 * c, 2 * c, 3, 2, 1), nn.GELU())
+        def norm(ch: int) -> nn.Module:
+            return nn.GroupNorm(4, ch) if cfg.stem_norm else nn.Identity()
+
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
+                                  norm(2 * c), nn.GELU(), nn.Conv2d(2 * c, 2 * c, 3, 2, 1), norm(2 * c), nn.GELU())
         self.tube = nn.Linear(cfg.tubelet * 2 * c, d)
         self.words = nn.Embedding(vocab.size, d)
         self.pos = nn.Parameter(torch.zeros(cfg.probe_index + 1 + cfg.n_memory, d))
@@ -79,6 +90,8 @@ class TinyCompressor(nn.Module):
         self.blocks = nn.ModuleList(CausalBlock(d, cfg.n_heads) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
         self.local_head = nn.Linear(d, cfg.n_answers) if cfg.n_answers else None
+        self.token_caption = nn.Linear(d, cfg.n_caption) if cfg.n_caption else None
+        self.memory_caption = nn.Linear(d, cfg.n_caption) if cfg.n_caption else None
         gen = gen or torch.Generator().manual_seed(0)
         init_weights(self, gen)
         with torch.no_grad():
@@ -110,7 +123,8 @@ class TinyCompressor(nn.Module):
         s = frames.shape[0]
         probe = torch.full((s, 1), self.vocab.id("<relevant?>"), dtype=torch.long)
         text = self.words(torch.cat([query, probe], dim=1))
-        h = torch.cat([self.visual_tokens(frames), text, self.memory[:k].expand(s, k, -1)], dim=1)
+        visual = self.visual_tokens(frames)
+        h = torch.cat([visual, text, self.memory[:k].expand(s, k, -1)], dim=1)
         h = h + self.pos[: h.shape[1]]
         valid = torch.ones(s, h.shape[1], dtype=torch.bool)
         valid[:, cfg.n_visual:cfg.probe_index] = query != self.vocab.pad
@@ -119,7 +133,8 @@ class TinyCompressor(nn.Module):
             h = block(h, mask)
         h = self.norm(h)
         yes_no = self.words.weight[self.vocab.id("yes")] - self.words.weight[self.vocab.id("no")]
-        return Compression(memory=h[:, cfg.probe_index + 1:], relevance_logit=h[:, cfg.probe_index] @ yes_no)
+        return Compression(memory=h[:, cfg.probe_index + 1:], relevance_logit=h[:, cfg.probe_index] @ yes_no,
+                           visual=visual)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -130,8 +145,6 @@ def segment_frames(frames, segments, n_frames: int) -> torch.Tensor:
     (or cut) to ``n_frames``."""
     import numpy as np
 
-    rows = []
-    for seg in segments:
-        idx = np.asarray(seg)[:n_frames]
-        rows.append(np.concatenate([idx, np.full(n_frames - idx.size, idx[-1])]))
-    return torch.from_numpy(np.ascontiguousarray(frames[np.stack(rows)]))
+    from thrifty.video.caption import segment_rows
+
+    return torch.from_numpy(np.ascontiguousarray(frames[segment_rows(segments, n_frames)]))

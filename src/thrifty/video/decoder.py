@@ -5,7 +5,9 @@ Memory states from the compressor pass a linear projector into the decoder's wid
 of their rank inside the segment (slot j), so a head-truncated segment still says which slots it kept. A
 segment's timestamp is one token: an embedding of its time bin. Segments with k = 0 are dropped with their
 timestamp. The video part has no position embedding (order comes from the causal mask and the timestamps, which
-lets a decoder trained on short videos read longer ones); question words get learned positions.
+lets a decoder trained on short videos read longer ones); question words get learned positions. With
+``question_first`` the question is read once more before ``<video>`` (our option, off in Tempo's order), so each
+memory token can already weigh itself against what is asked and the answer position only has to gather.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class DecoderConfig:
     time_bins: int = 16
     n_answers: int = 24
     query_len: int = 16
+    question_first: bool = False  # also read the question before the video (each memory token can see the ask)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.n_layers < 1 or min(self.n_slots, self.time_bins, self.n_answers) < 1:
@@ -76,7 +79,8 @@ class TinyDecoder(nn.Module):
         words = self.words(torch.cat([q, torch.tensor([self.vocab.id("<answer>")])]))
         words = words + self.qpos(torch.arange(q.numel() + 1))
         start = self.words(torch.tensor([self.vocab.id("<video>")]))
-        return torch.cat([start, seg[keep], words])
+        first = [words[:-1]] if self.cfg.question_first else []
+        return torch.cat([*first, start, seg[keep], words])
 
     def forward(self, batch: list[DecoderInput]) -> torch.Tensor:
         seqs = [self.sequence(x) for x in batch]

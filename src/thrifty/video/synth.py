@@ -67,6 +67,18 @@ class Event:
         return f"{self.colour} {self.shape}"
 
 
+@dataclass(frozen=True, eq=False)
+class Track:
+    """Where one sprite is painted: top-left (ys[i], xs[i]) on frame ts[i] (events and distractors alike)."""
+
+    shape: str
+    colour: str
+    role: str  # needle | decoy | distractor
+    ts: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+
+
 @dataclass
 class NeedleVideo:
     """A generated video with its question, answer and ground truth."""
@@ -84,6 +96,7 @@ class NeedleVideo:
     plan: SegmentPlan  # how the allocator sees the video
     evidence: np.ndarray  # (n_segments,) bool
     depth: float | None  # first evidence frame / T (None for global questions)
+    tracks: tuple[Track, ...] = ()  # every painted sprite, in painting order (later ones drawn on top)
 
     @property
     def n_frames(self) -> int:
@@ -141,16 +154,19 @@ def _draw(frames: np.ndarray, shape: str, colour: str, ys: np.ndarray, xs: np.nd
     frames[ts[:, None], ys[:, None] + dy[None, :], xs[:, None] + dx[None, :]] = COLOURS[colour]
 
 
-def _distractors(rng, frames: np.ndarray, reserved: set[str], cfg: SynthConfig) -> None:
+def _distractors(rng, frames: np.ndarray, reserved: set[str], cfg: SynthConfig) -> list[Track]:
     """Sprites of the unreserved shapes moving on linear paths that bounce off the frame edges."""
     t, span = frames.shape[0], cfg.size - cfg.sprite
     free = [s for s in SHAPES if s not in reserved]
+    tracks = []
     for _ in range(int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))):
         shape, colour = free[int(rng.integers(len(free)))], list(COLOURS)[int(rng.integers(len(COLOURS)))]
         p0, v = rng.uniform(0, span, 2), rng.uniform(-0.4, 0.4, 2)
         pos = np.abs((p0[None, :] + v[None, :] * np.arange(t)[:, None]) % (2 * span) - span)  # reflect
         pos = np.rint(span - pos).astype(int)
         _draw(frames, shape, colour, pos[:, 0], pos[:, 1], np.arange(t), cfg.sprite)
+        tracks.append(Track(shape, colour, "distractor", np.arange(t), pos[:, 0], pos[:, 1]))
+    return tracks
 
 
 def _place(rng, t: int, n: int, cfg: SynthConfig) -> list[tuple[int, int]]:
@@ -227,10 +243,11 @@ def make_video(seed: int, task: str = "attribute", n_frames: int = 256, cfg: Syn
     rng = np.random.default_rng(derive_seed(seed, "needle", task, n_frames))
     events, question, answer, choices = _events(rng, task, n_frames, cfg)
     frames, phases = _background(rng, n_frames, cfg)
-    _distractors(rng, frames, {e.shape for e in events}, cfg)
+    tracks = _distractors(rng, frames, {e.shape for e in events}, cfg)
     for e in events:  # events last: never hidden behind a distractor
         ts = np.arange(e.start, e.stop)
         _draw(frames, e.shape, e.colour, np.full(ts.size, e.y), np.full(ts.size, e.x), ts, cfg.sprite)
+        tracks.append(Track(e.shape, e.colour, e.role, ts, np.full(ts.size, e.y), np.full(ts.size, e.x)))
     evidence = np.zeros(n_frames, dtype=bool)
     if task == "global":
         answer, evidence[:] = phases[int(np.argmax([b - a for _, a, b in phases]))][0], True
@@ -243,7 +260,8 @@ def make_video(seed: int, task: str = "attribute", n_frames: int = 256, cfg: Syn
     depth = None if task == "global" else float(np.argmax(evidence)) / n_frames
     return NeedleVideo(seed=seed, task=task, frames=frames, fps=cfg.fps, question=question, answer=answer,
                        choices=choices, events=tuple(events), background=phases, evidence_frames=evidence,
-                       plan=plan, evidence=segment_mask(evidence, plan), depth=depth)
+                       plan=plan, evidence=segment_mask(evidence, plan), depth=depth,
+                       tracks=tuple(tracks))
 
 
 def make_benchmark(n: int, seed: int = 0, lengths=(64, 256, 1024), tasks=TASKS,

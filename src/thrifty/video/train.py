@@ -1,18 +1,21 @@
 """`thrifty video train`: the tiny compressor and decoder trained from scratch on needle videos in three stages,
 with checkpoints that resume exactly (`thrifty.core.checkpoint`).
 
-Stages (steps from :class:`TempoTrainConfig`): 1 ``full`` — short videos, every segment keeps all M memory
-tokens; 2 ``nested`` — each segment keeps a random head k ∈ [k_min, M] (nested-dropout-style truncation, a
-labelled deviation: Tempo's training code is unreleased) on longer videos, so the decoder reads variable-length
-memory; 3 ``allocated`` — k comes from an allocator (drawn per batch among ``stage3_rules``, at a budget drawn
-from ``stage3_budgets``) run on the model's own detached relevance, so the decoder sees the allocations it is
-evaluated with. Loss = answer cross-entropy (over the question's choices) + w_stage · BCE of the relevance logit
-against the per-segment evidence + v_stage · cross-entropy of the segment-level answer read from each segment's
-first memory state (the question asked of that segment alone: our stand-in for Tempo's alignment stage, which
-makes the head of the memory carry the answer; in our runs the decoder stayed near chance with or without it,
-see docs/results.md). The relevance head is trained: Tempo's is zero-shot from its small VLM's LM
-head, a from-scratch model has no zero-shot ability. Training videos are seeded from (seed, "train", step, i),
-held-out ones from (eval_seed, "heldout", i).
+Stages (steps from :class:`TempoTrainConfig`): 0 ``caption`` — the visual stem alone learns which sprites
+(shape × colour) and background each visual token sees (`video/caption.py`; our from-scratch stand-in for the
+pretrained small VLM Tempo starts from, the spec's S0), no transformer pass; 1 ``full`` — short videos, every
+segment keeps all M memory tokens; 2 ``nested`` — each segment keeps a random head k ∈ [k_min, M]
+(nested-dropout-style truncation, a labelled deviation: Tempo's training code is unreleased) on longer videos, so
+the decoder reads variable-length memory; 3 ``allocated`` — k comes from an allocator (drawn per batch among
+``stage3_rules``, at a budget drawn from ``stage3_budgets``) run on the model's own detached relevance, so the
+decoder sees the allocations it is evaluated with. Loss in stages 1–3 = answer cross-entropy (over the question's
+choices) + w_stage · BCE of the relevance logit against the per-segment evidence + v_stage · cross-entropy of the
+segment-level answer read from each segment's first memory state (the question asked of that segment alone;
+with ``local_balanced`` the rare evidence segments weigh as much as all the others) +
+c_stage · the token caption BCE + m_stage · BCE of the segment's caption read from its first memory state (the
+spec's alignment stage: the memory must carry what the segment shows, whatever the query). The relevance head is
+trained: Tempo's is zero-shot from its small VLM's LM head, a from-scratch model has no zero-shot ability.
+Training videos are seeded from (seed, "train", step, i), held-out ones from (eval_seed, "heldout", i).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.rng import derive_seed
 from thrifty.video.adapter import TinyBackend
 from thrifty.video.allocate import ALLOCATORS
+from thrifty.video.caption import caption_classes, token_labels
 from thrifty.video.compressor import CompressorConfig, TinyCompressor, segment_frames
 from thrifty.video.decoder import DecoderConfig, DecoderInput, TinyDecoder, restrict
 from thrifty.video.pipeline import AllocSpec, allocation, answer_needle
@@ -53,10 +57,12 @@ class TempoTrainConfig:
     n_memory: int = 16  # M
     k_min: int = 1
     channels: int = 16
+    stem_norm: bool = True
     time_bins: int = 16
     batch_size: int = 12  # videos per step
     lr: float = 2e-3
     warmup: int = 100
+    caption_steps: int = 0  # stage 0: the stem learns to see (token captions), before any question
     stage1_steps: int = 1600
     stage2_steps: int = 800
     stage3_steps: int = 400
@@ -65,6 +71,9 @@ class TempoTrainConfig:
     stage3_lengths: tuple[int, ...] = (96, 128)
     relevance_weight: tuple[float, ...] = (1.0, 1.0, 1.0)  # per stage
     local_weight: tuple[float, ...] = (1.0, 1.0, 0.5)  # per stage: segment-level answer loss on the first memory
+    caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: token caption BCE on the stem's output
+    memory_caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: segment caption from memory 0
+    local_balanced: bool = False  # evidence and other segments weigh half each in the segment-level answer loss
     stage3_rules: tuple[str, ...] = ("ata", "uniform", "topk_no_anchor")
     stage3_budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)  # visual tokens per sampled frame
     tasks: tuple[str, ...] = TASKS
@@ -80,11 +89,12 @@ class TempoTrainConfig:
                      "n_memory", "k_min"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if min(self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or self.total_steps < 1:
+        if min(self.caption_steps, self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or \
+                self.total_steps < 1:
             raise ConfigError("stage steps must be >= 0 and at least one step in all")
         if self.k_min > self.n_memory:
             raise ConfigError(f"k_min {self.k_min} exceeds n_memory {self.n_memory}")
-        for name in ("relevance_weight", "local_weight"):
+        for name in ("relevance_weight", "local_weight", "caption_weight", "memory_caption_weight"):
             if len(getattr(self, name)) != 3 or min(getattr(self, name)) < 0:
                 raise ConfigError(f"{name} needs three non-negative weights, one per stage")
         bad = [t for t in self.tasks if t not in TASKS] + [r for r in self.stage3_rules if r not in ALLOCATORS]
@@ -98,17 +108,19 @@ class TempoTrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.stage1_steps + self.stage2_steps + self.stage3_steps
+        return self.caption_steps + self.stage1_steps + self.stage2_steps + self.stage3_steps
 
     def stage(self, step: int) -> int:
-        """Stage (1, 2 or 3) of the 0-based optimiser step ``step``."""
-        return 1 if step < self.stage1_steps else 2 if step < self.stage1_steps + self.stage2_steps else 3
+        """Stage (0, 1, 2 or 3) of the 0-based optimiser step ``step``."""
+        ends = np.cumsum([self.caption_steps, self.stage1_steps, self.stage2_steps])
+        return int(np.searchsorted(ends, step, side="right"))
 
 
 def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
     words, answers = WordVocab(), AnswerVocab()
     ccfg = CompressorConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                            n_memory=cfg.n_memory, channels=cfg.channels, n_answers=answers.size)
+                            n_memory=cfg.n_memory, channels=cfg.channels, n_answers=answers.size,
+                            n_caption=len(caption_classes()), stem_norm=cfg.stem_norm)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
                          n_answers=answers.size, query_len=ccfg.query_len)
@@ -119,7 +131,7 @@ def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
 def train_videos(cfg: TempoTrainConfig, step: int) -> list[NeedleVideo]:
     """The batch of step ``step``: a function of (seed, step) only."""
     rng = np.random.default_rng(derive_seed(cfg.seed, "batch", step))
-    lengths = (cfg.stage1_lengths, cfg.stage2_lengths, cfg.stage3_lengths)[cfg.stage(step) - 1]
+    lengths = (cfg.stage1_lengths, cfg.stage1_lengths, cfg.stage2_lengths, cfg.stage3_lengths)[cfg.stage(step)]
     return [make_video(derive_seed(cfg.seed, "train", step, i), cfg.tasks[int(rng.integers(len(cfg.tasks)))],
                        int(lengths[int(rng.integers(len(lengths)))])) for i in range(cfg.batch_size)]
 
@@ -144,11 +156,33 @@ def _memory_counts(cfg: TempoTrainConfig, stage: int, videos, relevance: list[np
                                                                                           strict=True)]
 
 
+def balanced_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """½·mean(values[mask]) + ½·mean(values[~mask]); the plain mean when either side is empty."""
+    mask = mask.bool()
+    if mask.all() or not mask.any():
+        return values.mean()
+    return 0.5 * (values[mask].mean() + values[~mask].mean())
+
+
+def caption_targets(compressor: TinyCompressor, videos) -> torch.Tensor:
+    """(S, V, C) float token caption targets of every segment of ``videos`` (concatenated)."""
+    c = compressor.cfg
+    return torch.from_numpy(np.concatenate([token_labels(v, c.frames, c.tubelet, c.grid) for v in videos])).float()
+
+
+def caption_loss(compressor: TinyCompressor, visual: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(compressor.token_caption(visual), targets)
+
+
 def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generator) -> dict[str, Any]:
-    """Forward both models on one batch; returns the loss tensor and its parts."""
+    """Forward the models on one batch; returns the loss tensor and its parts (stage 0: the stem alone)."""
     answers = AnswerVocab()
     ccfg = compressor.cfg
     frames = torch.cat([segment_frames(v.frames, v.plan.segments, ccfg.frames) for v in videos])
+    captions = caption_targets(compressor, videos)
+    if stage == 0:
+        loss = caption_loss(compressor, compressor.visual_tokens(frames), captions)
+        return {"loss": loss, "caption": loss.item()}
     counts = [v.plan.n_segments for v in videos]
     query = torch.cat([torch.tensor([compressor.vocab.encode_padded(v.question, ccfg.query_len)]).expand(n, -1)
                        for v, n in zip(videos, counts, strict=True)])
@@ -167,10 +201,17 @@ def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generato
     ce = torch.nn.functional.cross_entropy(logits, labels)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out.relevance_logit, evidence)
     local_labels = torch.tensor([c for v in videos for c in segment_answers(v, answers)])
-    local = torch.nn.functional.cross_entropy(compressor.local_head(out.memory[:, 0]), local_labels)
-    loss = ce + cfg.relevance_weight[stage - 1] * bce + cfg.local_weight[stage - 1] * local
-    return {"loss": loss, "ce": ce.item(), "bce": bce.item(), "local": local.item(),
-            "acc": float((logits.argmax(-1) == labels).float().mean())}
+    local = torch.nn.functional.cross_entropy(compressor.local_head(out.memory[:, 0]), local_labels,
+                                              reduction="none")
+    local = balanced_mean(local, evidence > 0) if cfg.local_balanced else local.mean()
+    caption = caption_loss(compressor, out.visual, captions)
+    memory_caption = torch.nn.functional.binary_cross_entropy_with_logits(
+        compressor.memory_caption(out.memory[:, 0]), captions.amax(1))
+    w = stage - 1
+    loss = (ce + cfg.relevance_weight[w] * bce + cfg.local_weight[w] * local + cfg.caption_weight[w] * caption
+            + cfg.memory_caption_weight[w] * memory_caption)
+    return {"loss": loss, "ce": ce.item(), "bce": bce.item(), "local": local.item(), "caption": caption.item(),
+            "memory_caption": memory_caption.item(), "acc": float((logits.argmax(-1) == labels).float().mean())}
 
 
 def quick_eval(cfg: TempoTrainConfig, compressor, decoder, videos) -> dict[str, float]:
@@ -235,10 +276,8 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
                 last = quick_eval(cfg, compressor, decoder, heldout)
                 record.update({f"eval_{k}": v for k, v in last.items()})
             if progress and (step % cfg.log_every == 0 or "eval_auroc" in record):
-                extra = "".join(f", {k} {v:.3f}" for k, v in record.items() if k.startswith("eval_"))
-                print(f"step {step}/{cfg.total_steps} (stage {stage}): ce {parts['ce']:.3f}, bce {parts['bce']:.3f}, "
-                      f"local {parts['local']:.3f}, "
-                      f"batch acc {parts['acc']:.2f}{extra} ({record['wall_s']:.0f} s)", flush=True)
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k not in ("step", "stage", "wall_s"))
+                print(f"step {step}/{cfg.total_steps} (stage {stage}): {shown} ({record['wall_s']:.0f} s)", flush=True)
             log.write(json.dumps(record) + "\n")
             if step % cfg.checkpoint_every == 0 or step == end:
                 log.flush()

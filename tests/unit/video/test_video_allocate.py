@@ -123,7 +123,7 @@ def test_presets_and_bad_options():
 
 
 def test_registry_names_and_errors():
-    assert set(ALLOCATORS.names()) == {"ata", "uniform", "topk_no_anchor", "softmax", "bolt", "aks", "random",
+    assert set(ALLOCATORS.names()) == {"ata", "uniform", "uniform_spread", "topk_no_anchor", "softmax", "bolt", "aks", "random",
                                        "oracle"}
     with pytest.raises(ConfigError, match="unknown allocator"):
         allocate([0, 1], 10, rule="best")

@@ -17,6 +17,11 @@ def test_uniform_and_topk_by_hand():
     assert allocate([0.1, 0.9, 0.5], 64, rule="uniform").tolist() == [21, 21, 21]  # ⌊64/3⌋
     assert allocate([0.1, 0.9, 0.5], 8192, rule="uniform").tolist() == [128] * 3  # capped at M
     assert allocate([0.1] * 5, 3, rule="uniform").tolist() == [0] * 5  # N > B
+    # spread: the same when N divides B; otherwise the remainder goes to evenly spaced segments ⌊(j + ½)·N/R⌋
+    assert allocate([0.1, 0.9, 0.5], 63, rule="uniform_spread").tolist() == [21, 21, 21]
+    assert allocate([0.9] * 8, 4, rule="uniform_spread").tolist() == [0, 1, 0, 1, 0, 1, 0, 1]  # 1, 3, 5, 7
+    assert allocate([0.9] * 5, 7, rule="uniform_spread").tolist() == [1, 2, 1, 2, 1]  # R = 2: ⌊1.25⌋, ⌊3.75⌋
+    assert allocate([0.1] * 3, 500, 8, 1, rule="uniform_spread").tolist() == [8, 8, 8]  # capped at M
     # ⌊200/128⌋ = 1 segment at 128 (the 0.9); the 72 left go to the next best (0.5) unless remainder is off
     assert allocate([0.1, 0.9, 0.5], 200, rule="topk_no_anchor").tolist() == [0, 128, 72]
     assert allocate([0.1, 0.9, 0.5], 200, rule="topk_no_anchor", remainder=False).tolist() == [0, 128, 0]
@@ -81,7 +86,7 @@ def test_baselines_stay_within_budget_and_bounds(r, budget, mk):
     m, kmin = mk
     r = np.array(r)
     mask = (r >= np.median(r)).astype(int)
-    outs = {"uniform": {}, "topk_no_anchor": {}, "softmax": {}, "bolt": {}, "aks": {},
+    outs = {"uniform": {}, "uniform_spread": {}, "topk_no_anchor": {}, "softmax": {}, "bolt": {}, "aks": {},
             "random": {"rng": np.random.default_rng(0)}, "oracle": {"relevance": mask}}
     for rule, opts in outs.items():
         k = allocate(r, budget, m, kmin, rule=rule, **opts)
@@ -91,6 +96,7 @@ def test_baselines_stay_within_budget_and_bounds(r, budget, mk):
     if r.size <= budget:  # the ones that settle to the budget spend all of it they can
         assert allocate(r, budget, m, kmin, rule="softmax").sum() == min(budget, r.size * m)
         assert allocate(r, budget, m, kmin, rule="topk_no_anchor").sum() == min(budget, r.size * m)
+    assert allocate(r, budget, m, kmin, rule="uniform_spread").sum() == min(budget, r.size * m)  # even when N > B
 
 
 def test_token_account_and_stats():

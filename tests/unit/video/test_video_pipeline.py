@@ -86,3 +86,25 @@ def test_qwen_adapter_needs_a_model_folder_and_a_gpu(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         QwenVLBackend(tmp_path)
+
+
+def test_truncation_modes_feed_the_decoder_the_chosen_states():
+    tiny = _backend()
+    memory = torch.randn(3, M, 16, generator=torch.Generator().manual_seed(0))
+    k = np.array([2, 0, 5])
+    for mode in ("head", "tail", "random", "merge"):
+        b = TinyBackend(tiny.compressor, tiny.decoder, tiny.answers, truncation=mode, seed=1)
+        kept = b._kept(memory, k)
+        assert kept.shape == (3, 5, 16)
+        if mode == "head":
+            assert torch.equal(kept, memory[:, :5])
+        if mode == "tail":
+            assert torch.equal(kept[0, :2], memory[0, -2:]) and torch.equal(kept[2], memory[2, -5:])
+        if mode != "head":
+            assert not kept[0, 2:].any() and not kept[1].any()  # past each segment's k: padding the decoder skips
+    video = make_video(4, "attribute", 64)
+    tail = TinyBackend(tiny.compressor, tiny.decoder, tiny.answers, truncation="tail")
+    _, res = answer_needle(video, tail, tail, [AllocSpec("u", "uniform", 0.25)], k_min=1)
+    assert res[0].answer in video.choices
+    with pytest.raises(ConfigError, match="unknown truncation"):
+        TinyBackend(tiny.compressor, tiny.decoder, truncation="best")
