@@ -4,7 +4,8 @@ resume exactly.
 The task (a name in :data:`thrifty.dlm.tasks.TASKS`) gives (prompt, answer) token sequences; the ELBO loss masks
 only answer tokens (the prompt is never noised). Every ``eval_every`` steps the model answers ``n_eval`` held-out
 test examples with the low-confidence sampler (one token per step) and the mean reward and exact-solve rate are
-logged to ``metrics.jsonl`` with wall time. Checkpoints go to ``<run_dir>/checkpoint/``
+logged to ``metrics.jsonl`` with wall time (and mirrored to TensorBoard event files under ``<run_dir>/tb/`` with
+``tensorboard: true``; :mod:`thrifty.core.metrics_log`). Checkpoints go to ``<run_dir>/checkpoint/``
 (:mod:`thrifty.core.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
 atomically). A run started again in the same folder resumes from it and continues exactly as if it had never
 stopped (same batches, same weights). Under `accelerate launch` the processes share each global batch of
@@ -13,7 +14,6 @@ stopped (same batches, same weights). Under `accelerate launch` the processes sh
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint, trim_metrics
+from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
+from thrifty.core.metrics_log import MetricsLog
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
@@ -49,6 +50,7 @@ class DlmSFTConfig:
     checkpoint_every: int = 250
     n_threads: int = 1
     eval_block_len: int | None = None  # semi-autoregressive blocks for the evaluation sampler (None: one block)
+    tensorboard: bool = False  # also write the metrics as TensorBoard event files under <run_dir>/tb/
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -129,12 +131,9 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     step, _ = load_checkpoint(run, {"model": model}, opt, gen)
     model, opt = launch.prepare(model, opt)
     mine = launch.rows(cfg.batch_size)
-    metrics = run / "metrics.jsonl"
-    if launch.is_main:
-        trim_metrics(metrics, step)
     maskable = torch.zeros(cfg.batch_size, train.shape[1], dtype=torch.bool)
     maskable[:, task.prompt_len + 1:] = True
-    log = metrics.open("a") if launch.is_main else None
+    log = MetricsLog(run, resume_step=step, tensorboard=cfg.tensorboard) if launch.is_main else None
     t0, last = time.perf_counter(), {}
     model.train()
     while step < cfg.steps:
@@ -155,7 +154,7 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
                 print(f"step {step}: loss {record['loss']:.3f}, test reward {last['reward']:.3f}, solved "
                       f"{last['solved']:.3f} ({record['wall_s']:.0f} s)", flush=True)
         if log is not None:
-            log.write(json.dumps(record) + "\n")
+            log.write(record)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             if log is not None:
                 log.flush()

@@ -30,6 +30,7 @@ class DlmRLConfig:
     eval_every: int = 50
     checkpoint_every: int = 50
     ref_sync_every: int = 0  # > 0: copy the policy into the reference every this many steps (d1: 64)
+    tensorboard: bool = False  # also write metrics.jsonl's records as TensorBoard event files under <run_dir>/tb/
     # online policy gradient (diffu_grpo, diffpo)
     prompts_per_step: int = 16
     group_size: int = 8

@@ -7,15 +7,15 @@ An update is an object with ``update(pool, generator) -> (optimiser steps, stats
 reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). ``metrics.jsonl``
 gets one record per update — training wall and CPU time (evaluation excluded), cumulative forward passes of the policy and
 the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
-``eval_every`` steps. Under `accelerate launch` each process takes its share of every update's prompts or pairs
-(:mod:`thrifty.dlm.launch`), gradients are averaged, and the main process evaluates, logs and checkpoints; the stats
-logged are the main process's rows.
+``eval_every`` steps (mirrored to TensorBoard event files under ``<run_dir>/tb/`` with ``tensorboard: true``).
+Under `accelerate launch` each process takes its share of every update's prompts or pairs (:mod:`thrifty.dlm.launch`),
+gradients are averaged, and the main process evaluates, logs and checkpoints; the stats logged are the main process's
+rows.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from thrifty.core.checkpoint import load_checkpoint, save_checkpoint, trim_metrics
+from thrifty.core.checkpoint import load_checkpoint, save_checkpoint
 from thrifty.core.config import save_config
+from thrifty.core.metrics_log import MetricsLog
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
@@ -130,9 +131,6 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     if "ref" in extra:
         ref.load_state_dict(extra["ref"])
     wall, cpu, fwd = float(extra.get("wall_s", 0.0)), float(extra.get("cpu_s", 0.0)), dict(extra.get("forward", {}))
-    metrics = run / "metrics.jsonl"
-    if launch.is_main:
-        trim_metrics(metrics, step)
     pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
     test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
     eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
@@ -141,10 +139,11 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch)
     if step == 0:
         wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
-    log = metrics.open("a") if launch.is_main else None
+    # a fresh start (no checkpoint) also drops the step-0 line of an attempt that died before its first checkpoint
+    log = MetricsLog(run, resume_step=step if step else -1, tensorboard=cfg.tensorboard) if launch.is_main else None
     if step == 0 and log is not None:
         first = {"step": 0, "wall_s": wall, "cpu_s": cpu, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
-        log.write(json.dumps(first) + "\n")
+        log.write(first)
         if progress:
             print(f"start: held-out reward {first['eval_reward']:.3f}, solved {first['eval_solved']:.3f}", flush=True)
     last: dict[str, Any] = {}
@@ -175,7 +174,7 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
             if progress:
                 print(f"step {step}: held-out reward {last['eval_reward']:.3f}, solved {last['eval_solved']:.3f} "
                       f"({wall:.0f} s training)", flush=True)
-        log.write(json.dumps(record) + "\n")
+        log.write(record)
         if step % cfg.checkpoint_every < taken or done:
             log.flush()
             extra = {"wall_s": wall, "cpu_s": cpu, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
