@@ -20,7 +20,6 @@ Training videos are seeded from (seed, "train", step, i), held-out ones from (ev
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -31,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint, trim_metrics
+from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
+from thrifty.core.metrics_log import MetricsLog
 from thrifty.core.rng import derive_seed
 from thrifty.video.adapter import TinyBackend
 from thrifty.video.allocate import ALLOCATORS
@@ -83,6 +83,7 @@ class TempoTrainConfig:
     checkpoint_every: int = 300
     log_every: int = 50
     n_threads: int = 1
+    tensorboard: bool = False  # also write the metrics as TensorBoard event files under <run_dir>/tb/
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_every", "n_eval", "checkpoint_every", "log_every", "n_threads",
@@ -253,14 +254,12 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "train-gen") % 2**62)
     step, _ = load_checkpoint(run, modules, opt, gen)
-    log_path = run / "metrics.jsonl"
-    trim_metrics(log_path, step)
     heldout = heldout_videos(cfg, cfg.n_eval, cfg.eval_length)
     end = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
     t0, last = time.perf_counter(), {}
     compressor.train()
     decoder.train()
-    with log_path.open("a") as log:
+    with MetricsLog(run, resume_step=step, tensorboard=cfg.tensorboard) as log:
         while step < end:
             stage = cfg.stage(step)
             for group in opt.param_groups:
@@ -278,7 +277,7 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
             if progress and (step % cfg.log_every == 0 or "eval_auroc" in record):
                 shown = ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k not in ("step", "stage", "wall_s"))
                 print(f"step {step}/{cfg.total_steps} (stage {stage}): {shown} ({record['wall_s']:.0f} s)", flush=True)
-            log.write(json.dumps(record) + "\n")
+            log.write(record)
             if step % cfg.checkpoint_every == 0 or step == end:
                 log.flush()
                 save_checkpoint(run, step, modules, opt, gen)

@@ -10,8 +10,15 @@ import torch
 from safetensors.torch import load_file
 
 from thrifty.core.errors import ConfigError
-from thrifty.video.train import (TempoTrainConfig, balanced_mean, learning_rate, load_run, train_tempo,
-                                 train_videos)
+from thrifty.core.tb_events import read_events
+from thrifty.video.train import (
+    TempoTrainConfig,
+    balanced_mean,
+    learning_rate,
+    load_run,
+    train_tempo,
+    train_videos,
+)
 
 TINY = dict(d_model=16, n_layers=1, n_heads=2, decoder_layers=1, n_memory=4, channels=4, batch_size=2,
             caption_steps=2, local_balanced=True, caption_weight=(0.5, 0.5, 0.5), memory_caption_weight=(1.0, 1.0, 0.5), stage1_steps=2, stage2_steps=2, stage3_steps=2, stage1_lengths=(48,), stage2_lengths=(48,),
@@ -24,13 +31,17 @@ def _weights(run) -> dict[str, torch.Tensor]:
 
 
 def test_smoke_train_checkpoints_and_resumes_exactly(tmp_path):
-    whole = TempoTrainConfig(run_dir=str(tmp_path / "whole"), **TINY)
+    whole = TempoTrainConfig(run_dir=str(tmp_path / "whole"), tensorboard=True, **TINY)
     res = train_tempo(whole, progress=False)
     assert res["step"] == 8 and 0.0 <= res["auroc"] <= 1.0 and 0.0 <= res["acc_full"] <= 1.0
     log = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 9)) and [r["stage"] for r in log] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert all("ce" not in r and r["caption"] > 0 for r in log[:2])  # stage 0 trains the stem alone
     assert all(r["ce"] > 0 and r["bce"] > 0 and r["caption"] > 0 and r["memory_caption"] > 0 for r in log[2:])
+    (events,) = (tmp_path / "whole" / "tb").glob("events.out.tfevents.*")  # the same records as TensorBoard scalars
+    tb = read_events(events)
+    assert [e["step"] for e in tb] == [r["step"] for r in log]
+    assert tb[3]["scalars"]["ce"] == pytest.approx(log[3]["ce"], rel=1e-6)
 
     part = TempoTrainConfig(run_dir=str(tmp_path / "part"), **TINY)
     train_tempo(part, progress=False, stop_at=3)  # a snapshot at step 3 (stage 1), as if killed after it
