@@ -1,6 +1,7 @@
 """Does query-aware allocation pay on the trained tiny models? Accuracy of ATA (faithful and with fixes) vs
 uniform vs top-k without anchors vs oracle at equal visual-token budgets on held-out needle videos, by question
-type; visual tokens per frame actually used; relevance-head AUROC for evidence segments; goal gaps per budget.
+type; visual tokens per frame actually used; relevance-head AUROC for evidence segments; goal gaps per budget; and
+what the memory holds (segment-level answer accuracy read from each segment's first memory state).
 
 Needs a run of `thrifty video train` (configs/video/tempo_tiny.yaml). Held-out videos come from the benchmark
 seed stream (seed, "bench", i), never a training seed, and are longer than the training videos. Writes
@@ -20,6 +21,7 @@ import torch
 
 from thrifty.video.adapter import TinyBackend
 from thrifty.video.ata_eval import BUDGETS, heldout, plots, run_eval, tables
+from thrifty.video.diagnose import probe_table, segment_answer_accuracy
 from thrifty.video.train import load_run
 
 
@@ -42,6 +44,8 @@ def main() -> None:
     print(f"\nM = {cfg.n_memory} memory tokens per 8-frame segment, k_min = {cfg.k_min}, 1 token per timestamp; "
           f"{comp.num_params() + dec.num_params()} parameters\n")
     print(tables(res))
+    print("\n### Memory probe: the first memory state's answer to the question asked of each segment alone\n")
+    print(probe_table(segment_answer_accuracy(comp, videos)))
     for path in plots(res, a.out or Path(a.run_dir) / "bench"):
         print(f"wrote {path}")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")

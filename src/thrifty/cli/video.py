@@ -187,6 +187,7 @@ def _eval(args: argparse.Namespace) -> int:
     from thrifty.core.errors import ConfigError
     from thrifty.video.adapter import TinyBackend
     from thrifty.video.ata_eval import heldout, plots, run_eval, tables
+    from thrifty.video.diagnose import probe_table, segment_answer_accuracy
     from thrifty.video.train import load_run
 
     budgets = _numbers(args.budgets, "--budgets")
@@ -196,8 +197,11 @@ def _eval(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     cfg, comp, dec = load_run(args.run_dir)
     backend = TinyBackend(comp, dec, truncation=args.truncation, seed=args.seed)
-    res = run_eval(backend, backend, heldout(args.n, args.seed, tuple(lengths)), budgets, k_min=cfg.k_min)
+    videos = heldout(args.n, args.seed, tuple(lengths))
+    res = run_eval(backend, backend, videos, budgets, k_min=cfg.k_min)
     print(tables(res))
+    print("\n### Memory probe: the first memory state's answer to the question asked of each segment alone\n")
+    print(probe_table(segment_answer_accuracy(comp, videos)))
     for path in plots(res, args.out or Path(args.run_dir) / args.verb):
         print(f"wrote {path}")
     return 0
