@@ -3,16 +3,21 @@
 From one SFT checkpoint per task, every method trains for the same compute — ``--budget-s`` seconds of process CPU
 time on one thread (equal wall time on an idle machine, and still fair when other jobs share it; evaluation
 excluded) — with each of ``--seeds`` seeds: diffu-GRPO, DiFFPO (fixed sampler), DiFFPO with the joint sampler head
-(NFE priced), dTRPO, VRPO, and continued SFT (the control). Printed per task and method: held-out solve rate and
-reward (mean ± sd over seeds), mean NFE of the evaluation sampler, optimiser steps, CPU seconds and forward passes
-(sequence rows) per step; then the goals: each RL method ≥ control + 10 points on some task; DiFFPO's joint sampler
-at ≥ the fixed-sampler accuracy with ≥ 30 % fewer NFEs; dTRPO ≥ 5× cheaper per preference pair than trajectory
-replay (measured on the same pairs, forward and backward).
+(NFE priced), dTRPO, VRPO, and continued SFT (the control). Opt-in with ``--methods`` (:data:`OPT_IN`): dTRPO and
+VRPO on pairs decoded the way evaluation decodes (``pair_decoding: eval``: one token a step, most confident first,
+tokens drawn at temperature 1) instead of like rollouts (4 blocks, 2 tokens a step); dTRPO on those pairs with the
+exact trajectory ratio (in one block of 16 one-token steps dTRPO's estimate scores one token per answer); and the
+exact ratio on the rollout pairs, its control. Printed per task and method: held-out solve rate and reward (mean ±
+sd over seeds), mean NFE of the evaluation sampler, optimiser steps, CPU seconds and forward passes (sequence rows)
+per step, and the pairs' rewards; then the goals: each RL method ≥ control + 10 points on some task; DiFFPO's joint
+sampler at ≥ the fixed-sampler accuracy with ≥ 30 % fewer NFEs; dTRPO ≥ 5× cheaper per preference pair than
+trajectory replay (measured on the same pairs, forward and backward).
 
     python bench/dlm_rl.py --task sudoku4=runs/dlm_sudoku4_limited [--task NAME=RUN ...] [--seeds 3]
         [--budget-s 90] [--jobs 2] [--out runs/bench_dlm_rl]
 
-A run that finished with the same budget is reused (its ``result.json``), so tasks can be added later.
+A run that finished with the same budget, evaluation size and pair prompts is reused (its ``result.json``), so tasks
+and methods can be added later.
 """
 
 from __future__ import annotations
@@ -35,8 +40,14 @@ METHODS = {
     "DiFFPO + joint sampler": {"algo": "diffpo", "joint_sampler": True, "nfe_price": 0.2},
     "dTRPO": {"algo": "dtrpo"},
     "VRPO": {"algo": "vrpo"},
+    "dTRPO eval-decoded pairs": {"algo": "dtrpo", "pair_decoding": "eval"},
+    "VRPO eval-decoded pairs": {"algo": "vrpo", "pair_decoding": "eval"},
+    "dTRPO eval-decoded pairs replay": {"algo": "dtrpo", "pair_decoding": "eval", "pref_estimator": "replay"},
+    "dTRPO replay": {"algo": "dtrpo", "pref_estimator": "replay"},
     "SFT control": {"algo": "sft", "lr": 1e-3, "grad_clip": 1.0},
 }
+
+OPT_IN = ("dTRPO eval-decoded pairs", "VRPO eval-decoded pairs", "dTRPO eval-decoded pairs replay", "dTRPO replay")
 
 
 def _run(job: tuple[str, str, str, int, float, int, str, int]) -> dict:
@@ -53,12 +64,14 @@ def _run(job: tuple[str, str, str, int, float, int, str, int]) -> dict:
     done = Path(cfg.run_dir) / "result.json"
     if done.is_file():  # finished by an earlier invocation with the same budget: reuse it
         old = json.loads(done.read_text())
-        if old.get("budget_s") == budget and old.get("n_eval") == n_eval:
+        if old.get("budget_s") == budget and old.get("n_eval") == n_eval and \
+                old.get("pair_prompts", pair_prompts) == pair_prompts:
             return old
     res = train_rl(cfg, progress=False)
     first = json.loads((Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()[0])
     out_row = {"task": task, "method": method, "seed": seed, "start_solved": first["eval_solved"],
-               "start_reward": first["eval_reward"], "budget_s": budget, "n_eval": n_eval,
+               "start_reward": first["eval_reward"], "budget_s": budget, "n_eval": n_eval, "pair_prompts": pair_prompts,
+               **{k: first[k] for k in ("pairs", "sample_reward", "chosen_reward", "rejected_reward") if k in first},
                **{k: v for k, v in res.items() if k != "config"}}
     done.write_text(json.dumps(out_row) + "\n")
     return out_row
@@ -97,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-eval", type=int, default=256)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--pair-prompts", type=int, default=512, help="prompts whose samples make dTRPO/VRPO's pairs")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if m not in OPT_IN),
+                    help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--out", default="runs/bench_dlm_rl")
     args = ap.parse_args(argv)
     tasks = dict(t.split("=", 1) for t in args.task)
@@ -140,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {task} | {m}, its own γ | {_ms([r['eval_adaptive_solved'] for r in rs])} | "
                       f"{_ms([r['eval_adaptive_reward'] for r in rs])} | "
                       f"{statistics.mean(r['eval_adaptive_nfe'] for r in rs):.1f} | — | — | — |")
+    for task in tasks:
+        for m in methods:
+            rs = [r for r in results if r["task"] == task and r["method"] == m and "pairs" in r]
+            if rs:
+                print(f"- {task} / {m}: {statistics.mean(r['pairs'] for r in rs):.0f} pairs from "
+                      f"{rs[0]['pair_prompts']} prompts; sample reward {_ms([r['sample_reward'] for r in rs])}, chosen "
+                      f"{_ms([r['chosen_reward'] for r in rs])}, rejected {_ms([r['rejected_reward'] for r in rs])}")
     print("\nGoals")
     for m in methods:
         if m == "SFT control" or "SFT control" not in methods:

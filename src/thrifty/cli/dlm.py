@@ -56,6 +56,9 @@ def register(rooms) -> None:
     p.add_argument("--samples", type=int, default=8, help="samples per prompt")
     p.add_argument("--min-gap", type=float, default=0.0, help="keep a pair only when the reward gap exceeds this")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--decoding", choices=("rollout", "eval"), default="rollout",
+                   help="rollout: the rollout sampler (blocks of a quarter, two tokens a step); eval: the evaluation "
+                   "decoder (one token a step, the run's evaluation blocks) at --temperature (pair_decoding in dlm rl)")
     p.add_argument("--seed", type=int, default=0, help="seed of prompts and samples")
 
 
@@ -104,9 +107,10 @@ def _pairs(args: argparse.Namespace) -> int:
     cfg, task, model = load_model(args.run_dir)
     torch.set_num_threads(cfg.n_threads)
     pairs, stats = sample_pairs(model, task, args.prompts, args.samples, torch.Generator().manual_seed(args.seed),
-                                args.seed, args.min_gap, args.temperature)
-    save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir)})
-    print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples (mean reward "
+                                args.seed, args.min_gap, args.temperature, decoding=args.decoding,
+                                eval_block_len=cfg.eval_block_len)
+    save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir), "pair_decoding": args.decoding})
+    print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples, {args.decoding} decoding (mean reward "
           f"{stats['sample_reward']:.3f}; chosen {stats['chosen_reward']:.3f}, rejected "
           f"{stats['rejected_reward']:.3f}) -> {args.out}")
     return 0

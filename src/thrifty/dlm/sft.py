@@ -76,11 +76,13 @@ def model_config(cfg: DlmSFTConfig, task: DlmTask | None = None) -> DiffusionLMC
                              n_heads=cfg.n_heads, d_ff=cfg.d_ff, max_len=max(64, task.seq_len))
 
 
-def default_sampler(task: DlmTask, block_len: int | None = None) -> Any:
-    """Low-confidence remasking, one token per step."""
+def default_sampler(task: DlmTask, block_len: int | None = None, temperature: float = 0.0) -> Any:
+    """Low-confidence remasking, one token per step; greedy by default (``temperature`` > 0 draws each proposal by
+    Gumbel-max at that temperature, the order still by the drawn token's confidence)."""
     from thrifty.dlm.samplers import LowConfidenceSampler
 
-    return LowConfidenceSampler(task.vocab.mask_id, steps=task.answer_len, block_len=block_len)
+    return LowConfidenceSampler(task.vocab.mask_id, steps=task.answer_len, block_len=block_len,
+                                temperature=temperature)
 
 
 def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], sampler: Any = None,

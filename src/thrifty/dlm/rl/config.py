@@ -10,6 +10,7 @@ from thrifty.core.errors import ConfigError
 ALGOS = ("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft")
 ESTIMATORS = ("auto", "one_step", "two_times")
 PREF_ESTIMATORS = ("auto", "block", "replay", "elbo")
+PAIR_DECODINGS = ("rollout", "eval")  # how preference pairs are decoded (thrifty.dlm.rl.pairs.pair_sampler)
 
 
 @dataclass
@@ -61,6 +62,10 @@ class DlmRLConfig:
     pref_estimator: str = "auto"  # auto (dtrpo: block, vrpo: elbo) | block | replay | elbo
     mc_n: int = 8  # MC-ELBO samples (VRPO)
     pairs_file: str = ""  # reuse pairs written by `thrifty dlm pairs` (default: build them at the start)
+    # how pairs are decoded: rollout (the rollout sampler: block_len blocks, rollout_steps steps) | eval (the
+    # evaluation decoder: low-confidence, one token a step, the SFT run's eval blocks); both draw tokens at
+    # rollout_temperature. dTRPO's blocks follow the pairs' decoding blocks.
+    pair_decoding: str = "rollout"
     # SFT control
     sft_batch: int = 64
 
@@ -72,6 +77,8 @@ class DlmRLConfig:
         if self.pref_estimator not in PREF_ESTIMATORS:
             raise ConfigError(f"unknown pref_estimator {self.pref_estimator!r}; choose one of "
                               f"{', '.join(PREF_ESTIMATORS)}")
+        if self.pair_decoding not in PAIR_DECODINGS:
+            raise ConfigError(f"unknown pair_decoding {self.pair_decoding!r}; choose one of {', '.join(PAIR_DECODINGS)}")
         if self.is_level not in ("token", "sequence", "none"):
             raise ConfigError(f"is_level must be token, sequence or none, got {self.is_level!r}")
         for name in ("steps", "n_threads", "n_train", "n_eval", "eval_every", "checkpoint_every", "prompts_per_step",
@@ -98,4 +105,4 @@ class DlmRLConfig:
         return "elbo" if self.algo == "vrpo" else "block"
 
 
-__all__ = ["ALGOS", "DlmRLConfig"]
+__all__ = ["ALGOS", "PAIR_DECODINGS", "DlmRLConfig"]

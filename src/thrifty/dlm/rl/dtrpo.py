@@ -5,7 +5,10 @@ uniformly, the tokens newly unmasked at t_b given the re-masked state before it,
 model call; the same draws serve the policy and the reference, so R̂_θ − R̂_ref is an unbiased estimate of the
 trajectory log-ratio. The DPO loss −log σ(β[ΔR(chosen) − ΔR(rejected)]) trains on pairs of the model's own
 samples. ``pref_estimator`` switches the scores: ``block`` (dTRPO), ``replay`` (the exact trajectory ratio, one
-forward per step — the cost dTRPO avoids) or ``elbo`` (VRPO's MC-ELBO, :mod:`.vrpo`).
+forward per step — the cost dTRPO avoids) or ``elbo`` (VRPO's MC-ELBO, :mod:`.vrpo`). dTRPO's blocks are the blocks
+the pairs were decoded in (``pair_decoding``: the rollout blocks, or the evaluation decoder's — one block of the
+whole answer unless the SFT run set ``eval_block_len``); pairs whose step maps do not go block by block in those
+blocks are refused, since the re-masked states would not be states the sampler visited.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import torch
 
+from thrifty.core.errors import ConfigError
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import block_single_pass, trajectory_replay
 from thrifty.dlm.rl.config import DlmRLConfig
@@ -35,6 +39,15 @@ def block_draws(step_map: torch.Tensor, block_len: int, generator: torch.Generat
             draws.append(int(steps[torch.randint(len(steps), (1,), generator=generator)]))
         out.append(draws)
     return out
+
+
+def decoded_in_blocks(step_map: torch.Tensor, block_len: int) -> bool:
+    """Whether every row was decoded block by block in blocks of ``block_len``: each block's steps all come before
+    the next block's (what :func:`~thrifty.dlm.likelihood.block_single_pass`'s re-masked states assume)."""
+    if step_map.shape[1] % block_len:
+        return False
+    blocks = step_map.view(step_map.shape[0], -1, block_len)
+    return bool((blocks.amax(dim=2)[:, :-1] < blocks.amin(dim=2)[:, 1:]).all())
 
 
 def block_scores(policy: Any, ref: Any, prompt: torch.Tensor, answer: torch.Tensor, steps: torch.Tensor,
@@ -65,11 +78,18 @@ class PreferenceUpdate:
     """One optimiser step of DPO on a minibatch of pairs, with the configured scores."""
 
     def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
-                 opt: torch.optim.Optimizer, pairs: Pairs, launch: Launch | None = None) -> None:
+                 opt: torch.optim.Optimizer, pairs: Pairs, launch: Launch | None = None,
+                 block_len: int | None = None) -> None:
+        """``block_len``: the blocks the pairs were decoded in (default: the rollout blocks)."""
         self.cfg, self.task, self.policy, self.ref, self.opt, self.pairs = cfg, task, policy, ref, opt, pairs
         self.launch, self.n_updates = launch or Launch(), 0
         self.score = SCORES[cfg.preference_estimator()]
-        self.block_len = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
+        self.block_len = block_len or rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
+        if cfg.preference_estimator() == "block" and not all(
+                decoded_in_blocks(s, self.block_len) for s in (pairs.chosen_steps, pairs.rejected_steps)):
+            raise ConfigError(f"the pairs were not decoded block by block in blocks of {self.block_len} tokens, so "
+                              "dTRPO's re-masked states would be wrong; set pair_decoding to the decoding that built "
+                              "them")
         self.params = [p for group in opt.param_groups for p in group["params"]]
 
     def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:
@@ -94,4 +114,4 @@ class PreferenceUpdate:
         return 1, {"loss": loss.item(), **stats}
 
 
-__all__ = ["SCORES", "PreferenceUpdate", "block_draws", "block_scores", "replay_scores"]
+__all__ = ["SCORES", "PreferenceUpdate", "block_draws", "block_scores", "decoded_in_blocks", "replay_scores"]

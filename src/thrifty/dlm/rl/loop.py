@@ -61,7 +61,8 @@ class ContinuedSFT:
         return 1, {"loss": loss.item()}
 
 
-def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, gen: torch.Generator):
+def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, gen: torch.Generator,
+           eval_block_len: int | None = None):
     from thrifty.dlm.rl.pairs import load_pairs, sample_pairs, save_pairs
 
     if cfg.pairs_file:
@@ -69,8 +70,9 @@ def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, 
     if (run / "pairs.safetensors").is_file():
         return load_pairs(run / "pairs.safetensors"), {}
     pairs, stats = sample_pairs(policy, task, cfg.pair_prompts, cfg.pair_samples, gen, cfg.seed, cfg.min_gap,
-                                cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps)
-    save_pairs(pairs, run / "pairs.safetensors")
+                                cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps, cfg.pair_decoding,
+                                eval_block_len)
+    save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding})
     return pairs, stats
 
 
@@ -92,7 +94,10 @@ def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: Sa
 
 def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                  head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
-                 gen: torch.Generator, launch: Launch | None = None) -> tuple[Any, dict[str, float]]:
+                 gen: torch.Generator, launch: Launch | None = None,
+                 eval_block_len: int | None = None) -> tuple[Any, dict[str, float]]:
+    """The update ``cfg.algo`` names; ``eval_block_len`` is the SFT run's evaluation blocks (pairs decoded the way
+    evaluation decodes use them)."""
     if cfg.algo in ("diffu_grpo", "diffpo"):
         from thrifty.dlm.rl.diffpo import two_times_estimator
         from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
@@ -102,9 +107,13 @@ def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: 
                               launch=launch), {}
     if cfg.algo in ("dtrpo", "vrpo"):
         from thrifty.dlm.rl.dtrpo import PreferenceUpdate
+        from thrifty.dlm.rl.pairs import decoding_block_len, pair_sampler
 
-        pairs, stats = _pairs(cfg, task, policy, run, gen)  # every process builds the same pairs
-        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch), stats
+        pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len)  # every process builds the same pairs
+        sampler = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
+                               eval_block_len)
+        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch,
+                                block_len=decoding_block_len(sampler, task)), stats
     return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
 
 
@@ -136,7 +145,7 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
     counter = ForwardCounter(policy, ref)
     t_setup, c_setup = time.perf_counter(), time.process_time()
-    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch)
+    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch, sft_cfg.eval_block_len)
     if step == 0:
         wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
     # a fresh start (no checkpoint) also drops the step-0 line of an attempt that died before its first checkpoint

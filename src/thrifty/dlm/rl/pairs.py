@@ -1,6 +1,21 @@
 """Preference pairs from the model's own samples (`thrifty dlm pairs`): G samples per prompt, ranked by the
 verifier; the best and the worst form a (chosen, rejected) pair when their rewards differ by more than a gap.
-Each answer keeps its step map, so trajectory estimators (dTRPO) can re-mask it in the order it was decoded."""
+Each answer keeps its step map, so trajectory estimators (dTRPO) can re-mask it in the order it was decoded.
+
+Two decodings (``decoding``, :data:`PAIR_DECODINGS`):
+
+- ``rollout`` (the default): the online methods' rollout sampler — low-confidence order, semi-autoregressive blocks
+  and about two tokens a step (:func:`~thrifty.dlm.rl.rollout.rollout_shape`), tokens drawn at ``temperature``.
+- ``eval``: the decoder evaluation uses (:func:`~thrifty.dlm.sft.default_sampler`: low-confidence order, one token
+  a step, the SFT run's evaluation blocks — one block unless it set ``eval_block_len``), with each proposal drawn
+  at ``temperature`` instead of taken greedily. Temperature → 0 is the evaluator itself. The randomness goes into the
+  token draws rather than the unmasking order because the trajectory scores (dTRPO's block estimate, the replay)
+  are sums of token log-probabilities at the visited states: they account for random tokens, not for a random
+  order, so DPO's "score = log-probability of the sample" holds only for token noise. The pairs then go through
+  states the way the greedy evaluator does (one token a step, most confident first, in its blocks) and DPO shifts
+  probability among the tokens proposed there. Decoding costs one forward pass per answer token (rollouts: one per
+  two).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +26,7 @@ from typing import Any
 import torch
 
 from thrifty.core.errors import ConfigError
+from thrifty.dlm.rl.config import PAIR_DECODINGS
 from thrifty.dlm.rl.rollout import collect
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
@@ -68,17 +84,38 @@ def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples:
     return pairs, stats
 
 
+def pair_sampler(task: DlmTask, decoding: str = "rollout", temperature: float = 1.0, block_len: int = 0,
+                 steps: int = 0, eval_block_len: int | None = None) -> Any:
+    """The sampler pairs are decoded with: ``rollout`` — :func:`~thrifty.dlm.rl.rollout.rollout_shape`'s blocks and
+    steps (``block_len``, ``steps``: 0 for its defaults); ``eval`` — the evaluation decoder
+    (:func:`~thrifty.dlm.sft.default_sampler` with ``eval_block_len``; ``block_len`` and ``steps`` are unused); both
+    draw tokens at ``temperature``."""
+    from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
+    from thrifty.dlm.sft import default_sampler
+
+    if decoding == "eval":
+        return default_sampler(task, eval_block_len, temperature)
+    if decoding == "rollout":
+        block, steps = rollout_shape(task.answer_len, block_len, steps)
+        return rollout_sampler(task, steps, block, temperature)
+    raise ConfigError(f"unknown pair decoding {decoding!r}; choose one of {', '.join(PAIR_DECODINGS)}")
+
+
+def decoding_block_len(sampler: Any, task: DlmTask) -> int:
+    """The block length a pair sampler decodes in (the whole answer when it has no blocks)."""
+    return int(sampler.block_len or task.answer_len)
+
+
 def sample_pairs(policy: Any, task: DlmTask, n_prompts: int, samples: int, generator: torch.Generator,
                  seed: int = 0, min_gap: float = 0.0, temperature: float = 1.0, block_len: int = 0,
-                 steps: int = 0) -> tuple[Pairs, dict[str, float]]:
-    """Pairs from ``n_prompts`` training prompts (drawn with ``seed``) decoded the way rollouts are
-    (:func:`~thrifty.dlm.rl.rollout.rollout_shape`: blocks and steps, at ``temperature``)."""
-    from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
-
-    block, steps = rollout_shape(task.answer_len, block_len, steps)
+                 steps: int = 0, decoding: str = "rollout",
+                 eval_block_len: int | None = None) -> tuple[Pairs, dict[str, float]]:
+    """Pairs from ``n_prompts`` training prompts (drawn with ``seed``) decoded by :func:`pair_sampler`
+    (``decoding``: ``rollout`` — blocks and steps as rollouts; ``eval`` — as evaluation, at ``temperature``)."""
+    sampler = pair_sampler(task, decoding, temperature, block_len, steps, eval_block_len)
     prompts = task.examples("train", n_prompts, seed=seed + 7)
-    return build_pairs(policy, task, prompts, samples, rollout_sampler(task, steps, block, temperature), generator,
-                       min_gap, block, temperature)
+    return build_pairs(policy, task, prompts, samples, sampler, generator, min_gap,
+                       decoding_block_len(sampler, task), temperature)
 
 
 def save_pairs(pairs: Pairs, path: str | Path, meta: dict[str, str] | None = None) -> Path:
@@ -106,4 +143,5 @@ def load_pairs(path: str | Path) -> Pairs:
     return Pairs(**{f.name: data[f.name] for f in fields(Pairs)})
 
 
-__all__ = ["Pairs", "build_pairs", "load_pairs", "sample_pairs", "save_pairs"]
+__all__ = ["PAIR_DECODINGS", "Pairs", "build_pairs", "decoding_block_len", "load_pairs", "pair_sampler",
+           "sample_pairs", "save_pairs"]
