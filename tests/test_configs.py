@@ -32,6 +32,7 @@ KINDS = {
     "dlm/countdown3_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "video/tempo_tiny.yaml": "thrifty.video.train:TempoTrainConfig",
+    "video/tempo_grid4.yaml": "thrifty.video.train:TempoTrainConfig",
 }
 
 

@@ -11,7 +11,8 @@ the decoder reads variable-length memory; 3 ``allocated`` — k comes from an al
 decoder sees the allocations it is evaluated with. Loss in stages 1–3 = answer cross-entropy (over the question's
 choices) + w_stage · BCE of the relevance logit against the per-segment evidence + v_stage · cross-entropy of the
 segment-level answer read from each segment's first memory state (the question asked of that segment alone;
-with ``local_balanced`` the rare evidence segments weigh as much as all the others) +
+with ``local_balanced`` the rare needle-evidence segments weigh as much as all the others; a global question's
+segments are all evidence and count with the others) +
 c_stage · the token caption BCE + m_stage · BCE of the segment's caption read from its first memory state (the
 spec's alignment stage: the memory must carry what the segment shows, whatever the query). The relevance head is
 trained: Tempo's is zero-shot from its small VLM's LM head, a from-scratch model has no zero-shot ability.
@@ -57,6 +58,7 @@ class TempoTrainConfig:
     n_memory: int = 16  # M
     k_min: int = 1
     channels: int = 16
+    grid: int = 2  # visual tokens per frame side (2: 16 per 8-frame segment; 4: 64, the spec's count)
     stem_norm: bool = True
     time_bins: int = 16
     batch_size: int = 12  # videos per step
@@ -73,7 +75,7 @@ class TempoTrainConfig:
     local_weight: tuple[float, ...] = (1.0, 1.0, 0.5)  # per stage: segment-level answer loss on the first memory
     caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: token caption BCE on the stem's output
     memory_caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: segment caption from memory 0
-    local_balanced: bool = False  # evidence and other segments weigh half each in the segment-level answer loss
+    local_balanced: bool = False  # needle-evidence segments and the rest weigh half each in the segment-level loss
     stage3_rules: tuple[str, ...] = ("ata", "uniform", "topk_no_anchor")
     stage3_budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)  # visual tokens per sampled frame
     tasks: tuple[str, ...] = TASKS
@@ -120,7 +122,7 @@ class TempoTrainConfig:
 def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
     words, answers = WordVocab(), AnswerVocab()
     ccfg = CompressorConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                            n_memory=cfg.n_memory, channels=cfg.channels, n_answers=answers.size,
+                            n_memory=cfg.n_memory, channels=cfg.channels, grid=cfg.grid, n_answers=answers.size,
                             n_caption=len(caption_classes()), stem_norm=cfg.stem_norm)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
@@ -204,7 +206,8 @@ def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generato
     local_labels = torch.tensor([c for v in videos for c in segment_answers(v, answers)])
     local = torch.nn.functional.cross_entropy(compressor.local_head(out.memory[:, 0]), local_labels,
                                               reduction="none")
-    local = balanced_mean(local, evidence > 0) if cfg.local_balanced else local.mean()
+    needle = torch.tensor([v.task != "global" for v, n in zip(videos, counts, strict=True) for _ in range(n)])
+    local = balanced_mean(local, (evidence > 0) & needle) if cfg.local_balanced else local.mean()
     caption = caption_loss(compressor, out.visual, captions)
     memory_caption = torch.nn.functional.binary_cross_entropy_with_logits(
         compressor.memory_caption(out.memory[:, 0]), captions.amax(1))
