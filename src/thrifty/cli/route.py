@@ -129,7 +129,8 @@ def _predict(args: argparse.Namespace) -> int:
     from thrifty.core.errors import ConfigError
     from thrifty.llm.base import GenParams
     from thrifty.llm.factory import load_model
-    from thrifty.route.paradigms import defer_if_p_bad_above, pa, rpra
+    from thrifty.route.paradigms import pa, rpra
+    from thrifty.route.policy import defer_if_p_bad_above
     from thrifty.route.predictors.build import build_predictor
 
     if not 0.0 <= args.defer_above <= 1.0:

@@ -21,8 +21,9 @@ from typing import Any
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import GenParams
-from thrifty.route.policy import DEFER, Ladder, Policy
-from thrifty.route.runtime import Repair, Routed, route_ladder, self_refine
+from thrifty.route.engine import Repair, Routed, self_refine
+from thrifty.route.policy import Ladder, Policy
+from thrifty.route.runtime import route_ladder
 
 
 def approx_tokens(text: str) -> int:
@@ -77,18 +78,8 @@ class Deployment:
         """Route one conversation; tiers below ``start_tier`` are skipped (sticky escalation)."""
         if not 0 <= start_tier < len(self.models):
             raise ConfigError(f"start_tier must be in [0, {len(self.models) - 1}], got {start_tier}")
-        seen = trim_history(messages, self.history_tokens)
-        ladder = self.ladder_for(task)
-        if start_tier == 0:
-            return route_ladder(self.models, self.predictors, ladder, seen, params, task, repair)
-        if start_tier == len(self.models) - 1:
-            top = self.models[-1]
-            final = top.chat(seen, params)
-            return Routed(DEFER, start_tier, str(getattr(top, "model_id", self.tiers[-1])), final.text, [], [final])
-        sub = Ladder(ladder.tiers[start_tier:], ladder.policies[start_tier:], ladder.max_tries)
-        res = route_ladder(self.models[start_tier:], self.predictors[start_tier:], sub, seen, params, task, repair)
-        res.tier += start_tier
-        return res
+        return route_ladder(self.models, self.predictors, self.ladder_for(task),
+                            trim_history(messages, self.history_tokens), params, task, repair, start=start_tier)
 
 
 def read_routing_file(path: str | Path) -> dict[str, Any]:

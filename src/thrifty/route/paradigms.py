@@ -4,8 +4,10 @@ PA (Predict-Answer/Act) asks the answering model to predict its own grade with t
 token after an assistant prefix (``"Grade:"``), decides on the prediction, and, when the decision is "answer",
 continues generation from the same prompt plus ``"Grade: <label>\\n"`` — so a backend with a KV cache re-uses
 the whole prediction prompt and the answer costs only the few label tokens extra. On "defer" nothing is answered
-(the caller asks a stronger model). The decision function is injected; :func:`defer_if_p_bad_above` is a simple
-default.
+(the caller asks a stronger model). The decision is injected (any policy or ``decide`` callable;
+:func:`~thrifty.route.policy.defer_if_p_bad_above` by default) and the walk is the routing engine's one-tier
+climb (:func:`thrifty.route.engine.climb` with no top tier): thresholds live in policies, this module only
+formats prompts.
 
 RPRA (Reason-Predict-Reason-Answer/Act) adds one capped line of reasoning before the grade and, when answering,
 one capped line after it; the answer then continues from all of it. On defer the reasoning is discarded (kept
@@ -26,6 +28,8 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.judge.base import LABELS
 from thrifty.llm.base import Completion, GenParams
+from thrifty.route.engine import climb
+from thrifty.route.policy import DecisionRule, defer_if_p_bad_above
 from thrifty.route.predictors.base import Prediction, Predictor, read_prediction
 
 ANSWER, DEFER = "answer", "defer"
@@ -64,19 +68,6 @@ def answer(model: Any, messages: Messages, params: GenParams | None = None) -> C
     return model.chat(messages, params)
 
 
-def defer_if_p_bad_above(threshold: float = 0.5) -> Callable[[Prediction], str]:
-    """Decision rule: defer when the prediction is unreadable or when p_bad > ``threshold``, else answer."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"threshold must be in [0, 1], got {threshold}")
-
-    def decide(prediction: Prediction) -> str:
-        if not prediction.parsed or prediction.p_bad > threshold:
-            return DEFER
-        return ANSWER
-
-    return decide
-
-
 def _setup(model: Any, predictor: Predictor | None, decide: Callable[[Prediction], str] | None):
     if predictor is None:
         from thrifty.route.predictors.zero_shot import ZeroShotPredictor
@@ -88,10 +79,7 @@ def _setup(model: Any, predictor: Predictor | None, decide: Callable[[Prediction
 
 
 def _decide(decide: Callable[[Prediction], str], prediction: Prediction) -> str:
-    action = decide(prediction)
-    if action not in ACTIONS:
-        raise ConfigError(f"decision must be one of {', '.join(ACTIONS)}, got {action!r}")
-    return action
+    return DecisionRule(decide).decide(prediction)
 
 
 def pa(
@@ -110,13 +98,10 @@ def pa(
     lookup). The answer continues from ``prefix + " " + predicted label + "\\n"`` with the same messages.
     """
     predictor, decide = _setup(model, predictor, decide)
-    prediction = predictor.predict(messages, task)
-    action = _decide(decide, prediction)
-    completion = None
-    if action == ANSWER:
-        completion = model.chat(predictor.prompt(messages, task), params,
-                                assistant_prefix=predictor.continuation(prediction.label))
-    return PAResult(action, prediction, completion, prediction.tokens_in, prediction.tokens_out,
+    res = climb([model], [predictor], [DecisionRule(decide)], messages, params, task, top=False)
+    prediction = res.predictions[0]
+    completion = res.completions[0] if res.completions else None
+    return PAResult(res.action, prediction, completion, prediction.tokens_in, prediction.tokens_out,
                     prediction.latency_s)
 
 
@@ -166,3 +151,7 @@ def rpra(
     return PAResult(ANSWER, prediction, completion, prediction.tokens_in + second.tokens_in,
                     prediction.tokens_out + second.tokens_out, prediction.latency_s + second.latency_s, plan,
                     first.cached_tokens + second.cached_tokens)
+
+
+__all__ = ["ACTIONS", "ANSWER", "DEFER", "REASON_TAG", "PAResult", "answer", "defer_if_p_bad_above", "pa", "rpra",
+           "rpra_format"]

@@ -22,7 +22,6 @@ file).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +139,44 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class DeferIfPBadAbove:
+    """PA's simple rule: defer when the prediction is unreadable or ``p_bad`` > ``threshold``, else answer.
+    Callable on a prediction too (``rule(prediction)``), as PA's ``decide`` argument is."""
+
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+
+    def decide(self, prediction: Any) -> str:
+        if not getattr(prediction, "parsed", True) or prediction.p_bad > self.threshold:
+            return DEFER
+        return ANSWER
+
+    __call__ = decide
+
+
+def defer_if_p_bad_above(threshold: float = 0.5) -> DeferIfPBadAbove:
+    """The rule :class:`DeferIfPBadAbove` at ``threshold``."""
+    return DeferIfPBadAbove(threshold)
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """A plain ``decide(prediction) -> action`` callable as a policy (actions checked against ``actions``)."""
+
+    fn: Any
+    actions: tuple[str, ...] = (ANSWER, DEFER)
+
+    def decide(self, prediction: Any) -> str:
+        action = self.fn(prediction)
+        if action not in self.actions:
+            raise ConfigError(f"decision must be one of {', '.join(self.actions)}, got {action!r}")
+        return action
+
+
+@dataclass(frozen=True)
 class Ladder:
     """Tiers cheapest → strongest; ``policies[i]`` decides for tier i (the top tier needs none)."""
 
@@ -160,12 +197,3 @@ class Ladder:
         """How many lower tiers are consulted at most."""
         n = len(self.policies)
         return n if self.max_tries is None else min(n, self.max_tries)
-
-    def route(self, predictions: Sequence[Any]) -> tuple[int, str]:
-        """(tier index, action) for one query, given each lower tier's prediction; only ``predictions[:i+1]``
-        are read to reach tier i, so a caller may produce them lazily (see ``thrifty.route.runtime``)."""
-        for i in range(self.tries):
-            action = self.policies[i].decide(predictions[i])
-            if action != DEFER:
-                return i, action
-        return len(self.tiers) - 1, ANSWER

@@ -33,7 +33,7 @@ def test_answers_easy_queries_itself_and_defers_hard_ones_with_metadata(tmp_path
     assert (easy.action, easy.model, easy.tier, easy.text) == ("answer", "s", 0, "small answer")
     meta = easy.metadata()
     assert meta["label"] == "great" and meta["probs"]["p_great"] == pytest.approx(0.8) and not meta["fallback"]
-    assert meta["overhead_tokens"] == easy.predictions[0]["tokens_in"] > 0
+    assert meta["overhead_tokens"] == easy.predictions[0].tokens_in > 0
     hard = svc.complete(ask("hard one"), "thrifty/demo", P)
     assert (hard.action, hard.model, hard.text) == ("defer", "l", "large answer")
     assert models["l"].calls[-1].messages == ask("hard one")  # the large model never sees the prediction prompt

@@ -43,7 +43,7 @@ def _error(status: int, message: str, kind: str, code: str | None = None,
 
 def _headers(res: Routed) -> dict[str, str]:
     """The decision's ``x-thrifty-*`` headers (as a stream sends them) plus the request id and the overhead."""
-    decided = {"tier": res.tier, "model": res.model, "action": res.action, "predictions": res.predictions}
+    decided = {"tier": res.tier, "model": res.model, "action": res.action, "predictions": res.prediction_dicts()}
     return {"x-thrifty-request-id": res.request_id, **decision_headers(res.router, decided),
             "x-thrifty-overhead-ms": f"{1000 * res.overhead_s:.3f}", "x-thrifty-overhead-tokens": str(res.overhead_tokens)}
 

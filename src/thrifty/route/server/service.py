@@ -14,7 +14,6 @@ the query up; when the top tier fails, ``fallback: lower`` serves the best lower
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import dataclasses
 import logging
 import re
@@ -29,8 +28,16 @@ from typing import Any
 from thrifty.core.errors import ConfigError, TransientError
 from thrifty.llm.base import Completion, GenParams
 from thrifty.route.deploy import Deployment, trim_history
-from thrifty.route.policy import ANSWER, DEFER, REPAIR, Ladder
-from thrifty.route.runtime import continue_answer, self_refine
+from thrifty.route.engine import (
+    Hooks,
+    NoTierAnswered,
+    Routed,
+    TierDown,
+    climb,
+    continue_answer,
+    prediction_dict,
+)
+from thrifty.route.policy import Ladder
 from thrifty.route.server.guard import CircuitBreaker
 from thrifty.route.server.metrics import Metrics, server_metrics
 
@@ -102,42 +109,8 @@ class ServiceError(Exception):
         self.status, self.message, self.kind, self.code = status, message, kind, code
 
 
-class BackendDown(Exception):
-    """A guarded backend call failed after its retries, or its circuit is open."""
-
-
-@dataclass
-class Routed:
-    """One served request: the reply and how it was decided."""
-
-    request_id: str
-    router: str
-    router_version: str
-    text: str
-    finish_reason: str
-    model: str
-    tier: int
-    action: str  # answer, repair, defer, or fallback
-    predictions: list[dict[str, Any]]
-    tokens_in: int
-    tokens_out: int
-    overhead_tokens: int
-    overhead_s: float
-    latency_s: float
-    errors: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] | None = None
-    tools: str | None = None  # "passed" or "ignored" when the request carried tools
-
-    def metadata(self) -> dict[str, Any]:
-        """The ``thrifty`` field of the response."""
-        first = self.predictions[0] if self.predictions else None
-        return {"request_id": self.request_id, "router": self.router, "router_version": self.router_version,
-                "model": self.model, "tier": self.tier, "action": self.action, "fallback": self.action == "fallback",
-                "label": first["label"] if first else None,
-                "probs": {k: first[k] for k in ("p_great", "p_ok", "p_bad")} if first else None,
-                "predictions": self.predictions, "overhead_tokens": self.overhead_tokens,
-                "overhead_ms": round(1000 * self.overhead_s, 3), "backend_errors": self.errors,
-                **({"tools": self.tools} if self.tools else {})}
+BackendDown = TierDown
+"""A guarded backend call failed after its retries, or its circuit is open (the engine's :class:`TierDown`)."""
 
 
 class _Stream:
@@ -170,7 +143,7 @@ class _Stream:
         if not self.started:
             self.started = True
             self.emit("decided", {"tier": res.tier, "model": res.model, "action": res.action,
-                                  "predictions": res.predictions})
+                                  "predictions": res.prediction_dicts()})
             if res.text:
                 self.emit("text", res.text)
 
@@ -207,11 +180,6 @@ def _takes_tools(model: Any) -> bool:
     """Whether a tier's backend takes OpenAI tools (the llm layer's ``chat_tools``)."""
     flag = getattr(model, "supports_tools", None)
     return bool(flag) if flag is not None else hasattr(model, "chat_tools")
-
-
-def _prediction_dict(tier: int, model: str, p: Any) -> dict[str, Any]:
-    return {"tier": tier, "model": model, "label": p.label, "p_great": p.p_great, "p_ok": p.p_ok, "p_bad": p.p_bad,
-            "parsed": bool(p.parsed), "tokens_in": int(p.tokens_in), "latency_s": float(p.latency_s)}
 
 
 class RoutingService:
@@ -346,7 +314,7 @@ class RoutingService:
         self.metrics.observe("thrifty_request_seconds", res.latency_s, {"router": name})
         self._log_decision(messages, name, model, key_name, task, conversation, {
             "request_id": res.request_id, "router_version": res.router_version, "action": res.action,
-            "tier": res.tier, "model": res.model, "predictions": res.predictions, "tokens_in": res.tokens_in,
+            "tier": res.tier, "model": res.model, "predictions": res.prediction_dicts(), "tokens_in": res.tokens_in,
             "tokens_out": res.tokens_out, "overhead_tokens": res.overhead_tokens, "overhead_s": res.overhead_s,
             "latency_s": res.latency_s, "errors": res.errors, "answer": res.text, "tool_calls": res.tool_calls})
         log.info("request %s router=%s action=%s tier=%d model=%s overhead_ms=%.1f latency_ms=%.1f%s",
@@ -366,74 +334,41 @@ class RoutingService:
     def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
                task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None,
                stream: _Stream | None = None) -> Routed:
+        """One climb of the routing engine with every backend call guarded, tools passed to tiers that take
+        them, the answering tier's reply streamed, and the fallback policy of the config."""
         ladder = self._ladder(dep, task, tau)
-        top = len(dep.models) - 1
         errors: list[str] = []
-        preds: list[tuple[int, Any]] = []
-        deferred: list[tuple[int, Any]] = []  # lower tiers that predicted and deferred: fallback candidates
 
-        def done(tier: int, action: str, comps: list[Completion]) -> Routed:
-            pd = [_prediction_dict(i, dep.tiers[i], p) for i, p in preds]
-            calls = comps[-1].extra.get("tool_calls") if comps[-1].extra else None
-            return Routed(uuid.uuid4().hex, name, str(dep.record.get("version", "")), comps[-1].text,
-                          "tool_calls" if calls else comps[-1].finish_reason, dep.tiers[tier], tier, action, pd,
-                          sum(c.tokens_in for c in comps), sum(c.tokens_out for c in comps),
-                          sum(p["tokens_in"] for p in pd), sum(p["latency_s"] for p in pd), 0.0, errors, calls,
-                          None if tools is None else ("passed" if _takes_tools(dep.models[tier]) else "ignored"))
+        def guard(i: int, fn: Callable[[], Any], kind: str) -> Any:
+            return self._call(dep.tiers[i], fn, errors, kind != "repair" and _self_timed(dep.models[i]))
 
-        def answer(i: int, pred: Any = None, action: str = DEFER) -> Completion:
+        def answer(i: int, pred: Any, action: str | None, consulted: list[tuple[int, Any]]) -> Completion:
             model = dep.models[i]
             if tools is not None and _takes_tools(model):  # the conversation as sent, tools and all
                 return model.chat_tools(tools.messages or messages, params, tools.tools, tools.tool_choice)
             on_text = None
             if stream is not None:
-                on_text = stream.begin(i, dep.tiers[i], action, [_prediction_dict(j, dep.tiers[j], p)
-                                                                for j, p in preds])
+                on_text = stream.begin(i, dep.tiers[i], action, [prediction_dict(j, dep.tiers[j], p)
+                                                                for j, p in consulted])
                 on_text = on_text if _streams(model) else None
             kw = {} if on_text is None else {"on_text": on_text}
             if pred is None:
                 return model.chat(messages, params, **kw)
             return continue_answer(model, dep.predictors[i], pred, messages, params, task, **kw)
 
-        for i in range(start, min(top, start + ladder.tries)):
-            predictor, model_i = dep.predictors[i], dep.models[i]
-            try:
-                pred = self._call(dep.tiers[i], lambda p=predictor: p.predict(messages, task), errors,
-                                  _self_timed(model_i))
-            except BackendDown:
-                continue  # a failing lower tier passes the query up
-            preds.append((i, pred))
-            action = ladder.policies[i].decide(pred)
-            if action == DEFER:
-                deferred.append((i, pred))
-                continue
-            try:
-                draft = self._call(dep.tiers[i], lambda i=i, q=pred, a=action: answer(i, q, a if a == ANSWER else None),
-                                   errors, _self_timed(model_i))
-            except BackendDown:
-                _no_restart(stream)
-                continue
-            comps = [draft]
-            if action == REPAIR and not draft.extra.get("tool_calls"):
-                with contextlib.suppress(BackendDown):  # if the repair fails, the draft still stands
-                    comps.append(self._call(dep.tiers[i], lambda m=model_i, d=draft: self_refine(m, messages, d, params),
-                                            errors))
-            return done(i, action, comps)
+        hooks = Hooks(guard=guard, answer=answer, fallback=self.cfg.fallback == "lower",
+                      on_answer_failed=lambda i: _no_restart(stream))
         try:
-            final = self._call(dep.tiers[top], lambda: answer(top), errors, _self_timed(dep.models[top]))
-            return done(top, DEFER, [final])  # every ladder has a lower tier: reaching the top is a deferral
-        except BackendDown:
-            _no_restart(stream)
-        if self.cfg.fallback == "lower":
-            for i, pred in reversed(deferred):  # the strongest lower tier first
-                try:
-                    comp = self._call(dep.tiers[i], lambda i=i, q=pred: answer(i, q, "fallback"), errors)
-                except BackendDown:
-                    _no_restart(stream)
-                    continue
-                return done(i, "fallback", [comp])
-        raise ServiceError(503, f"no backend could answer: {'; '.join(errors[-3:]) or 'all unavailable'}",
-                           "server_error", "backend_unavailable")
+            res = climb(dep.models, dep.predictors, ladder.policies, messages, params, task, start=start,
+                        max_tries=ladder.max_tries, names=dep.tiers, hooks=hooks)
+        except NoTierAnswered:
+            raise ServiceError(503, f"no backend could answer: {'; '.join(errors[-3:]) or 'all unavailable'}",
+                               "server_error", "backend_unavailable") from None
+        res.errors = errors
+        res.request_id, res.router, res.router_version = uuid.uuid4().hex, name, str(dep.record.get("version", ""))
+        if tools is not None:
+            res.tools = "passed" if _takes_tools(dep.models[res.tier]) else "ignored"
+        return res
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
