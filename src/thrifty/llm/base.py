@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -105,28 +108,104 @@ def validate_messages(messages: Messages) -> None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Timeout per attempt and exponential backoff between attempts (delay = base * factor**k, capped)."""
+    """Timeout per attempt and jittered exponential backoff between attempts.
+
+    The backoff ceiling for retry ``k`` (0-based) is ``min(backoff_max_s, backoff_base_s * backoff_factor**k)``.
+    With ``jitter`` (the default) the actual wait is drawn uniformly from ``[0, ceiling]`` ("full jitter"), so
+    clients that failed together do not retry in lock-step; without it the wait is the ceiling itself.
+
+    Draws come from ``rng``, a private ``random.Random`` seeded with ``seed`` (None: fresh OS entropy, so separate
+    processes do not share a sequence); pass a seed or an ``rng`` for reproducible waits. Copies made with
+    ``dataclasses.replace`` share the same ``rng``.
+    """
 
     timeout_s: float = 120.0
     retries: int = 2
     backoff_base_s: float = 0.5
     backoff_factor: float = 2.0
     backoff_max_s: float = 10.0
+    jitter: bool = True
+    seed: int | None = None
+    rng: random.Random | None = field(default=None, repr=False, compare=False)
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        return min(self.backoff_max_s, self.backoff_base_s * self.backoff_factor**attempt)
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.retries < 0:
+            raise ConfigError(f"retries must be >= 0, got {self.retries}")
+        if not self.backoff_base_s >= 0:
+            raise ConfigError(f"backoff_base_s must be >= 0, got {self.backoff_base_s}")
+        if not self.backoff_factor >= 1:
+            raise ConfigError(f"backoff_factor must be >= 1, got {self.backoff_factor}")
+        if not self.backoff_max_s >= 0:
+            raise ConfigError(f"backoff_max_s must be >= 0, got {self.backoff_max_s}")
+        if self.rng is None:
+            object.__setattr__(self, "rng", random.Random(self.seed))
+
+    def ceiling(self, attempt: int) -> float:
+        """The largest wait before retry number ``attempt`` (0-based): exponential growth, capped."""
+        if attempt < 0:
+            raise ConfigError(f"attempt must be >= 0, got {attempt}")
+        try:
+            grown = self.backoff_base_s * self.backoff_factor**attempt
+        except OverflowError:
+            grown = math.inf
+        return min(self.backoff_max_s, grown)
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based); ``rng`` overrides the policy's own source."""
+        top = self.ceiling(attempt)
+        if not self.jitter or top <= 0:
+            return top
+        source = rng if rng is not None else self.rng
+        assert source is not None  # set in __post_init__
+        return source.uniform(0.0, top)
 
 
-async def call_with_retries(fn: Callable[[], Any], policy: RetryPolicy, sleep=asyncio.sleep) -> Any:
+async def _run_in_worker(fn: Callable[[], Any], timeout_s: float, executor: Executor | None) -> Any:
+    """Run blocking ``fn`` on ``executor`` (None: the loop's default) and return its result.
+
+    The ``timeout_s`` clock starts when a worker picks the call up, not when it is queued, so a call waiting behind
+    busy workers (e.g. one still finishing an attempt that already timed out) is not charged for the wait. On
+    timeout a :class:`TimeoutError` is raised; the worker thread cannot be interrupted and its result is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    started: list[float] = []
+
+    def run() -> Any:
+        started.append(time.monotonic())
+        return fn()
+
+    fut = loop.run_in_executor(executor, contextvars.copy_context().run, run)  # context as asyncio.to_thread
+    try:
+        wait = timeout_s
+        while True:
+            done, _ = await asyncio.wait({fut}, timeout=wait)
+            if done:
+                return fut.result()
+            if started:
+                wait = started[0] + timeout_s - time.monotonic()
+                if wait <= 0:
+                    raise TimeoutError(f"call took longer than {timeout_s:g}s")
+            else:
+                wait = timeout_s  # still queued: its clock has not started
+    finally:
+        if not fut.done():
+            fut.cancel()  # drops a still-queued call; a running one finishes on its own and is ignored
+
+
+async def call_with_retries(
+    fn: Callable[[], Any], policy: RetryPolicy, sleep=asyncio.sleep, executor: Executor | None = None
+) -> Any:
     """Run blocking ``fn`` in a worker thread with a timeout; retry TransientError/timeouts with backoff.
 
-    Non-transient errors propagate at once. After the last attempt the last error is raised.
+    ``executor`` runs the call (None: the event loop's default executor). Non-transient errors propagate at once.
+    After the last attempt the last error is raised.
     """
     last: BaseException | None = None
     for attempt in range(policy.retries + 1):
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn), timeout=policy.timeout_s)
+            return await _run_in_worker(fn, policy.timeout_s, executor)
         except (TransientError, TimeoutError) as exc:
             last = exc
             if attempt < policy.retries:
@@ -146,6 +225,10 @@ async def achat_batch(
 ) -> list[Completion | BaseException]:
     """Run many chat calls with at most ``concurrency`` in flight; results keep request order.
 
+    The blocking calls run on a thread pool of ``concurrency`` workers owned by this batch (so the loop's default
+    executor, sized by CPU count, never caps them) and shut down when the batch ends; a call that timed out and is
+    still running is left to finish in the background rather than holding the batch up.
+
     A request that still fails after its retries yields its exception in place (the batch never aborts
     half-way); ``on_done(index, result)`` is called as each finishes (progress bars, stores).
     """
@@ -154,14 +237,17 @@ async def achat_batch(
     retry = retry or RetryPolicy()
     if getattr(model, "retries_itself", False):  # e.g. HTTP backends honouring Retry-After: don't retry twice
         retry = dataclasses.replace(retry, retries=0)
-    sem = asyncio.Semaphore(concurrency)
     out: list[Completion | BaseException] = [None] * len(requests)  # type: ignore[list-item]
+    if not requests:
+        return out
+    sem = asyncio.Semaphore(concurrency)
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(requests)), thread_name_prefix="thrifty-batch")
 
     async def one(i: int, messages: Messages, params: GenParams | None) -> None:
         async with sem:
             try:
                 res: Completion | BaseException = await call_with_retries(
-                    lambda: model.chat(messages, params), retry
+                    lambda: model.chat(messages, params), retry, executor=pool
                 )
             except Exception as exc:  # recorded in place, never swallowed silently
                 res = exc
@@ -169,13 +255,20 @@ async def achat_batch(
             if on_done is not None:
                 on_done(i, res)
 
-    await asyncio.gather(*(one(i, m, p) for i, (m, p) in enumerate(requests)))
+    try:
+        await asyncio.gather(*(one(i, m, p) for i, (m, p) in enumerate(requests)))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     return out
 
 
 def chat_batch(model: ChatModel, requests, concurrency: int = 4, retry: RetryPolicy | None = None, on_done=None):
-    """Synchronous wrapper around :func:`achat_batch`."""
-    return asyncio.run(achat_batch(model, requests, concurrency, retry, on_done))
+    """Synchronous wrapper around :func:`achat_batch`; inside a running event loop, await that instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(achat_batch(model, requests, concurrency, retry, on_done))
+    raise RuntimeError("chat_batch cannot run inside a running event loop; await achat_batch(...) instead")
 
 
 class Timer:

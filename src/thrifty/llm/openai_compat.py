@@ -31,6 +31,7 @@ import httpx
 from thrifty.core.errors import ConfigError, ModelError, TransientError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, RetryPolicy, renormalise, validate_messages
+from thrifty.llm.retry_after import retry_after_seconds
 
 PREFIX_MODES = ("continue_final_message", "instruct")
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
@@ -76,13 +77,8 @@ def _server_message(resp: httpx.Response) -> str:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    """Seconds from a numeric Retry-After header, else None."""
-    value = resp.headers.get("retry-after")
-    try:
-        secs = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return secs if secs is not None and math.isfinite(secs) and secs >= 0 else None
+    """Seconds from a Retry-After header (delta-seconds or an HTTP-date), else None."""
+    return retry_after_seconds(resp.headers.get("retry-after"))
 
 
 def _norm_token(token: str) -> str:

@@ -72,19 +72,62 @@ def test_validate_messages():
 # ---- RetryPolicy and call_with_retries ----------------------------------------------------------------
 
 
-def test_retry_policy_delay_is_exponential_and_capped():
-    pol = RetryPolicy(backoff_base_s=0.5, backoff_factor=2.0, backoff_max_s=3.0)
+def test_retry_policy_delay_is_exponential_and_capped_without_jitter():
+    pol = RetryPolicy(backoff_base_s=0.5, backoff_factor=2.0, backoff_max_s=3.0, jitter=False)
     assert [pol.delay(k) for k in range(4)] == [0.5, 1.0, 2.0, 3.0]
+    assert pol.delay(10_000) == 3.0  # huge exponents do not overflow
+
+
+def test_retry_policy_full_jitter_stays_within_the_capped_ceiling():
+    pol = RetryPolicy(backoff_base_s=0.5, backoff_factor=2.0, backoff_max_s=3.0, seed=1)
+    for k in range(8):
+        top = pol.ceiling(k)
+        assert top == min(3.0, 0.5 * 2.0**k)
+        draws = [pol.delay(k) for _ in range(200)]
+        assert all(0.0 <= d <= top for d in draws)
+        assert max(draws) - min(draws) > top / 2  # actually spread out, not a constant
+
+
+def test_retry_policy_jitter_is_reproducible_from_seed_or_injected_rng():
+    import random
+
+    a, b = RetryPolicy(seed=7), RetryPolicy(seed=7)
+    assert [a.delay(k) for k in range(5)] == [b.delay(k) for k in range(5)]
+    assert [RetryPolicy(seed=8).delay(k) for k in range(5)] != [RetryPolicy(seed=7).delay(k) for k in range(5)]
+    pol = RetryPolicy()
+    assert pol.delay(2, rng=random.Random(3)) == RetryPolicy().delay(2, rng=random.Random(3))
+    assert RetryPolicy(rng=random.Random(5)).delay(1) == RetryPolicy(seed=5).delay(1)
+
+
+def test_retry_policy_copies_share_the_random_source_and_compare_equal():
+    import dataclasses
+
+    pol = RetryPolicy(seed=3)
+    twin = dataclasses.replace(pol, retries=0)
+    assert twin.rng is pol.rng
+    assert RetryPolicy(seed=3) == RetryPolicy(seed=3)
+    assert hash(RetryPolicy(seed=3)) == hash(RetryPolicy(seed=3))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"timeout_s": 0}, {"retries": -1}, {"backoff_base_s": -0.1}, {"backoff_factor": 0.5}, {"backoff_max_s": -1}],
+)
+def test_retry_policy_rejects_bad_values(kwargs):
+    with pytest.raises(ConfigError):
+        RetryPolicy(**kwargs)
 
 
 def test_retries_transient_errors_with_backoff():
     m = FakeChatModel(fail_first=2, default="done")
     sleeps = _Sleeps()
-    pol = RetryPolicy(timeout_s=5, retries=3, backoff_base_s=0.5, backoff_factor=3.0)
+    pol = RetryPolicy(timeout_s=5, retries=3, backoff_base_s=0.5, backoff_factor=3.0, seed=11)
     res = asyncio.run(call_with_retries(lambda: m.chat(_msgs("q")), pol, sleep=sleeps))
     assert res.text == "done"
     assert m.n_calls == 3
-    assert sleeps.delays == [0.5, 1.5]
+    replay = RetryPolicy(timeout_s=5, retries=3, backoff_base_s=0.5, backoff_factor=3.0, seed=11)
+    assert sleeps.delays == [replay.delay(0), replay.delay(1)]
+    assert 0 <= sleeps.delays[0] <= 0.5 and 0 <= sleeps.delays[1] <= 1.5
 
 
 def test_gives_up_after_last_attempt_with_last_error():
@@ -108,7 +151,7 @@ def test_non_transient_errors_propagate_at_once():
 def test_timeout_is_retried_then_succeeds():
     m = FakeChatModel(delay_s=0.3, delay_calls=1, default="late but fine")
     sleeps = _Sleeps()
-    pol = RetryPolicy(timeout_s=0.05, retries=1)
+    pol = RetryPolicy(timeout_s=0.05, retries=1, jitter=False)
     res = asyncio.run(call_with_retries(lambda: m.chat(_msgs("q")), pol, sleep=sleeps))
     assert res.text == "late but fine"
     assert m.n_calls == 2
