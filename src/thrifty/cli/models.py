@@ -59,11 +59,11 @@ def _pull(args: argparse.Namespace) -> int:
         raise ConfigError("give model names or --all, not both")
     if not args.all and not args.names:
         raise ConfigError(
-            f"name at least one model to pull, or pass --all; models: {', '.join(catalog.CATALOG)}"
+            f"name at least one model to pull, or pass --all; models: {', '.join(catalog.names())}"
         )
-    names = list(catalog.CATALOG) if args.all else list(dict.fromkeys(args.names))
+    names = catalog.names() if args.all else list(dict.fromkeys(args.names))
     for name in names:  # fail on a typo before downloading anything
-        if name not in catalog.CATALOG:
+        if name not in catalog.names():
             catalog.resolve(name)
     for name in names:
         reporter = None if args.quiet else PullReporter(name, sys.stderr)

