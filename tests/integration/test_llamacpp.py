@@ -320,3 +320,18 @@ def test_streamed_pieces_join_to_the_reply_and_never_pass_a_stop_string(smol_fre
     cut: list[str] = []
     res = smol_fresh.chat(msgs, GenParams(max_tokens=40, stop=(stop,)), on_text=cut.append)
     assert "".join(cut) == res.text == whole.text[:whole.text.find(stop)] and res.finish_reason == "stop"
+
+
+@integration
+def test_an_answer_after_a_hidden_state_read_evaluates_no_prompt_token_again(smol, smol_fresh):
+    """The plain-prompt probe's promise: its features come from the very prefill the answer continues."""
+    msgs = _q("Write a Python function that reverses a string.")
+    smol.chat(_q("Something else entirely."), GenParams(max_tokens=2))  # the cache holds another prompt
+    vec = smol.hidden_state(msgs)
+    after = smol.chat(msgs, GenParams(max_tokens=12))
+    assert vec.shape == (smol._llm.n_embd(),)
+    assert after.cached_tokens == after.tokens_in  # no second prefill, not even of the last token
+    cold = smol_fresh.chat(msgs, GenParams(max_tokens=12))  # prefix cache off: a full prefill
+    assert cold.cached_tokens == 0 and after.text == cold.text  # same greedy answer
+    again = smol.chat(msgs, GenParams(max_tokens=2))  # logits went stale while generating: one token re-read
+    assert again.cached_tokens == again.tokens_in - 1

@@ -35,6 +35,9 @@ def register_verbs(verbs) -> None:
     f.set_defaults(func=_probe_fit)
     add_config_args(f)
     _common_data_args(f)
+    f.add_argument("--position", choices=["instruction", "plain"], help="read the hidden state after the zero-shot "
+                   "instruction and 'Grade:' (default) or at the end of the plain conversation, whose prefill the "
+                   "answer then continues (no extra token: predictor plain_probe)")
 
     c = add_verb(verbs, "calibrate", "fit a calibrated answer-or-defer policy on held-out (val) records for a "
                  "defer-rate, quality or budget target; writes the router file", _calibrate)
@@ -44,9 +47,10 @@ def register_verbs(verbs) -> None:
     c.add_argument("--large", help="model spec deferred to")
     c.add_argument("--tasks", help="comma-separated task specs (as collected)")
     c.add_argument("--n", type=int, help="examples per task")
-    c.add_argument("--predictor", choices=["zero_shot", "report_card", "probe", "sft"], help="grade predictor")
+    c.add_argument("--predictor", choices=["zero_shot", "report_card", "probe", "plain_probe", "sft"],
+                   help="grade predictor")
     c.add_argument("--card", help="report card JSON (report_card)")
-    c.add_argument("--probe", help="probe file (probe)")
+    c.add_argument("--probe", help="probe file (probe, plain_probe)")
     c.add_argument("--adapter", help="adapter directory (sft)")
     c.add_argument("--calibration", choices=["none", "temperature", "isotonic"], help="calibrator")
     c.add_argument("--target", choices=["defer_rate", "quality", "budget"], help="what the threshold must meet")
@@ -79,9 +83,10 @@ def _probe_fit(args: argparse.Namespace) -> int:
     from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
 
     cfg = resolve_config(ProbeFitConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
-                                                "n": "n_per_task", "run_dir": "run_dir", "out": "out"})
+                                                "n": "n_per_task", "run_dir": "run_dir", "out": "out",
+                                                "position": "position"})
     s = fit_probe_run(cfg)
-    print(f"probe {s['version']} written to {s['probe']}")
+    print(f"probe {s['version']} ({s['position']} position) written to {s['probe']}")
     print(f"items: {s['n']} ({', '.join(f'{k} {v}' for k, v in s['labels'].items())}), feature size {s['dim']}, "
           f"l2 {s['l2']:g}" + (" (cross-validated)" if s["cv_log_loss"] else ""))
     print(f"features {s['features_s']:.1f} s{' (cached)' if s['features_cached'] else ''}, fit {s['fit_s']:.2f} s, "

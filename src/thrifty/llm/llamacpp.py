@@ -103,6 +103,7 @@ class LlamaCppModel:
         self.prefix_cache = prefix_cache and self._truncatable
         self._vocab = llama_cpp.llama_model_get_vocab(model)
         self._lock = threading.Lock()
+        self._fresh: int | None = None  # prompt length whose next-token logits are live in the context
         template = self._llm.metadata.get("tokenizer.chat_template") if chat_format is None else chat_format
         self.template: str | None = template if template and template.strip() and template != PLAIN else None
         self._render = _compile_template(self.template) if self.template else None
@@ -164,9 +165,13 @@ class LlamaCppModel:
             if int(a) != b:
                 break
             keep += 1
-        keep = min(keep, len(tokens) - 1)  # always evaluate at least one token so the logits are fresh
+        if keep == len(tokens) and self._fresh == len(tokens) and llm.n_tokens == len(tokens):
+            return keep  # the context holds exactly this prompt and its logits are live: nothing to evaluate
+        keep = min(keep, len(tokens) - 1)  # else evaluate at least one token so the logits are fresh
         llm.n_tokens = keep  # eval() drops the KV cells from here on before decoding the rest
+        self._fresh = None
         llm.eval(tokens[keep:])
+        self._fresh = len(tokens)
         return keep
 
     def _logits(self) -> Any:
@@ -216,6 +221,7 @@ class LlamaCppModel:
                 if on_text is not None:
                     emitted = _emit(on_text, raw.decode("utf-8", errors="ignore"), emitted, hold)
                 if len(out) < params.max_tokens and len(tokens) + len(out) < self.n_ctx:
+                    self._fresh = None
                     self._llm.eval([token])
         text = (
             raw.decode("utf-8", errors="ignore")[:cut] if cut >= 0 else raw.decode("utf-8", errors="replace")
@@ -266,8 +272,9 @@ class LlamaCppModel:
     def hidden_state(self, messages: Messages, assistant_prefix: str = "") -> Any:
         """The final-layer hidden state (after the output norm) of the last prompt token, a float64 vector of
         the model's embedding size. Read on the generation context with embeddings switched on for the
-        prefill only, so it reuses the cached prompt prefix like ``label_probs`` does (an answer that follows
-        continues from the same cache); with ``prefix_cache=False`` the prompt is evaluated from position 0
+        prefill only, so it reuses the cached prompt prefix like ``label_probs`` does, and the logits of that
+        prefill stay live: a ``chat`` on the same prompt right after evaluates no prompt token again (its
+        ``cached_tokens`` equals ``tokens_in``) — a probe read here costs the answer nothing; with ``prefix_cache=False`` the prompt is evaluated from position 0
         and the vector is a pure function of (messages, assistant_prefix)."""
         import numpy as np
 
@@ -278,6 +285,7 @@ class LlamaCppModel:
             ctx = self._llm.ctx
             self._lc.llama_set_embeddings(ctx, True)
             try:
+                self._fresh = None  # the last token must be evaluated with embeddings on
                 self._prefill(tokens)
                 ptr = self._lc.llama_get_embeddings_ith(ctx, -1)
                 if not ptr:
@@ -305,6 +313,7 @@ class LlamaCppModel:
             out = []
             for tok in cont:
                 out.append(float(_log_softmax(self._logits())[tok]))
+                self._fresh = None
                 self._llm.eval([tok])
             return out
 
@@ -328,9 +337,11 @@ class LlamaCppModel:
         for prev, nxt in itertools.pairwise(seq):
             ctx.append(prev)
             if self._truncatable:  # continue right after the prompt (+ earlier tokens of this sequence)
+                self._fresh = None
                 self._llm.n_tokens = len(ctx) - 1
                 self._llm.eval([prev])
             else:
+                self._fresh = None
                 self._llm.n_tokens = 0
                 self._llm.eval(ctx)
             total += float(_log_softmax(self._logits())[nxt])

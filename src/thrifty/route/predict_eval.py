@@ -75,8 +75,11 @@ class PredictEvalConfig:
             raise ConfigError(f"predictors lists one predictor twice: {self.predictors}")
         if "report_card" in self.predictors and not self.card:
             raise ConfigError("predictor 'report_card' needs card (a report card JSON built from train records)")
-        if "probe" in self.predictors and not self.probe:
-            raise ConfigError("predictor 'probe' needs probe (a probe file from `thrifty route probe fit`)")
+        for name in ("probe", "plain_probe"):
+            if name in self.predictors and not self.probe:
+                raise ConfigError(f"predictor {name!r} needs probe (a probe file from `thrifty route probe fit`)")
+        if {"probe", "plain_probe"} <= set(self.predictors):
+            raise ConfigError("list probe or plain_probe, not both: one probe file is fitted at one position")
         if "sft" in self.predictors and not self.adapter:
             raise ConfigError("predictor 'sft' needs adapter (an adapter directory from `thrifty route sft`)")
         if not self.judge:
@@ -114,7 +117,7 @@ def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any]
     """The predictors ``cfg`` lists, and the version of each one's artefact (None for zero-shot)."""
     from thrifty.route.predictors.build import build_predictor
 
-    artefacts = {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}
+    artefacts = {"report_card": cfg.card, "probe": cfg.probe, "plain_probe": cfg.probe, "sft": cfg.adapter}
     out: dict[str, Any] = {}
     versions: dict[str, str | None] = {}
     for name in cfg.predictors:

@@ -45,6 +45,9 @@ class ProbeFitConfig:
     l2: list[float] = field(default_factory=lambda: list(DEFAULT_L2_GRID))  # one value: no cross-validation
     folds: int = 5
     layer: int | None = None  # None: the backend's default (the final layer)
+    # where the hidden state is read: "instruction" (after the zero-shot instruction and "Grade:") or "plain" (the
+    # conversation as the answer sees it: the answer then continues this prefill and the prediction costs nothing)
+    position: str = "instruction"
     n_threads: int = 1
     out: str = ""  # default: <run_dir>/probe.npz
 
@@ -58,6 +61,8 @@ class ProbeFitConfig:
             raise ConfigError("fit the probe on the train (or val) split; the test split is for evaluation")
         if not self.l2 or any(not (isinstance(v, (int, float)) and v > 0) for v in self.l2):
             raise ConfigError(f"l2 must list positive penalties, got {self.l2}")
+        if self.position not in ("instruction", "plain"):
+            raise ConfigError(f"unknown probe position {self.position!r}; choose instruction or plain")
         if self.folds < 2 or self.n_per_task < 1 or self.n_threads < 1:
             raise ConfigError("folds must be >= 2, n_per_task and n_threads >= 1")
 
@@ -117,13 +122,17 @@ def _features(cfg: ProbeFitConfig, labelled: list[Any], model: Any) -> Any:
     from thrifty.route.predictors import ZeroShotPredictor, collect_features
     from thrifty.route.predictors.probe import ProbeData, prompt_version
 
-    key = content_hash({"model": cfg.model, "prompt": prompt_version(ZeroShotPredictor(None)), "layer": cfg.layer,
+    from thrifty.route.predictors.plain_probe import plain_features, plain_prompt_version
+
+    plain = cfg.position == "plain"
+    version = plain_prompt_version() if plain else prompt_version(ZeroShotPredictor(None))
+    key = content_hash({"model": cfg.model, "prompt": version, "layer": cfg.layer,
                         "rows": [(t, ex.id, lab) for t, ex, lab in labelled]})[:16]
     cache = Path(cfg.run_dir) / f"features-{key}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as d:
             return ProbeData(d["X"], d["y"], [str(v) for v in d["ids"]], [str(v) for v in d["tasks"]]), True
-    data = collect_features(model, labelled, layer=cfg.layer)
+    data = (plain_features if plain else collect_features)(model, labelled, layer=cfg.layer)
     with cache.open("wb") as fh:
         np.savez(fh, X=data.X, y=data.y, ids=np.array(data.ids), tasks=np.array(data.tasks))
     return data, False
@@ -154,11 +163,16 @@ def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = N
     t_feat = time.perf_counter() - t0
     t1 = time.perf_counter()
     best, scores = choose_l2(data.X, data.y, cfg.l2, cfg.folds, random.Random(derive_seed(cfg.seed, "probe-cv")))
-    probe = fit_probe(data, cfg.model, ZeroShotPredictor(None), layer=cfg.layer, l2=best)
+    if cfg.position == "plain":
+        from thrifty.route.predictors.plain_probe import fit_plain_probe
+
+        probe = fit_plain_probe(data, cfg.model, layer=cfg.layer, l2=best)
+    else:
+        probe = fit_probe(data, cfg.model, ZeroShotPredictor(None), layer=cfg.layer, l2=best)
     t_fit = time.perf_counter() - t1
     probe.save(cfg.out_path)
     counts = {lab: int(np.sum(data.y == i)) for i, lab in enumerate(("bad", "ok", "great"))}
-    summary = {"probe": str(cfg.out_path), "version": probe.version, "n": len(data.y), "dim": int(data.X.shape[1]),
+    summary = {"probe": str(cfg.out_path), "position": cfg.position, "version": probe.version, "n": len(data.y), "dim": int(data.X.shape[1]),
                "labels": counts, "l2": best, "cv_log_loss": {str(k): v for k, v in scores.items()},
                "features_cached": cached, "features_s": round(t_feat, 2), "fit_s": round(t_fit, 2),
                "peak_rss_mb": round(peak_rss_mb(), 1)}

@@ -163,7 +163,8 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     router = {
         "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
         "predictor": {"name": cfg.predictor, "version": versions.get(cfg.predictor),
-                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "sft": cfg.adapter}.get(cfg.predictor, "")},
+                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "plain_probe": cfg.probe,
+                                   "sft": cfg.adapter}.get(cfg.predictor, "")},
         "policy": policy.to_dict(),
         **({"task_policies": {t: v["policy"] for t, v in by_task.items()}} if by_task else {}),
         "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
@@ -261,7 +262,7 @@ def router_predictions(router: dict[str, Any], where: str, store: str | Path, ru
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
 
     pred = router["predictor"]
-    key = {"report_card": "card", "probe": "probe", "sft": "adapter"}.get(pred["name"])
+    key = {"report_card": "card", "probe": "probe", "plain_probe": "probe", "sft": "adapter"}.get(pred["name"])
     pe = PredictEvalConfig(store=str(store), run_dir=str(run_dir), model=router["small"], tasks=tasks, split=split,
                            n_per_task=n_per_task, seed=seed, predictors=[pred["name"]],
                            judge=router.get("judge", "verifier"), n_threads=n_threads,

@@ -3,7 +3,8 @@ predictor evaluation, router calibration and deployment alike.
 
 - ``zero_shot``: no artefact;
 - ``report_card``: a card JSON built for the same model;
-- ``probe``: a probe file fitted on the same model's hidden states;
+- ``probe``: a probe file fitted on the same model's hidden states at the instruction's prediction position;
+- ``plain_probe``: a probe file fitted at the end of the plain conversation (the answer continues its prefill);
 - ``sft``: an adapter directory trained on the same model's grades. Its predictor runs on the adapter-wrapped
   Hugging Face model (which also answers), so ``model`` is not used; ``lazy`` defers loading it to the first call.
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from thrifty.core.errors import ConfigError
 
-PREDICTORS = ("zero_shot", "report_card", "probe", "sft")
+PREDICTORS = ("zero_shot", "report_card", "probe", "plain_probe", "sft")
 
 
 def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
@@ -26,7 +27,8 @@ def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
     if name not in PREDICTORS:
         raise ConfigError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
     if name != "zero_shot" and not artefact:
-        need = {"report_card": "a report card JSON", "probe": "a probe file", "sft": "an adapter directory"}[name]
+        need = {"report_card": "a report card JSON", "probe": "a probe file", "plain_probe": "a probe file",
+                "sft": "an adapter directory"}[name]
         raise ConfigError(f"predictor {name!r} needs {need}")
     if name == "zero_shot":
         from thrifty.route.predictors.zero_shot import ZeroShotPredictor
@@ -39,13 +41,15 @@ def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
         if card.model != model_id:
             raise ConfigError(f"{artefact}: report card is for model {card.model!r}, not {model_id!r}")
         return ReportCardPredictor(model, card), card.version
-    if name == "probe":
+    if name in ("probe", "plain_probe"):
+        from thrifty.route.predictors.plain_probe import PlainProbePredictor
         from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
 
         probe = ProbeClassifier.load(artefact)
         if probe.meta.get("model") not in (None, model_id):
             raise ConfigError(f"{artefact}: probe is for model {probe.meta.get('model')!r}, not {model_id!r}")
-        return ProbePredictor(model, probe, layer=probe.meta.get("layer")), probe.version
+        kind = PlainProbePredictor if name == "plain_probe" else ProbePredictor
+        return kind(model, probe, layer=probe.meta.get("layer")), probe.version
     return _sft(model_id, artefact, lazy)
 
 

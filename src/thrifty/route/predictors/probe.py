@@ -295,7 +295,7 @@ class ProbePredictor(PromptPredictor):
         prompt = self.prompt(messages, task)
         vec = feature(self.model, prompt, self.prefix, self.layer)
         p = self.probe.predict_proba(vec)[0]
-        tokens_in = _count_tokens(self.model, prompt, self.prefix)
+        tokens_in = count_prompt_tokens(self.model, prompt, self.prefix)
         p_bad, p_ok = float(p[LABEL_INDEX[BAD]]), float(p[LABEL_INDEX[OK]])
         p_great = float(p[LABEL_INDEX[GREAT]])
         total = p_bad + p_ok + p_great
@@ -310,7 +310,7 @@ def fit_probe(data: ProbeData, model_id: str, predictor: PromptPredictor | None 
     return ProbeClassifier(l2=l2).fit(data.X, data.y, model=model_id, layer=layer, prompt_version=version)
 
 
-def _count_tokens(model: Any, prompt: Messages, prefix: str) -> int:
+def count_prompt_tokens(model: Any, prompt: Messages, prefix: str) -> int:
     if hasattr(model, "prompt_tokens"):
         return int(model.prompt_tokens(prompt, prefix))
     if hasattr(model, "prompt_ids"):

@@ -1,0 +1,96 @@
+"""Plain-prompt probe (P(IK) on the question): a probe on the hidden state of the conversation exactly as the
+answer will see it — no instruction, no ``Grade:`` — read from the same prefill the answer then continues.
+
+The feature is the small model's hidden state at the last token of the rendered conversation (chat template and
+generation prompt included). The answer, when the policy answers, is the plain conversation with no assistant
+prefix, so a backend with a KV cache (llama.cpp, ``hf``) evaluates no prompt token twice: an answered query pays
+no extra token for its prediction and a deferred one pays the small model's prefill only. The
+:class:`~thrifty.route.predictors.probe.ProbeClassifier` and its fitting are shared with the instruction probe;
+only the position differs, recorded in the probe file as its prompt version (:func:`plain_prompt_version`), so
+a probe fitted at one position is refused at the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.types import Messages, content_hash
+from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, OK
+from thrifty.route.predictors.base import Prediction
+from thrifty.route.predictors.probe import PROBE_VERSION, ProbeClassifier, ProbeData, count_prompt_tokens, feature
+
+POSITIONS = ("instruction", "plain")
+
+
+def plain_prompt_version() -> str:
+    """The prompt version a plain-position probe records (no instruction, no prefix)."""
+    return content_hash({"position": "plain", "v": PROBE_VERSION})[:16]
+
+
+def plain_features(model: Any, labelled: Sequence[tuple[str, Any, str]], layer: int | None = None) -> ProbeData:
+    """Features and labels for ``labelled`` (task, example, label) rows: each example's plain conversation."""
+    if not labelled:
+        raise ConfigError("no labelled examples to probe; collect with a judge first")
+    from thrifty.core.progress import Progress
+
+    rows, ys, ids, tasks = [], [], [], []
+    with Progress(len(labelled), "hidden states (plain prompt)") as bar:
+        for task, ex, label in labelled:
+            rows.append(feature(model, ex.messages(), "", layer))
+            ys.append(LABEL_INDEX[label])
+            ids.append(str(ex.id))
+            tasks.append(str(task))
+            bar.advance()
+    if len({r.size for r in rows}) != 1:
+        raise DataError("hidden states of different sizes; one model and layer per probe")
+    return ProbeData(np.stack(rows), np.asarray(ys, dtype=np.int64), ids, tasks)
+
+
+def fit_plain_probe(data: ProbeData, model_id: str, layer: int | None = None, l2: float = 1e-2) -> ProbeClassifier:
+    """A probe fitted on plain-position features, with its provenance (model, layer, plain prompt version)."""
+    return ProbeClassifier(l2=l2).fit(data.X, data.y, model=model_id, layer=layer,
+                                      prompt_version=plain_prompt_version())
+
+
+class PlainProbePredictor:
+    """Predicts the grade from ``model``'s hidden state at the end of the plain conversation (see module notes).
+
+    ``prompt`` is the conversation itself and ``continuation`` is empty: the answer continues the prediction's
+    prefill. ``tokens_in`` of a prediction counts the prompt tokens it evaluated; the answer that follows reports
+    them as cached, so a cost computed from both calls' usage counts them once."""
+
+    name = "plain_probe"
+    prefix = ""
+
+    def __init__(self, model: Any, probe: ProbeClassifier, layer: int | None = None) -> None:
+        if not probe.fitted:
+            raise ConfigError("probe is not fitted; call fit() or load() first")
+        probe.check_compatible(getattr(model, "model_id", None), plain_prompt_version(), layer)
+        self.model, self.probe, self.layer = model, probe, layer
+
+    def prompt(self, messages: Messages, task: str | None = None, reply_format: str | None = None) -> Messages:
+        if reply_format is not None:
+            raise ConfigError("the plain-prompt probe reads no reply format (RPRA needs an instruction predictor)")
+        return [dict(m) for m in messages]
+
+    def continuation(self, label: str) -> str:
+        return ""
+
+    def predict(self, messages: Messages, task: str | None = None) -> Prediction:
+        t0 = time.perf_counter()
+        prompt = self.prompt(messages, task)
+        vec = feature(self.model, prompt, "", self.layer)
+        p = self.probe.predict_proba(vec)[0]
+        tokens_in = count_prompt_tokens(self.model, prompt, "")
+        p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
+        total = p_bad + p_ok + p_great
+        return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
+                          tokens_in=tokens_in, latency_s=time.perf_counter() - t0, method="plain_probe")
+
+
+__all__ = ["POSITIONS", "PlainProbePredictor", "fit_plain_probe", "plain_features", "plain_prompt_version"]
