@@ -120,9 +120,8 @@ def choose_l2(X: np.ndarray, y: np.ndarray, grid: Sequence[float], k: int,
 def _features(cfg: ProbeFitConfig, labelled: list[Any], model: Any) -> Any:
     """Hidden-state features of ``labelled``, read from / written to a cache file in the run dir."""
     from thrifty.route.predictors import ZeroShotPredictor, collect_features
-    from thrifty.route.predictors.probe import ProbeData, prompt_version
-
     from thrifty.route.predictors.plain_probe import plain_features, plain_prompt_version
+    from thrifty.route.predictors.probe import ProbeData, prompt_version
 
     plain = cfg.position == "plain"
     version = plain_prompt_version() if plain else prompt_version(ZeroShotPredictor(None))

@@ -22,7 +22,13 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, OK
 from thrifty.route.predictors.base import Prediction
-from thrifty.route.predictors.probe import PROBE_VERSION, ProbeClassifier, ProbeData, count_prompt_tokens, feature
+from thrifty.route.predictors.probe import (
+    PROBE_VERSION,
+    ProbeClassifier,
+    ProbeData,
+    count_prompt_tokens,
+    feature,
+)
 
 POSITIONS = ("instruction", "plain")
 
