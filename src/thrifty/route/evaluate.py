@@ -106,6 +106,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
         joined_rows,
         load_router,
         prediction_arrays,
+        price_source,
         query_costs,
         require_rows,
         routed_p_good,
@@ -139,8 +140,8 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
     bad = np.array([r.gold == "bad" for r in rows])
     kw = {"small": router["small"], "large": router["large"], "cost": target.get("cost", "tokens"),
-          "prices": target.get("prices", {})}
-    cw_r, cs_r = query_costs(rows, gens, **kw)
+          "prices": target.get("prices", {}), "cached_discount": float(target.get("cached_discount", 0.1))}
+    cw_r, cs_r = query_costs(rows, gens, **kw, predictor=router["predictor"]["name"])
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     probs, parsed = prediction_arrays(rows)
     p_good, tau_row = routed_p_good(router, probs, parsed, [r.task for r in rows])  # per-task policies if any
@@ -189,6 +190,8 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     result = {"router": {**{k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
                          "own_policy_tasks": sorted(router.get("task_policies") or {})},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
+              "pricing": {"unit": kw["cost"], "source": price_source([router["small"], router["large"]], kw["prices"]),
+                          "cached_discount": kw["cached_discount"]},
               "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
               "per_task": per_task, "notes": notes,
               "queries": {"task": [r.task for r in rows], "example": [r.example for r in rows],
@@ -204,9 +207,11 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     scores are stored and reused. The small answer is always paid; P(True) also pays its verification read."""
     from thrifty.llm.factory import LazyChatModel, threaded_loader
     from thrifty.route.baselines import POSTHOC
-    from thrifty.route.router import query_costs
+    from thrifty.evals.cost import Usage, query_cost
+    from thrifty.route.router import price_table, query_costs
 
     score_fn, version = POSTHOC[name]
+    table = price_table([router["small"], router["large"]], kw["prices"], kw["cached_discount"])
     small = LazyChatModel(router["small"], loader=load_model or threaded_loader(cfg.n_threads))
     scores, extra = [], []
     with RunStore(cfg.store_path) as store, Progress(len(rows), f"{name} {router['small']}") as bar:
@@ -220,8 +225,8 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
             value, _ = store.get_or_compute("prediction", fields,
                                             lambda a=answer, m=msgs: score_fn(small, m, a), tags)
             scores.append(float(value["defer"]))
-            extra.append(float(value["latency_s"]) if kw["cost"] == "latency" else
-                         float(kw["prices"].get(router["small"], 1.0)) * float(value["tokens_in"]) / 1000)
+            check = Usage(router["small"], int(value["tokens_in"]), 0, 0, float(value["latency_s"]))
+            extra.append(query_cost([check], table, "latency" if kw["cost"] == "latency" else "tokens"))
             bar.advance()
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     pay = cw + np.asarray(extra)

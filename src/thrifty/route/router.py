@@ -7,10 +7,12 @@ With the judge's grades of both models' answers as gold, the calibrator (tempera
 a quality (≥ ``quality`` × the large model's mean grade quality, certified at level ``delta``) or a budget
 (mean cost per query). ECE and Brier of p_good before and after calibration are reported.
 
-Costs per query, from the stored records: answering = the prediction's prompt tokens (the answer continues that
-prefix) + the small model's answer tokens; deferring = the prediction's prompt tokens + the large model's prompt
-and answer tokens — each times that model's price per 1k tokens (``cost: tokens``), or measured seconds
-(``cost: latency``).
+Costs per query, from the stored records, through the one cost function (:func:`query_costs` →
+:func:`thrifty.evals.cost.query_cost`): answering = the prediction call + the small model's answer (continuing
+the prediction prompt, whose tokens are then cached; for the plain-prompt probe the prediction is the answer's
+own prefill); deferring = the prediction call + the large model's prompt and answer — uncached, cached and output
+tokens at each model's price (``prices`` per 1k tokens, default proportional to active parameters, cached tokens
+at ``cached_discount``), or measured seconds (``cost: latency``).
 
 The router file (JSON, versioned by content hash) holds the models, the predictor and its artefact, the policy
 (calibrator + thresholds), the target and what the fit achieved. :func:`load_router` reads it back.
@@ -63,7 +65,9 @@ class CalibrateConfig:
     delta: float = 0.1
     budget: float = 0.0
     cost: str = "tokens"  # tokens (prices per 1k tokens) or latency (seconds)
-    prices: dict[str, float] = field(default_factory=dict)  # model → price per 1k tokens; default 1 each
+    # model → price per 1k tokens; unset: proportional to active parameters for bundled models (else 1 each)
+    prices: dict[str, float] = field(default_factory=dict)
+    cached_discount: float = 0.1  # a cached prompt token costs this fraction of an uncached one
     per_task: bool = False  # also fit one policy per task (domain) with at least min_task_n rows
     min_task_n: int = 30
     n_threads: int = 1
@@ -85,6 +89,8 @@ class CalibrateConfig:
             raise ConfigError("target 'budget' needs budget > 0 (mean cost per query)")
         if any(not (isinstance(v, (int, float)) and v >= 0) for v in self.prices.values()):
             raise ConfigError(f"prices must be non-negative numbers, got {self.prices}")
+        if not 0.0 <= self.cached_discount <= 1.0:
+            raise ConfigError(f"cached_discount must be in [0, 1], got {self.cached_discount}")
         if self.n_per_task < 1:
             raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if self.min_task_n < 2:
@@ -147,7 +153,8 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
     y = np.array([LABEL_INDEX[r.gold] for r in rows])
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
-    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices)
+    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices,
+                                          predictor=cfg.predictor, cached_discount=cfg.cached_discount)
     policy, fit = _fit_policy(cfg, probs, parsed, y, q_small, q_large, cost_answer, cost_defer)
     fit["counts"] = counts
     by_task: dict[str, Any] = {}
@@ -168,7 +175,9 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
         "policy": policy.to_dict(),
         **({"task_policies": {t: v["policy"] for t, v in by_task.items()}} if by_task else {}),
         "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
-                   "budget": cfg.budget, "cost": cfg.cost, "prices": dict(cfg.prices)},
+                   "budget": cfg.budget, "cost": cfg.cost, "prices": dict(cfg.prices),
+                   "cached_discount": cfg.cached_discount,
+                   "price_source": price_source([cfg.small, cfg.large], cfg.prices)},
         "fitted_on": {"split": cfg.split, "tasks": list(cfg.tasks), "n_per_task": cfg.n_per_task},
         "fit": fit,
         **({"task_fit": {t: v["fit"] for t, v in by_task.items()}} if by_task else {}),
@@ -280,28 +289,68 @@ def calibrated_p_good(policy: Policy, probs: np.ndarray, parsed: np.ndarray) -> 
     return np.where(parsed, policy.score(probs), -1.0)
 
 
-def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, cost: str = "tokens",
-                prices: dict[str, float] | None = None, with_prediction: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query cost of answering with ``small`` and of deferring to ``large`` (see the module notes);
-    ``with_prediction`` False leaves out the prediction's own cost (routers that do not ask the small model)."""
+def price_table(models: list[str], prices: dict[str, float] | None = None,
+                cached_discount: float = 0.1) -> dict[str, Any]:
+    """Per-token prices for ``models``: ``prices`` (per 1k tokens) where given, else prices proportional to active
+    parameters for bundled models (:func:`thrifty.evals.cost.default_prices`), else 1 per 1k tokens — the one
+    case where two models cost alike without being asked, reported as ``uniform`` by :func:`price_source`."""
+    from thrifty.evals.cost import ACTIVE_PARAMS_B, Price, default_prices
+
     prices = prices or {}
+    out = {}
+    for m in models:
+        if m in prices:
+            p = float(prices[m]) / 1000.0
+            out[m] = Price(p, p * cached_discount, p)
+        elif m in ACTIVE_PARAMS_B:
+            out[m] = default_prices([m], cached_discount)[m]
+        else:
+            out[m] = Price(1e-3, 1e-3 * cached_discount, 1e-3)
+    return out
 
-    def price(model: str) -> float:
-        return float(prices.get(model, 1.0))
 
+def price_source(models: list[str], prices: dict[str, float] | None = None) -> str:
+    """How ``price_table`` priced ``models``: given, active_parameters, uniform, or mixed."""
+    from thrifty.evals.cost import ACTIVE_PARAMS_B
+
+    kinds = {"given" if m in (prices or {}) else "active_parameters" if m in ACTIVE_PARAMS_B else "uniform"
+             for m in models}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, cost: str = "tokens",
+                prices: dict[str, float] | None = None, with_prediction: bool = True, predictor: str = "",
+                cached_discount: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query cost of answering with ``small`` and of deferring to ``large``, each the sum over the query's
+    backend calls of :func:`thrifty.evals.cost.query_cost` (prices from :func:`price_table`; ``cost="latency"``:
+    seconds). The prediction call is paid on every query; an instruction predictor's answer continues its
+    prompt (those tokens are then cached); the plain-prompt probe's prediction *is* the answer's prefill, so an
+    answered query pays it once and a deferred one pays it as the small model's discarded prefill.
+    ``with_prediction`` False: routers that do not ask the small model (plain answers only)."""
+    from thrifty.evals.cost import Usage, query_cost
+
+    table = price_table([small, large], prices, cached_discount)
+    unit = "latency" if cost == "latency" else "tokens"
     answer, defer = [], []
     for r in rows:
         gs, gl = gens[small][(r.task, r.example)], gens[large][(r.task, r.example)]
-        if cost == "latency":
-            pred = float(r.prediction.get("latency_s", 0.0)) if with_prediction else 0.0
-            answer.append(pred + float(gs.get("latency_s", 0.0)))
-            defer.append(pred + float(gl.get("latency_s", 0.0)))
+        s_in, s_out = int(gs.get("tokens_in", 0)), int(gs.get("tokens_out", 0))
+        plain = Usage(small, s_in, 0, s_out, float(gs.get("latency_s", 0.0)))
+        big = Usage(large, int(gl.get("tokens_in", 0)), 0, int(gl.get("tokens_out", 0)),
+                    float(gl.get("latency_s", 0.0)))
+        if not with_prediction:
+            calls_answer, calls_defer = [plain], [big]
         else:
-            pred = price(small) * float(r.prediction.get("tokens_in", 0)) / 1000 if with_prediction else 0.0
-            small_in = 0.0 if with_prediction else float(gs.get("tokens_in", 0))  # else the prediction's prefix
-            answer.append(pred + price(small) * (small_in + float(gs.get("tokens_out", 0))) / 1000)
-            defer.append(pred + price(large) * (float(gl.get("tokens_in", 0)) + float(gl.get("tokens_out", 0)))
-                         / 1000)
+            p_in = int(r.prediction.get("tokens_in", 0))
+            pred = Usage(small, p_in, 0, int(r.prediction.get("tokens_out", 0)),
+                         float(r.prediction.get("latency_s", 0.0)))
+            if predictor == "plain_probe":  # the answer continues the prediction's prefill
+                cont = Usage(small, s_in, min(p_in, s_in), s_out, plain.latency_s)
+            else:  # the answer continues the prediction prompt + label
+                cont = Usage(small, p_in, p_in, s_out, plain.latency_s)
+            calls_answer, calls_defer = [pred, cont], [pred, big]
+        answer.append(query_cost(calls_answer, table, unit))
+        defer.append(query_cost(calls_defer, table, unit))
     return np.array(answer), np.array(defer)
 
 
