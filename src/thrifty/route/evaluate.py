@@ -205,9 +205,9 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
                     q_large: np.ndarray, bad: np.ndarray, load_model: Any) -> dict[str, Any]:
     """A baseline that scores the small model's stored answer after it was given (``p_true`` or ``chow``);
     scores are stored and reused. The small answer is always paid; P(True) also pays its verification read."""
+    from thrifty.evals.cost import Usage, query_cost
     from thrifty.llm.factory import LazyChatModel, threaded_loader
     from thrifty.route.baselines import POSTHOC
-    from thrifty.evals.cost import Usage, query_cost
     from thrifty.route.router import price_table, query_costs
 
     score_fn, version = POSTHOC[name]
