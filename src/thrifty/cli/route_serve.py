@@ -107,8 +107,9 @@ def _run(cfg, keys) -> int:
     service = RoutingService(deployments, cfg, Ledger(cfg.ledger) if cfg.ledger else None)
     app = build_app(service, keys if len(keys) else None)
     names = ", ".join(f"{n} ({' → '.join(d.tiers)})" for n, d in deployments.items())
+    metrics = "/metrics" if cfg.public_metrics or not len(keys) else "/metrics (with a key)"
     print(f"serving {names} at http://{cfg.host}:{cfg.port}/v1 "
-          f"({'no auth' if not len(keys) else f'{len(keys)} API key(s)'}; metrics at /metrics)", flush=True)
+          f"({'no auth' if not len(keys) else f'{len(keys)} API key(s)'}; metrics at {metrics})", flush=True)
     try:
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
     finally:

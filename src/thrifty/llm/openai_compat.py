@@ -12,17 +12,28 @@ when a request is made, never at import or construction.
   reply with the prefix verbatim.
 
 Either way an echoed prefix is stripped, so ``Completion.text`` holds only the continuation.
+
+Each attempt has a total deadline (``timeout_s``) that bounds every socket wait of its request and reply (a
+backend dripping bytes is cut when the time is up), and a caller may set an outer deadline for every call in its
+context with :func:`call_deadline`. An upstream 4xx that retrying cannot
+fix (bad request, unknown model, context too long; not 401/403/408/429) raises :class:`UpstreamClientError` with
+the upstream status. ``label_probs`` reads log-probs; a reply without them falls back to text for that call only,
+and an explicit "logprobs unsupported" answer switches to text for ``logprob_retry_s`` seconds; each fallback is
+counted in ``logprob_fallbacks``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,10 +42,34 @@ import httpx
 from thrifty.core.errors import ConfigError, ModelError, TransientError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, RetryPolicy, renormalise, validate_messages
+from thrifty.llm.openai_stream import deadline_transport, io_deadline, timed_chunks
 from thrifty.llm.retry_after import retry_after_seconds
 
 PREFIX_MODES = ("continue_final_message", "instruct")
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+_NOT_CLIENT_ERRORS = (401, 403, 407, 408, 429)  # the backend's own credentials or load, not the request's fault
+_DEADLINE: ContextVar[float | None] = ContextVar("thrifty_call_deadline", default=None)
+
+
+class UpstreamClientError(ModelError):
+    """The backend refused the request itself (HTTP 4xx but 401/403/407/408/429): retrying cannot help and the
+    backend is healthy. ``status`` is the upstream HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@contextmanager
+def call_deadline(at: float | None) -> Iterator[None]:
+    """Within this block every call of an OpenAICompatModel (in this context) ends by ``at`` (a
+    ``time.monotonic()`` value), retries included; nested deadlines keep the earlier one. None: no change."""
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(at if outer is None else (outer if at is None else min(at, outer)))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 def is_local_url(url: str) -> bool:
@@ -151,15 +186,17 @@ class OpenAICompatModel:
         retry: RetryPolicy | None = None,
         retry_after_max_s: float = 30.0,
         model_id: str | None = None,
+        logprob_retry_s: float = 300.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not base_url or urlparse(base_url).scheme not in ("http", "https"):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
         if prefix_mode not in PREFIX_MODES:
             raise ConfigError(f"prefix_mode must be one of {', '.join(PREFIX_MODES)}, got {prefix_mode!r}")
-        if max_retries < 0 or timeout_s <= 0:
-            raise ConfigError("max_retries must be >= 0 and timeout_s > 0")
+        if max_retries < 0 or not 0 < timeout_s < math.inf or not 0 <= logprob_retry_s < math.inf:
+            raise ConfigError("max_retries must be >= 0, timeout_s > 0 and logprob_retry_s >= 0 (finite)")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.model_id = model_id or model
@@ -172,9 +209,12 @@ class OpenAICompatModel:
         self._headers = dict(headers or {})
         self._transport = transport
         self._sleep = sleep
+        self._clock = clock
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._server_logprobs = True  # cleared once the server shows it returns no logprobs
+        self.logprob_retry_s = logprob_retry_s
+        self.logprob_fallbacks = 0  # label_probs calls answered by text instead of log-probs
+        self._text_until = -math.inf  # the server said it has no logprobs: text until then (self._clock time)
 
     # ---- HTTP -------------------------------------------------------------------------------------------
 
@@ -191,7 +231,7 @@ class OpenAICompatModel:
             if self._client is None:
                 self._client = httpx.Client(
                     base_url=self.base_url, timeout=self.retry.timeout_s, headers=self._headers,
-                    transport=self._transport,
+                    transport=self._transport or deadline_transport(),
                 )
             return self._client
 
@@ -208,43 +248,66 @@ class OpenAICompatModel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _attempt_window(self) -> tuple[float, float]:
+        """(deadline, seconds left) for an attempt starting now: its own timeout, capped by the caller's deadline."""
+        now = time.monotonic()
+        deadline = now + self.retry.timeout_s
+        outer = _DEADLINE.get()
+        if outer is not None:
+            deadline = min(deadline, outer)
+        return deadline, deadline - now
+
+    def _pause(self, wait: float) -> bool:
+        """Sleep ``wait`` before a retry, never past the caller's deadline; False when no time is left for one."""
+        outer = _DEADLINE.get()
+        if outer is not None:
+            left = outer - time.monotonic()
+            if left <= wait:
+                return False
+        self._sleep(wait)
+        return True
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One JSON request with bounded retries on 429/5xx/timeouts/connection errors."""
+        """One JSON request with bounded retries on 429/5xx/timeouts/connection errors; each attempt ends by its
+        deadline (see the module notes)."""
         headers = self._auth_headers()  # checked before any network traffic
         url = f"{self.base_url}{path}"
         client = self._http()
         attempts = self.retry.retries + 1
-        last = ""
+        last, tried = "", 0
         for attempt in range(attempts):
             wait = self.retry.delay(attempt)
+            deadline, budget = self._attempt_window()
+            if budget <= 0:
+                last = "the caller's deadline passed"
+                break
+            tried += 1
             try:
-                resp = client.request(method, path, json=body, headers=headers)
+                with io_deadline(deadline), \
+                        client.stream(method, path, json=body, headers=headers, timeout=budget) as resp:
+                    raw = b"".join(timed_chunks(resp, deadline))
             except httpx.TimeoutException:
-                last = f"timed out after {self.retry.timeout_s:g}s"
+                last = f"timed out after {budget:g}s"
             except httpx.TransportError as exc:
                 last = f"connection failed ({one_line(str(exc) or type(exc).__name__, 120)})"
             else:
-                code = resp.status_code
-                if code < 400:
-                    try:
-                        data = resp.json()
-                    except ValueError:
-                        raise ModelError(f"{method} {url}: response is not JSON: {one_line(resp.text, 120)}") from None
-                    if not isinstance(data, dict):
-                        raise ModelError(f"{method} {url}: expected a JSON object, got {type(data).__name__}")
-                    return data
-                last, after = self._failed(resp, method, url)
+                if resp.status_code < 400:
+                    return _json_object(raw, method, url)
+                kept = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "content-type")}
+                last, after = self._failed(httpx.Response(resp.status_code, headers=kept, content=raw), method, url)
                 wait = wait if after is None else after
-            if attempt < attempts - 1:
-                self._sleep(wait)
-        raise TransientError(f"{method} {url}: {last} (gave up after {attempts} attempts)")
+            if attempt < attempts - 1 and not self._pause(wait):
+                break
+        raise TransientError(f"{method} {url}: {last} (gave up after {tried} attempts)")
 
     def _failed(self, resp: httpx.Response, method: str, url: str) -> tuple[str, float | None]:
-        """A failed response: raise when retrying cannot help (4xx but 408/429); else (what failed, the server's
-        Retry-After wait capped at ``retry_after_max_s``, or None)."""
+        """A failed response: raise when retrying cannot help (4xx but 408/429; a refused request raises
+        :class:`UpstreamClientError`); else (what failed, the server's Retry-After wait capped at
+        ``retry_after_max_s``, or None)."""
         code = resp.status_code
         if code not in (408, 429) and code < 500:
-            raise ModelError(f"{method} {url}: HTTP {code}: {_server_message(resp)}")
+            message = f"{method} {url}: HTTP {code}: {_server_message(resp)}"
+            raise ModelError(message) if code in _NOT_CLIENT_ERRORS else UpstreamClientError(message, code)
         after = _retry_after(resp)
         return f"HTTP {code}: {_server_message(resp)}", None if after is None else min(after, self.retry_after_max_s)
 
@@ -351,10 +414,11 @@ class OpenAICompatModel:
         )
 
     def label_probs(self, messages: Messages, labels: Sequence[str], assistant_prefix: str = "") -> LabelProbs:
-        """Label distribution from the first token's ``top_logprobs``; constrained text if the server has none."""
+        """Label distribution from the first token's ``top_logprobs``; constrained text when this reply has none
+        or the server said it has none (see the module notes)."""
         validate_messages(messages)
         labels = _check_labels(labels)
-        if self._server_logprobs:
+        if self._clock() >= self._text_until:
             body = self._body(messages, assistant_prefix, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
             t0 = time.perf_counter()
             try:
@@ -362,7 +426,9 @@ class OpenAICompatModel:
             except ModelError as exc:
                 if "logprob" not in str(exc).lower():
                     raise
-                data = None  # the server rejects logprobs requests: use the text route from now on
+                data = None  # the server says it cannot return logprobs: text for a while
+                with self._lock:
+                    self._text_until = self._clock() + self.logprob_retry_s
             latency = time.perf_counter() - t0
             if data is not None:
                 done = self._completion(data, body, assistant_prefix, latency)
@@ -371,7 +437,8 @@ class OpenAICompatModel:
                 if top:
                     probs, mass = renormalise(label_mass_from_top(top, labels))
                     return LabelProbs(probs, done.tokens_in, latency, mass, "logprobs", mass > 0, done.tokens_out)
-            self._server_logprobs = False
+        with self._lock:
+            self.logprob_fallbacks += 1
         return self._label_by_text(messages, labels, assistant_prefix)
 
     def _label_by_text(self, messages: Messages, labels: list[str], prefix: str) -> LabelProbs:
@@ -410,6 +477,17 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
     if not out or any(not x.strip() for x in out) or len({x.lower() for x in out}) != len(out):
         raise ConfigError(f"labels must be non-empty, distinct (ignoring case) strings, got {out!r}")
     return out
+
+
+def _json_object(raw: bytes, method: str, url: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ModelError(f"{method} {url}: response is not JSON: {one_line(raw.decode('utf-8', 'replace'), 120)}") \
+            from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{method} {url}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _first_choice(data: dict[str, Any], base_url: str) -> dict[str, Any]:

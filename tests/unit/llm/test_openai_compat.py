@@ -220,11 +220,12 @@ def test_label_probs_falls_back_to_text_without_logprobs(openai_stub):
     assert lp.method == "text" and lp.parsed and lp.probs == {"great": 0.0, "ok": 0.0, "bad": 1.0}
     assert len(openai_stub.requests) == 3  # logprobs probe, text try, one retry
     assert "great, ok, bad" in openai_stub.requests[1].body["messages"][-1]["content"]
-    openai_stub.replies.extend(["I cannot say", "great or bad"])
-    lp2 = m.label_probs(MSGS, LABELS)  # the server is known to lack logprobs: no more probing
+    openai_stub.replies.extend(["probe", "I cannot say", "great or bad"])
+    lp2 = m.label_probs(MSGS, LABELS)  # one reply without logprobs is no proof: the next call asks again
     assert lp2.method == "text" and not lp2.parsed
     assert lp2.probs == pytest.approx(dict.fromkeys(LABELS, 1 / 3))
-    assert len(openai_stub.requests) == 5
+    assert len(openai_stub.requests) == 6 and openai_stub.requests[3].body["logprobs"] is True
+    assert m.logprob_fallbacks == 2
 
 
 def test_parse_label_is_strict():

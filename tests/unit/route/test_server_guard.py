@@ -80,17 +80,31 @@ def test_circuit_breaker_opens_after_consecutive_failures_and_half_opens_for_one
 
 def test_prometheus_text_has_cumulative_buckets_and_escaped_labels():
     m = Metrics()
-    m.counter("c_total", "a counter")
-    m.histogram("h_seconds", "a histogram", buckets=(0.1, 1.0))
+    m.counter("c_total", "a counter", ("router",))
+    m.histogram("h_seconds", "a histogram", ("r",), buckets=(0.1, 1.0))
     m.inc("c_total", {"router": 'a"b'})
     m.inc("c_total", {"router": 'a"b'}, 2)
     for v in (0.05, 0.5, 5.0):
         m.observe("h_seconds", v, {"r": "x"})
     text = m.render()
-    assert '# TYPE c_total counter\nc_total{router="a\\"b"} 3\n' in text
-    assert 'h_seconds_bucket{r="x",le="0.1"} 1\nh_seconds_bucket{r="x",le="1"} 2\n' in text
-    assert 'h_seconds_bucket{r="x",le="+Inf"} 3\nh_seconds_sum{r="x"} 5.55\nh_seconds_count{r="x"} 3' in text
+    assert '# TYPE c_total counter\nc_total{router="a\\"b"} 3.0\n' in text
+    assert 'h_seconds_bucket{le="0.1",r="x"} 1.0\nh_seconds_bucket{le="1.0",r="x"} 2.0\n' in text
+    assert 'h_seconds_bucket{le="+Inf",r="x"} 3.0\nh_seconds_count{r="x"} 3.0\nh_seconds_sum{r="x"} 5.55' in text
     assert m.value("c_total", {"router": 'a"b'}) == 3 and m.value("h_seconds", {"r": "x"}) == 3
+    assert m.value("c_total", {"router": "never"}) == 0
+
+
+def test_rate_limiter_wait_spends_nothing_and_breaker_release_frees_the_trial():
+    now = [0.0]
+    lim = RateLimiter(rate=1.0, burst=1, clock=lambda: now[0])
+    assert lim.wait("k") == 0.0 and lim.wait("k") == 0.0 and lim.take("k") == 0.0
+    assert lim.wait("k") == pytest.approx(1.0) and lim.take("k") == pytest.approx(1.0)
+    br = CircuitBreaker(failures=1, reset_s=5.0, clock=lambda: now[0])
+    br.record(False)
+    now[0] = 6.0
+    assert br.allow() and not br.allow()  # half-open: one trial at a time
+    br.release()  # the trial said nothing about the backend
+    assert br.state == "half_open" and br.allow()
 
 
 def test_ledger_writes_every_queued_decision_before_close_returns(tmp_path):

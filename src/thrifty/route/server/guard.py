@@ -4,7 +4,8 @@ breakers. Plain classes with an injectable clock, no web framework.
 - :class:`ApiKeys`: keys are stored and compared only as SHA-256 hashes (a key file holds ``name:hash`` lines;
   ``THRIFTY_API_KEYS`` may hold raw keys, hashed on load); :func:`new_key` makes one.
 - :class:`RateLimiter`: a token bucket per key (``rate`` requests per second, ``burst`` at once); ``take``
-  answers how long to wait when the bucket is empty (the Retry-After a 429 carries).
+  answers how long to wait when the bucket is empty (the Retry-After a 429 carries), ``wait`` the same without
+  spending a token. The server also keeps one per client address for failed key checks (guessing is throttled).
 - :class:`CircuitBreaker`: after ``failures`` consecutive failures a backend is *open* (calls fail at once) for
   ``reset_s``; then one trial call is let through (*half-open*): success closes it, failure opens it again.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from thrifty.core.errors import ConfigError
 
 KEY_PREFIX = "thr-"
+_MAX_BUCKETS = 100_000  # keys (or client addresses) with a bucket before refilled ones are forgotten
 
 
 def hash_key(key: str) -> str:
@@ -95,12 +97,23 @@ class RateLimiter:
 
     def take(self, key: str) -> float:
         """Spend one token for ``key``: 0.0 when allowed, else the seconds until a token is available."""
+        return self._settle(key, spend=True)
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token (0.0: it has one now); spends nothing."""
+        return self._settle(key, spend=False)
+
+    def _settle(self, key: str, spend: bool) -> float:
         with self._lock:
             now = self._clock()
+            if len(self._buckets) > _MAX_BUCKETS:  # forget refilled buckets (a fresh one is the same): bounded memory
+                self._buckets = {k: (t, at) for k, (t, at) in self._buckets.items()
+                                 if t + (now - at) * self.rate < self.burst}
             tokens, last = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+                if spend:
+                    self._buckets[key] = (tokens - 1.0, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
@@ -141,6 +154,12 @@ class CircuitBreaker:
                 self._trial = True
                 return True
             return False
+
+    def release(self) -> None:
+        """End a call that says nothing about the backend's health (the request itself was refused, or it ran
+        out of time elsewhere): a half-open trial slot is freed, nothing is counted."""
+        with self._lock:
+            self._trial = False
 
     def record(self, ok: bool) -> None:
         """Report a call's outcome."""

@@ -4,11 +4,16 @@
 entries in batches (one transaction each) and :meth:`Ledger.close` drains the queue before returning, so a clean
 shutdown loses nothing. Each entry is keyed by its request id and tagged with the router, the action, the
 answering model and the day, so ``RunStore.records("decision", router=...)`` reads the traffic back.
+
+The ledger holds conversations: a store it creates is readable by its owner only (mode 0600, which SQLite gives
+its WAL and shared-memory files too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -22,12 +27,22 @@ log = logging.getLogger("thrifty.server")
 _STOP = object()
 
 
+def _owner_only(path: Path) -> None:
+    """Make a store (and any WAL/shared-memory file it has yet) readable and writable by its owner only."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 class Ledger:
     """Asynchronous, batched writer of decision records (see the module notes)."""
 
     def __init__(self, store: str | Path, batch: int = 256) -> None:
         self.path = Path(store)
+        new = not self.path.exists()
         self._store = RunStore(self.path)
+        if new:
+            _owner_only(self.path)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._batch = max(1, int(batch))
         self.written = 0

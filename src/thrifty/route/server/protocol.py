@@ -2,7 +2,8 @@
 
 Requests accept what stock OpenAI clients send (unknown fields are ignored); content may be a string or a list
 of text parts. Routing extensions travel in OpenAI's own ``metadata`` field (``metadata.task``: the request's
-task/domain tag) or in ``x-thrifty-*`` request headers, so unmodified clients keep working.
+task/domain tag) or in ``x-thrifty-*`` request headers, so unmodified clients keep working. Tools are checked here,
+at the edge (OpenAI's function-tool shape), so a malformed tool list is the client's 400, never a backend failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ class ChatMessage(BaseModel):
         return "".join(str(p.get("text", "")) for p in self.content if p.get("type", "text") == "text")
 
 
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema object
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: ToolFunction
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -43,7 +58,7 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     n: int = Field(default=1, ge=1, le=1)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
     tool_choice: Any = None
     metadata: dict[str, Any] | None = None
     user: str | None = None
@@ -51,6 +66,10 @@ class ChatCompletionRequest(BaseModel):
     def plain_messages(self) -> list[dict[str, str]]:
         """The conversation as {role, content} dicts of text (developer messages count as system)."""
         return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+    def tool_dicts(self) -> list[dict[str, Any]]:
+        """The tools as the client sent them (fields it did not send stay out)."""
+        return [t.model_dump(exclude_unset=True) for t in self.tools or []]
 
     def answer_budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -110,7 +129,8 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-ERROR_STATUSES = {400: "invalid request or max_tokens over the cap", 401: "missing or invalid API key",
+ERROR_STATUSES = {400: "invalid request (tools included), max_tokens over the cap, or refused by the model backend",
+                  401: "missing or invalid API key",
                   404: "unknown model", 413: "request body too large", 429: "rate limit reached (Retry-After)",
                   500: "internal error", 503: "no backend could answer"}
 
@@ -121,4 +141,4 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
 
 
 __all__ = ["ERROR_STATUSES", "ChatCompletion", "ChatCompletionRequest", "ChatMessage", "Choice", "ChoiceMessage",
-           "ErrorBody", "ErrorDetail", "ModelCard", "ModelList", "Usage", "error_body"]
+           "ErrorBody", "ErrorDetail", "ModelCard", "ModelList", "Tool", "ToolFunction", "Usage", "error_body"]

@@ -5,10 +5,16 @@ Model names: ``thrifty/<router>`` picks a loaded router (or ladder) file; ``thri
 every lower tier's threshold with ``tau`` ∈ [0, 1] (an operating point chosen by the client, as RouteLLM's
 ``router-<name>-<threshold>``). The bare ``<router>`` works too.
 
-Every backend call (a prediction, an answer, a repair) runs in a worker pool with a timeout, is retried on
-transient errors and timeouts, and goes through its model's circuit breaker. A lower tier that fails passes
-the query up; when the top tier fails, ``fallback: lower`` serves the best lower tier's answer marked
-``fallback`` (``error``: a 503). No call can make a request hang longer than its timeouts.
+Every backend call (a prediction, an answer, a repair) runs under a timeout (in a worker pool, or in the request's
+thread for HTTP backends that end their own calls), is retried on transient errors and timeouts, and goes through
+its model's circuit breaker. A lower tier that fails passes the query up; when the top tier fails, ``fallback:
+lower`` serves the best lower tier's answer marked ``fallback`` (``error``: a 503). Each request has a deadline
+(``request_timeout_s``; by default ``timeout_s`` × (``retries`` + 1) × tiers): no call starts after it and no wait
+runs past it. A backend that refuses the request itself (an upstream 4xx such as invalid tools or a context that is
+too long) gives the client a 400 — not retried, not held against the backend's breaker, no fallback.
+
+Clients see tiers by name (:func:`tier_name`: the model of an endpoint spec, never its URL or a file path) and
+failures in generic words; the details go to the server log and the ledger.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import logging
+import math
 import re
 import threading
 import time
@@ -27,6 +34,7 @@ from typing import Any
 
 from thrifty.core.errors import ConfigError, TransientError
 from thrifty.llm.base import Completion, GenParams
+from thrifty.llm.openai_compat import UpstreamClientError, call_deadline
 from thrifty.route.deploy import Deployment, trim_history
 from thrifty.route.engine import (
     Hooks,
@@ -64,6 +72,7 @@ class ServeConfig:
     default_max_tokens: int = 256
     timeout_s: float = 120.0  # per backend call attempt
     retries: int = 1
+    request_timeout_s: float | None = None  # per request; None: timeout_s × (retries + 1) × tiers
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
     fallback: str = "lower"  # lower | error
@@ -74,8 +83,13 @@ class ServeConfig:
     sticky: bool = False  # a conversation (x-thrifty-conversation) stays at the highest tier it reached
     n_threads: int = 1  # llama.cpp threads per model
     workers: int = 32  # threads for backend calls
+    public_metrics: bool = False  # serve /metrics without a key
+    public_openapi: bool = False  # serve /openapi.json without a key
+    auth_fail_rate: float = 1.0  # failed key checks per second a client address may make (refill) ...
+    auth_fail_burst: int = 10  # ... and at once; beyond that its requests get 429 without a key check
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         if not self.routers:
             raise ConfigError("routers must name at least one router or ladder file (name: path)")
         for name in self.routers:
@@ -83,12 +97,54 @@ class ServeConfig:
                 raise ConfigError(f"router name {name!r}: use letters, digits, '_' and '.' only")
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"unknown fallback {self.fallback!r}; choose one of {', '.join(FALLBACKS)}")
-        if self.max_tokens < 1 or not 1 <= self.default_max_tokens <= self.max_tokens:
+        if not 1 <= self.default_max_tokens <= self.max_tokens:
             raise ConfigError("need 1 <= default_max_tokens <= max_tokens")
-        if self.timeout_s <= 0 or self.retries < 0 or self.workers < 1 or self.max_body_bytes < 1024:
-            raise ConfigError("timeout_s must be > 0, retries >= 0, workers >= 1 and max_body_bytes >= 1024")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
+
+
+_POSITIVE = ("rate", "timeout_s", "request_timeout_s", "auth_fail_rate")  # finite and > 0 (None: unset)
+_AT_LEAST = {"breaker_reset_s": 0, "retries": 0, "burst": 1, "max_body_bytes": 1024, "max_tokens": 1,
+             "default_max_tokens": 1, "breaker_failures": 1, "history_tokens": 1, "n_threads": 1, "workers": 1,
+             "auth_fail_burst": 1}
+
+
+def _check_numbers(cfg: ServeConfig) -> None:
+    """Every number of the config finite and in range (``timeout_s: nan`` would fail every request)."""
+    for name in (*_POSITIVE, *_AT_LEAST):
+        value = getattr(cfg, name)
+        if value is None and name == "request_timeout_s":
+            continue
+        low = _AT_LEAST.get(name)
+        whole = low is not None and name != "breaker_reset_s"
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or \
+                not math.isfinite(value) or (value <= 0 if low is None else value < low):
+            what = f"an integer >= {low}" if whole else ("a finite number > 0" if low is None else
+                                                          f"a finite number >= {low}")
+            raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
+def tier_name(spec: str) -> str:
+    """A tier as clients see it: the model of an endpoint spec (``openai:URL#MODEL`` → MODEL), a model file's or
+    folder's own name for local models, a plain name as it is — never a URL or a path."""
+    if "#" in spec:
+        return spec.rsplit("#", 1)[1] or "model"
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        return spec
+    base = rest.split("+", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return base.removesuffix(".gguf") or kind
+
+
+class _Failure(str):
+    """One failed backend call as the log and ledger keep it (the string), with ``shown``, what a client may see."""
+
+    shown: str
+
+    def __new__(cls, detail: str, shown: str) -> _Failure:
+        out = super().__new__(cls, detail[:300])
+        out.shown = shown
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,17 +173,23 @@ class _Stream:
     """Streams one request's reply: ``begin`` is called before each answer attempt (with where it would come
     from) and returns the text callback; the "decided" event goes out with the first piece of text. Once text
     has gone out, the reply cannot switch to another answer: a retry or fallback would repeat or contradict it.
-    A repair draft (``action`` None) is not streamed: its refinement is the reply."""
+    A repair draft (``action`` None) is not streamed: its refinement is the reply. Events name tiers as clients
+    see them (``shown``) and carry the request id."""
 
-    def __init__(self, emit: Callable[[str, Any], None]) -> None:
+    def __init__(self, emit: Callable[[str, Any], None], request_id: str, shown: Callable[[str], str]) -> None:
         self.emit, self.started, self._where = emit, False, None
+        self.request_id, self.shown = request_id, shown
+
+    def _decided(self, tier: int, model: str, action: str, predictions: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"request_id": self.request_id, "tier": tier, "model": self.shown(model), "action": action,
+                "predictions": [{**p, "model": self.shown(p["model"])} for p in predictions]}
 
     def begin(self, tier: int, model: str, action: str | None, predictions: list[dict[str, Any]]):
         if self.started:
             raise _StreamBroken("the reply was already streaming when this answer was attempted")
         if action is None:
             return None
-        self._where = {"tier": tier, "model": model, "action": action, "predictions": predictions}
+        self._where = self._decided(tier, model, action, predictions)
         return self.text
 
     def text(self, piece: str) -> None:
@@ -142,8 +204,7 @@ class _Stream:
         """After routing: a reply that never streamed (a backend without streaming, a repair) goes out whole."""
         if not self.started:
             self.started = True
-            self.emit("decided", {"tier": res.tier, "model": res.model, "action": res.action,
-                                  "predictions": res.prediction_dicts()})
+            self.emit("decided", self._decided(res.tier, res.model, res.action, res.prediction_dicts()))
             if res.text:
                 self.emit("text", res.text)
 
@@ -182,6 +243,24 @@ def _takes_tools(model: Any) -> bool:
     return bool(flag) if flag is not None else hasattr(model, "chat_tools")
 
 
+def _within(at: float, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with every HTTP backend call inside it ending by ``at`` (a worker thread's side of the deadline)."""
+    with call_deadline(at):
+        return fn()
+
+
+def _inner(model: Any) -> Any:
+    """The backend behind a lazily loaded tier (None while it is not loaded)."""
+    if getattr(model, "loaded", True) is False:
+        return None
+    load = getattr(model, "load", None)
+    return load() if callable(load) and hasattr(model, "loaded") else model
+
+
+REFUSED = "the model backend refused this request; check its messages, tools and length"
+UNAVAILABLE = "no backend could answer this request; try again later"
+
+
 class RoutingService:
     """Routers by name, guarded backends, metrics and ledger (see the module notes)."""
 
@@ -191,6 +270,9 @@ class RoutingService:
             raise ConfigError("a routing service needs at least one router")
         self.deployments, self.cfg, self.ledger = deployments, cfg, ledger
         self.metrics = metrics or server_metrics()
+        self.metrics.watch("thrifty_logprob_fallbacks_total", "label predictions read from text because a backend "
+                           "returned no log-probs", "model", self._logprob_fallbacks)
+        self._names = {spec: tier_name(spec) for dep in deployments.values() for spec in dep.tiers}
         self._clock = clock
         self._pool = cf.ThreadPoolExecutor(cfg.workers, thread_name_prefix="thrifty-backend")
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -213,6 +295,34 @@ class RoutingService:
         raise ServiceError(404, f"model {model!r} not found; available: {', '.join(self.model_names())}",
                            "invalid_request_error", "model_not_found")
 
+    def shown(self, spec: str) -> str:
+        """A tier's name as clients see it (:func:`tier_name`)."""
+        return self._names.get(spec) or tier_name(spec)
+
+    def client_metadata(self, res: Routed) -> dict[str, Any]:
+        """The ``thrifty`` field of a response: the routing metadata with tiers by name and failures in generic
+        words (no backend URL, path or upstream message)."""
+        meta = res.metadata()
+        meta["model"] = self.shown(res.model)
+        meta["predictions"] = [{**p, "model": self.shown(p["model"])} for p in meta["predictions"]]
+        meta["backend_errors"] = [getattr(e, "shown", "backend error") for e in res.errors]
+        return meta
+
+    def request_timeout(self, router: str) -> float:
+        """Seconds one request of ``router`` may take in all (see the module notes)."""
+        if self.cfg.request_timeout_s is not None:
+            return self.cfg.request_timeout_s
+        return self.cfg.timeout_s * (self.cfg.retries + 1) * len(self.deployments[router].models)
+
+    def _logprob_fallbacks(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for dep in self.deployments.values():
+            for spec, model in zip(dep.tiers, dep.models, strict=False):
+                count = getattr(_inner(model), "logprob_fallbacks", None)
+                if isinstance(count, (int, float)):
+                    out[spec] = out.get(spec, 0.0) + float(count)
+        return out
+
     # -- guarded calls ----------------------------------------------------------------------------------
     def breaker(self, model_id: str) -> CircuitBreaker:
         with self._lock:
@@ -221,26 +331,44 @@ class RoutingService:
                                                           self._clock)
             return self._breakers[model_id]
 
-    def _call(self, model_id: str, fn: Callable[[], Any], errors: list[str], inline: bool = False) -> Any:
-        """Run one backend call under its breaker, with retries; ``inline`` runs it in this thread (for backends
-        that end every call within their own timeout), else a pool thread is the watchdog."""
+    def _failed(self, model_id: str, kind: str, detail: str, errors: list[str]) -> None:
+        self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": kind})
+        errors.append(_Failure(f"{model_id}: {detail}", f"{self.shown(model_id)}: {kind}"))
+
+    def _call(self, model_id: str, fn: Callable[[], Any], errors: list[str], inline: bool = False,
+              deadline: float = math.inf) -> Any:
+        """Run one backend call under its breaker, with retries, each attempt waiting at most ``timeout_s`` and
+        never past ``deadline`` (``time.monotonic()``); ``inline`` runs it in this thread (for backends that end
+        every call within their own timeout and honour :func:`call_deadline`), else a pool thread is the
+        watchdog. An upstream refusal raises ServiceError(400) at once."""
         breaker = self.breaker(model_id)
         if not breaker.allow():
-            self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": "open"})
-            errors.append(f"{model_id}: circuit open")
-            raise BackendDown(f"{model_id}: circuit open")
+            self._failed(model_id, "open", "circuit open", errors)
+            raise BackendDown(errors[-1])
+        blamed = False
         for _ in range(self.cfg.retries + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._failed(model_id, "deadline", "not tried: the request's deadline passed", errors)
+                break
+            wait = min(self.cfg.timeout_s, left)
             fut = None
             try:
                 if inline:
-                    out = fn()
+                    with call_deadline(time.monotonic() + wait):
+                        out = fn()
                 else:
-                    fut = self._pool.submit(fn)
-                    out = fut.result(timeout=self.cfg.timeout_s)
+                    fut = self._pool.submit(_within, time.monotonic() + wait, fn)
+                    out = fut.result(timeout=wait)
             except cf.TimeoutError:
                 if fut is not None:
                     fut.cancel()
-                kind, msg = "timeout", f"timed out after {self.cfg.timeout_s:g} s"
+                kind, msg = "timeout", f"timed out after {wait:g} s"
+            except UpstreamClientError as exc:  # the request is at fault, not the backend
+                breaker.release()
+                self._failed(model_id, "client", str(exc), errors)
+                log.warning("%s refused a request (HTTP %s): %s", model_id, exc.status, exc)
+                raise ServiceError(400, REFUSED, "invalid_request_error", "invalid_request") from None
             except TransientError as exc:
                 kind, msg = "transient", str(exc)
             except Exception as exc:  # a backend's own failure: not retried
@@ -248,11 +376,14 @@ class RoutingService:
             else:
                 breaker.record(True)
                 return out
-            self.metrics.inc("thrifty_backend_errors_total", {"model": model_id, "kind": kind})
-            errors.append(f"{model_id}: {msg}"[:300])
+            self._failed(model_id, kind, msg, errors)
+            blamed = blamed or kind == "error" or wait >= self.cfg.timeout_s  # a wait cut by the deadline: not its fault
             if kind == "error":
                 break
-        breaker.record(False)
+        if blamed:
+            breaker.record(False)
+        else:
+            breaker.release()
         raise BackendDown(errors[-1])
 
     # -- routing ----------------------------------------------------------------------------------------
@@ -283,24 +414,30 @@ class RoutingService:
                  tools: ToolRequest | None = None, on_event: Callable[[str, Any], None] | None = None) -> Routed:
         """Route one conversation; raises ServiceError when it cannot be served.
 
-        ``on_event(kind, payload)`` streams the reply: ``("decided", {tier, model, action, predictions})`` once,
-        right before the answering tier's first text, then ``("text", piece)`` as it is generated (backends that
-        do not stream give their whole answer as one piece when they finish)."""
+        ``on_event(kind, payload)`` streams the reply: ``("decided", {request_id, tier, model, action,
+        predictions})`` once, right before the answering tier's first text, then ``("text", piece)`` as it is
+        generated (backends that do not stream give their whole answer as one piece when they finish)."""
         t0 = time.perf_counter()
         name, tau = self.resolve(model)
         dep = self.deployments[name]
-        stream = _Stream(on_event) if on_event is not None else None
+        request_id = uuid.uuid4().hex
+        deadline = time.monotonic() + self.request_timeout(name)
+        stream = _Stream(on_event, request_id, self.shown) if on_event is not None else None
+        errors: list[str] = []
         try:
             res = self._route(dep, name, trim_history(messages, dep.history_tokens), params, task, tau,
-                              self._start_tier(conversation), tools, stream)
+                              self._start_tier(conversation), tools, stream, errors, deadline)
+            res.request_id = request_id
             if stream is not None:
                 stream.finish(res)
         except ServiceError as exc:
             self.metrics.inc("thrifty_requests_total", {"router": name, "action": "error", "code": str(exc.status)})
+            log.warning("request %s router=%s failed with %d: %s", request_id, name, exc.status,
+                        "; ".join(errors) or exc.message)
             # failed requests are traffic too: the ledger keeps every routed request
             self._log_decision(messages, name, model, key_name, task, conversation, {
-                "request_id": uuid.uuid4().hex, "router_version": str(dep.record.get("version", "")),
-                "action": "error", "status": exc.status, "model": None, "errors": [exc.message],
+                "request_id": request_id, "router_version": str(dep.record.get("version", "")),
+                "action": "error", "status": exc.status, "model": None, "errors": [*errors, exc.message],
                 "latency_s": time.perf_counter() - t0})
             raise
         res.latency_s = time.perf_counter() - t0
@@ -333,14 +470,14 @@ class RoutingService:
 
     def _route(self, dep: Deployment, name: str, messages: list[dict[str, str]], params: GenParams,
                task: str | None, tau: float | None, start: int, tools: ToolRequest | None = None,
-               stream: _Stream | None = None) -> Routed:
-        """One climb of the routing engine with every backend call guarded, tools passed to tiers that take
-        them, the answering tier's reply streamed, and the fallback policy of the config."""
+               stream: _Stream | None = None, errors: list[str] | None = None, deadline: float = math.inf) -> Routed:
+        """One climb of the routing engine with every backend call guarded (by ``deadline``), tools passed to
+        tiers that take them, the answering tier's reply streamed, and the fallback policy of the config."""
         ladder = self._ladder(dep, task, tau)
-        errors: list[str] = []
+        errors = [] if errors is None else errors
 
         def guard(i: int, fn: Callable[[], Any], kind: str) -> Any:
-            return self._call(dep.tiers[i], fn, errors, kind != "repair" and _self_timed(dep.models[i]))
+            return self._call(dep.tiers[i], fn, errors, kind != "repair" and _self_timed(dep.models[i]), deadline)
 
         def answer(i: int, pred: Any, action: str | None, consulted: list[tuple[int, Any]]) -> Completion:
             model = dep.models[i]
@@ -362,8 +499,7 @@ class RoutingService:
             res = climb(dep.models, dep.predictors, ladder.policies, messages, params, task, start=start,
                         max_tries=ladder.max_tries, names=dep.tiers, hooks=hooks)
         except NoTierAnswered:
-            raise ServiceError(503, f"no backend could answer: {'; '.join(errors[-3:]) or 'all unavailable'}",
-                               "server_error", "backend_unavailable") from None
+            raise ServiceError(503, UNAVAILABLE, "server_error", "backend_unavailable") from None
         res.errors = errors
         res.request_id, res.router, res.router_version = uuid.uuid4().hex, name, str(dep.record.get("version", ""))
         if tools is not None:
@@ -376,4 +512,5 @@ class RoutingService:
             self.ledger.close()
 
 
-__all__ = ["FALLBACKS", "BackendDown", "Routed", "RoutingService", "ServeConfig", "ServiceError", "ToolRequest"]
+__all__ = ["FALLBACKS", "BackendDown", "Routed", "RoutingService", "ServeConfig", "ServiceError", "ToolRequest",
+           "tier_name"]

@@ -4,19 +4,24 @@ The routing runs in a worker thread and reports through a queue: the HTTP respon
 ``x-thrifty-*`` headers of the decision) only once the answering tier is known — so a request that cannot be
 served still gets a proper error status — then each generated piece goes out as a ``chat.completion.chunk``, and
 the last chunk carries ``finish_reason``, ``usage`` and the full ``thrifty`` metadata, followed by
-``data: [DONE]``. A backend failure after text went out ends the stream with an OpenAI-shaped error event.
+``data: [DONE]``. Every chunk carries the same id, ``chatcmpl-<request id>`` (the request id is known before the
+first chunk). A backend failure after text went out ends the stream with an OpenAI-shaped error event (code
+``stream_interrupted``) and no ``[DONE]``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from thrifty.route.server.protocol import error_body
 from thrifty.route.server.service import Routed, ServiceError
+
+log = logging.getLogger("thrifty.server")
 
 
 def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -25,7 +30,8 @@ def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = Non
 
 
 def decision_headers(router: str, decided: dict[str, Any]) -> dict[str, str]:
-    """The ``x-thrifty-*`` headers known when the answering tier is chosen."""
+    """The ``x-thrifty-*`` headers known when the answering tier is chosen (``decided`` names tiers as clients see
+    them)."""
     out = {"x-thrifty-router": router, "x-thrifty-model": str(decided["model"]),
            "x-thrifty-action": str(decided["action"]), "x-thrifty-tier": str(decided["tier"])}
     preds = decided.get("predictions") or []
@@ -37,9 +43,10 @@ def decision_headers(router: str, decided: dict[str, Any]) -> dict[str, str]:
 
 
 async def stream_reply(run: Callable[[Callable[[str, Any], None]], Routed], model: str, router: str,
-                       error: Callable[..., Any]) -> Any:
+                       error: Callable[..., Any], metadata: Callable[[Routed], dict[str, Any]]) -> Any:
     """Run ``run(on_event)`` (the service call) in a thread and answer with a streaming response, or with
-    ``error(...)``'s response when the request fails before any text."""
+    ``error(...)``'s response when the request fails before any text; ``metadata(res)`` is the last chunk's
+    ``thrifty`` field."""
     from fastapi.responses import StreamingResponse
     from starlette.concurrency import run_in_threadpool
 
@@ -55,8 +62,8 @@ async def stream_reply(run: Callable[[Callable[[str, Any], None]], Routed], mode
         except ServiceError as exc:
             queue.put_nowait(("error", exc))
         except Exception as exc:
-            queue.put_nowait(("error", ServiceError(500, f"internal error ({type(exc).__name__})", "server_error",
-                                                    "internal_error")))
+            log.error("streamed request failed: %s: %s", type(exc).__name__, exc)
+            queue.put_nowait(("error", ServiceError(500, "internal error", "server_error", "internal_error")))
         else:
             queue.put_nowait(("done", res))
 
@@ -69,7 +76,8 @@ async def stream_reply(run: Callable[[Callable[[str, Any], None]], Routed], mode
     created = int(time.time())
 
     async def events() -> AsyncIterator[str]:
-        base: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "created": created, "model": model}
+        base: dict[str, Any] = {"id": f"chatcmpl-{decided['request_id']}", "object": "chat.completion.chunk",
+                                "created": created, "model": model}
         yield _chunk(base, {"role": "assistant", "content": ""})
         while True:
             kind, payload = await queue.get()
@@ -79,17 +87,17 @@ async def stream_reply(run: Callable[[Callable[[str, Any], None]], Routed], mode
                 res: Routed = payload
                 if res.tool_calls:
                     yield _chunk(base, {"tool_calls": [{"index": j, **c} for j, c in enumerate(res.tool_calls)]})
-                yield _chunk({**base, "id": f"chatcmpl-{res.request_id}"}, {}, res.finish_reason,
-                             thrifty=res.metadata(), usage={"prompt_tokens": res.tokens_in,
-                                                            "completion_tokens": res.tokens_out,
-                                                            "total_tokens": res.tokens_in + res.tokens_out})
+                usage = {"prompt_tokens": res.tokens_in, "completion_tokens": res.tokens_out,
+                         "total_tokens": res.tokens_in + res.tokens_out}
+                yield _chunk(base, {}, res.finish_reason, thrifty=metadata(res), usage=usage)
                 yield "data: [DONE]\n\n"
                 return
             elif kind == "error":
                 yield f"data: {json.dumps(error_body(payload.message, payload.kind, payload.code))}\n\n"
                 return
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=decision_headers(router, decided))
+    headers = {"x-thrifty-request-id": str(decided["request_id"]), **decision_headers(router, decided)}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 __all__ = ["decision_headers", "stream_reply"]
