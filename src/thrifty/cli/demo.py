@@ -1,9 +1,10 @@
 """`thrifty demo`: the self-predicting router end to end on the bundled models, from the shipped configs.
 
-The steps (each resumable from the run store, so a re-run only reads it): pull both Qwen models; both answer the
-test split; the small one answers the train split; its report card is built from those grades; zero-shot and
-report-card predictions are scored; both models answer the val split; a report-card router is calibrated there;
-the router and its baselines are replayed on the test split, writing ``runs/demo/eval/report.html``.
+The steps (each resumable from the run store, so a re-run only reads it): pull both Qwen models and the sentence
+encoder of the kNN baseline; both models answer the test split; the small one answers the train split; its report
+card is built and its plain-prompt probe fitted from those grades; zero-shot, report-card and probe predictions
+are scored; both models answer the val split; a plain-probe router is calibrated there; the router and its
+baselines are replayed on the test split, writing ``runs/demo/eval/report.html``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from thrifty.core.errors import ConfigError, ThriftyError
 
 SMALL = "qwen2.5-coder-0.5b-instruct"
 LARGE = "qwen2.5-coder-1.5b-instruct"
-CONFIGS = ("demo.yaml", "demo_train.yaml", "demo_predict.yaml", "demo_val.yaml", "demo_calibrate.yaml",
-           "demo_eval.yaml")
+EMBEDDER = "all-minilm-l6-v2"
+CONFIGS = ("demo.yaml", "demo_train.yaml", "demo_probe.yaml", "demo_predict.yaml", "demo_val.yaml",
+           "demo_calibrate.yaml", "demo_eval.yaml")
 
 
 def register(rooms) -> None:
@@ -35,10 +37,11 @@ def steps(configs: Path, run_dir: Path) -> list[list[str]]:
     """The demo as a list of `thrifty` command lines."""
     card = str(run_dir / f"card-{SMALL}.json")
     return [
-        ["models", "pull", SMALL, LARGE],
+        ["models", "pull", SMALL, LARGE, EMBEDDER],
         ["route", "collect", "--config", str(configs / "demo.yaml")],
         ["route", "collect", "--config", str(configs / "demo_train.yaml")],
         ["route", "report-card", "build", "--store", str(run_dir / "store.sqlite"), "--model", SMALL, "--out", card],
+        ["route", "probe", "fit", "--config", str(configs / "demo_probe.yaml")],
         ["route", "predict-eval", "--config", str(configs / "demo_predict.yaml")],
         ["route", "collect", "--config", str(configs / "demo_val.yaml")],
         ["route", "calibrate", "--config", str(configs / "demo_calibrate.yaml")],

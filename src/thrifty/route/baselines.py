@@ -136,3 +136,27 @@ def chow(model: Any, messages: Messages, answer: str) -> dict[str, Any]:
 
 POSTHOC = {"p_true": (p_true, P_TRUE_VERSION), "chow": (chow, CHOW_VERSION)}
 """Post-hoc baselines (scored after the small model answered): name → (scorer, version)."""
+
+
+EMBEDDER = "all-minilm-l6-v2"
+"""The sentence encoder of the embedding baselines (a bundled folder model: ``thrifty models pull``)."""
+
+
+def embed_knn_scores(train: Sequence[tuple[tuple[str, Messages], bool]], test: Sequence[tuple[str, Messages]],
+                     seed: int = 0, embedder: Any = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """RouteLLM-style kNN over real sentence embeddings of the last user message: (p_good of each test query,
+    the encoder's tokens per test query, the encoder's id). ``embedder`` None loads the bundled encoder; k is
+    chosen on the train rows (:class:`~thrifty.route.embed_router.KNNRouter`)."""
+    from thrifty.route.embed_router import KNNRouter
+
+    if embedder is None:
+        from thrifty.llm.embed import load_embedder
+
+        embedder = load_embedder(EMBEDDER)
+    if len({g for _, g in train}) < 2:
+        raise DataError("the kNN router needs graded train queries with both acceptable and bad answers")
+    tr_text = [last_user_text(m) for (_, m), _ in train]
+    te_text = [last_user_text(m) for _, m in test]
+    knn = KNNRouter().fit(embedder.embed(tr_text), np.array([g for _, g in train]), seed=seed)
+    tokens = np.array([min(len(embedder.tokenizer(t)["input_ids"]), embedder.max_length) for t in te_text])
+    return knn.p_good(embedder.embed(te_text)), tokens, str(getattr(embedder, "model_id", EMBEDDER))

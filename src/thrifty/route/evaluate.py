@@ -11,6 +11,8 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
   whether its answer is correct, and the query is deferred when P(True) is low; it pays answer + verification.
 - **Chow** (token log-probability): defers the answers whose mean token log-prob is lowest (Chow-average); the
   log-probs come with generation in deployment, so only the answer is paid (here the stored answer is re-scored).
+- **embed kNN** (RouteLLM-style over real sentence embeddings, all-MiniLM-L6-v2): cosine kNN with k chosen by
+  cross-validation on the same train-split grades; it pays the encoder on every query.
 - **prompt router** (RouteLLM-style, prompt only): p(acceptable) from hashed prompt features, trained on the
   small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
   holds no train grades.
@@ -37,7 +39,7 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.tasks.base import Task, check_split
 
-BASELINES = ("random", "oracle", "prompt_router", "p_true", "chow")
+BASELINES = ("random", "oracle", "prompt_router", "embed_knn", "p_true", "chow")
 
 
 @dataclass
@@ -99,7 +101,8 @@ def _rebase_savings(methods: dict[str, Any], cost_large: float) -> None:
 
 
 def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = None,
-                    load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
+                    load_task: Callable[[str], Task] | None = None,
+                    load_embedder: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Run the replay ``cfg`` describes; writes route_eval.{json,md} and plots; returns the result."""
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.route.router import (
@@ -132,7 +135,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     train: list[tuple[tuple[str, Any], bool]] = []
     with RunStore(cfg.store_path) as store:
         rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, judge)
-        if "prompt_router" in cfg.baselines:
+        if {"prompt_router", "embed_knn"} & set(cfg.baselines):
             train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
                                         for t, task in loaded.items()}, router["small"], judge)
     require_rows(rows, cfg.split)
@@ -166,6 +169,9 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
                                                cw, cs, bad)
+    if "embed_knn" in cfg.baselines and len({g for _, g in train}) >= 2:
+        _embed_knn(methods, notes, train, [(r.task, messages[(r.task, r.example)]) for r in rows], cfg.seed, kw,
+                   (q_small, q_large, cw, cs, bad), load_embedder)
     per_task = {}
     tasks_of = np.array([r.task for r in rows])
     for t in tasks:
@@ -231,6 +237,27 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     pay = cw + np.asarray(extra)
     return _method(name, q_small, q_large, np.asarray(scores), pay, pay + cs, bad)
+
+
+def _embed_knn(methods: dict[str, Any], notes: list[str], train: list[Any], test: list[Any], seed: int,
+               kw: dict[str, Any], arrays: tuple[np.ndarray, ...], load_embedder: Any) -> None:
+    """The kNN router over sentence embeddings; it pays the encoder on every query. Skipped with a note when
+    the encoder is not pulled or cannot load."""
+    from thrifty.core.errors import ModelError
+    from thrifty.evals.cost import Usage, query_cost
+    from thrifty.route.baselines import EMBEDDER, embed_knn_scores
+    from thrifty.route.router import price_table
+
+    q_small, q_large, cw, cs, bad = arrays
+    try:
+        p_good, tokens, enc = embed_knn_scores(train, test, seed, load_embedder() if load_embedder else None)
+    except (ModelError, ImportError) as exc:
+        notes.append(f"embed_knn skipped: {exc} (thrifty models pull {EMBEDDER})")
+        return
+    table = price_table([enc], kw["prices"], kw["cached_discount"])
+    unit = "latency" if kw["cost"] == "latency" else "tokens"
+    enc_cost = np.array([query_cost([Usage(enc, int(n))], table, unit) for n in tokens])
+    methods["embed_knn"] = _method("embed_knn", q_small, q_large, 1.0 - p_good, cw + enc_cost, cs + enc_cost, bad)
 
 
 def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,

@@ -47,14 +47,28 @@ def routed(tmp_path):
     return store, small, cal.out_path
 
 
+class _WordEmbedder:
+    """A fake encoder for unit tests: a unit vector of two word counts ("hard", everything else)."""
+
+    model_id, max_length = "all-minilm-l6-v2", 256
+
+    def tokenizer(self, text):
+        return {"input_ids": text.split()}
+
+    def embed(self, texts):
+        v = np.array([[t.count("hard") + 0.1, len(t.split())] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_path, routed):
     store, small, router = routed
     cfg = EvalConfig(router=str(router), store=str(store), run_dir=str(tmp_path / "eval"), n_per_task=20,
                      train_n_per_task=20)
-    res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
+    res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask, load_embedder=_WordEmbedder)
     m = res["methods"]
     assert res["n"] == 20 and res["q_small"] == 0.5 and res["q_large"] == 1.0
-    assert set(m) == {"router", "random", "oracle", "prompt_router", "p_true", "chow"}
+    assert set(m) == {"router", "random", "oracle", "prompt_router", "embed_knn", "p_true", "chow"}
+    assert m["embed_knn"]["summary"]["cost_weak"] > m["oracle"]["summary"]["cost_weak"]  # it pays the encoder
     assert m["random"]["summary"]["apgr"] == pytest.approx(0.5)
     # the small model knows exactly which of its answers fail: its router matches the oracle's order
     assert m["router"]["summary"]["apgr"] == pytest.approx(m["oracle"]["summary"]["apgr"])
