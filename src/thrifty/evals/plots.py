@@ -107,8 +107,9 @@ def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: 
         arrays.append((name, x, y))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, x, y in arrays:
-        ax.plot(x, y, marker="." if x.size < 40 else None, label=name)
+    styles = ("-", "--", "-.", ":")  # colour and line style both vary, so curves stay apart in grey print too
+    for i, (name, x, y) in enumerate(arrays):
+        ax.plot(x, y, linestyle=styles[i % len(styles)], marker="." if x.size < 40 else None, label=name)
     for name, x, y in points:
         ax.plot([x], [y], "s", label=name)
     ax.set_xlabel(xlabel)
