@@ -33,9 +33,22 @@ def check_file(path: Path | str) -> Path:
     return p
 
 
+def text_file(path: Path | str) -> Path:
+    """``check_file``, then the whole file checked to be UTF-8: invalid bytes raise a DataError naming the line."""
+    p = check_file(path)
+    data = p.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise data_error(p, line, f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                                  "save the file as UTF-8") from None
+    return p
+
+
 def read_jsonl(path: Path | str) -> list[Record]:
     """Records of a JSON Lines file (blank lines skipped); bad JSON or a non-object line raises DataError."""
-    p = check_file(path)
+    p = text_file(path)
     out: list[Record] = []
     with p.open("r", encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -54,14 +67,14 @@ def read_jsonl(path: Path | str) -> list[Record]:
 
 
 def _starts_with_bracket(p: Path) -> bool:
-    with check_file(p).open("r", encoding="utf-8-sig") as fh:
+    with text_file(p).open("r", encoding="utf-8-sig") as fh:
         head = fh.read(4096).lstrip()
     return head.startswith("[")
 
 
 def read_json_array(path: Path | str) -> list[Record]:
     """Records of a .json file holding one array of objects; item k is reported as line k (1-based)."""
-    p = check_file(path)
+    p = text_file(path)
     try:
         items = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
@@ -90,7 +103,7 @@ def _csv_rows(p: Path) -> Iterator[tuple[int, list[str]]]:
 def read_csv(path: Path | str, columns: Sequence[str] | None = None) -> list[Record]:
     """Records of a CSV file: with ``columns`` the file has no header and rows map onto those names;
     without, the first row is the header. A row with the wrong number of cells raises DataError."""
-    p = check_file(path)
+    p = text_file(path)
     rows = iter(_csv_rows(p))
     if columns is None:
         first = next(rows, None)

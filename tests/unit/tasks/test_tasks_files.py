@@ -198,3 +198,15 @@ def test_only_puts_everything_in_one_split_and_duplicates_are_dropped(tmp_path):
     assert len(load_gsm8k(doubled).items) == 12
     with pytest.raises(ConfigError):
         load_gsm8k(FIX / "gsm8k.jsonl", only="holdout")
+
+
+@pytest.mark.parametrize("name, body, line", [("bad.jsonl", b'{"q": "a"}\n{"q": "caf\xe9"}\n', 2),
+                                              ("bad.csv", b"question,answer\nok,1\nna\xefve,2\n", 3),
+                                              ("bad.json", b'[{"q": "a"},\n {"q": "\xff"}]', 2)])
+def test_invalid_utf8_names_the_file_and_line(tmp_path, name, body, line):
+    from thrifty.tasks.records import read_records
+
+    path = tmp_path / name
+    path.write_bytes(body)
+    with pytest.raises(DataError, match=rf"{name}:{line}: not valid UTF-8"):
+        read_records(path)
