@@ -16,9 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, OK
 from thrifty.route.predictors.base import Prediction
@@ -26,6 +24,7 @@ from thrifty.route.predictors.probe import (
     PROBE_VERSION,
     ProbeClassifier,
     ProbeData,
+    collect_features,
     count_prompt_tokens,
     feature,
 )
@@ -40,21 +39,7 @@ def plain_prompt_version() -> str:
 
 def plain_features(model: Any, labelled: Sequence[tuple[str, Any, str]], layer: int | None = None) -> ProbeData:
     """Features and labels for ``labelled`` (task, example, label) rows: each example's plain conversation."""
-    if not labelled:
-        raise ConfigError("no labelled examples to probe; collect with a judge first")
-    from thrifty.core.progress import Progress
-
-    rows, ys, ids, tasks = [], [], [], []
-    with Progress(len(labelled), "hidden states (plain prompt)") as bar:
-        for task, ex, label in labelled:
-            rows.append(feature(model, ex.messages(), "", layer))
-            ys.append(LABEL_INDEX[label])
-            ids.append(str(ex.id))
-            tasks.append(str(task))
-            bar.advance()
-    if len({r.size for r in rows}) != 1:
-        raise DataError("hidden states of different sizes; one model and layer per probe")
-    return ProbeData(np.stack(rows), np.asarray(ys, dtype=np.int64), ids, tasks)
+    return collect_features(model, labelled, layer=layer, plain=True)
 
 
 def fit_plain_probe(data: ProbeData, model_id: str, layer: int | None = None, l2: float = 1e-2) -> ProbeClassifier:

@@ -89,19 +89,23 @@ def feature(model: Any, prompt: Messages, prefix: str, layer: int | None = None)
 
 def collect_features(
     model: Any, labelled: Sequence[tuple[str, Any, str]], prefix: str = DEFAULT_PREFIX,
-    rubric_text: str = RUBRIC_TEXT, placement: str = "start", layer: int | None = None,
+    rubric_text: str = RUBRIC_TEXT, placement: str = "start", layer: int | None = None, plain: bool = False,
 ) -> ProbeData:
     """Features and labels for ``labelled`` (from :func:`labelled_examples`): each example's messages under the
-    zero-shot instruction, read at the position right after ``prefix``."""
+    zero-shot instruction, read at the position right after ``prefix`` — or, with ``plain``, the conversation
+    itself read at its last token (the plain-prompt probe's position)."""
     if not labelled:
         raise ConfigError("no labelled examples to probe; collect with a judge first")
     from thrifty.core.progress import Progress
 
     reader = PromptPredictor(model, prefix, rubric_text, placement)
     rows, ys, ids, tasks = [], [], [], []
-    with Progress(len(labelled), "hidden states") as bar:
+    with Progress(len(labelled), "hidden states" + (" (plain prompt)" if plain else "")) as bar:
         for task, ex, label in labelled:
-            rows.append(feature(model, reader.prompt(ex.messages(), task), prefix, layer))
+            if plain:
+                rows.append(feature(model, ex.messages(), "", layer))
+            else:
+                rows.append(feature(model, reader.prompt(ex.messages(), task), prefix, layer))
             ys.append(LABEL_INDEX[label])
             ids.append(str(ex.id))
             tasks.append(str(task))
