@@ -12,7 +12,7 @@ from thrifty import __version__
 from thrifty.core.errors import ThriftyError
 
 # Each room module exposes ``register(subparsers)``; its handlers import heavy libraries lazily.
-ROOMS = ("models", "tasks", "route", "dlm", "video", "demo")
+ROOMS = ("models", "tasks", "route", "dlm", "video", "store", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,6 +25,7 @@ from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoi
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.metrics_log import MetricsLog
+from thrifty.core.progress import Progress
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
@@ -137,6 +138,8 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     maskable[:, task.prompt_len + 1:] = True
     log = MetricsLog(run, resume_step=step, tensorboard=cfg.tensorboard) if launch.is_main else None
     t0, last = time.perf_counter(), {}
+    bar = Progress(cfg.steps, f"dlm sft {cfg.task}", start=step, enabled=None if progress and launch.is_main
+                   else False).open()
     model.train()
     while step < cfg.steps:
         x0 = train[torch.randint(len(train), (cfg.batch_size,), generator=gen)]  # the global batch, on every rank
@@ -152,9 +155,10 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
         if launch.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
             last = evaluate(launch.unwrap(model), task, test, sampler)
             record.update({f"eval_{k}": v for k, v in last.items()})
-            if progress:
-                print(f"step {step}: loss {record['loss']:.3f}, test reward {last['reward']:.3f}, solved "
-                      f"{last['solved']:.3f} ({record['wall_s']:.0f} s)", flush=True)
+            bar.advance(note=f"loss {record['loss']:.3f}, test reward {last['reward']:.3f}, solved "
+                        f"{last['solved']:.3f}", force=True)
+        else:
+            bar.advance()
         if log is not None:
             log.write(record)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -162,6 +166,7 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
                 log.flush()
                 save_checkpoint(run, step, {"model": launch.unwrap(model)}, opt, gen)
             launch.barrier()
+    bar.close()
     if log is not None:
         log.close()
     return {"step": step, **last, "params": launch.unwrap(model).num_params(), "config": asdict(cfg),

@@ -33,6 +33,9 @@ from thrifty.core.store import RunStore
 from thrifty.route.predictors.base import DEFAULT_PREFIX
 from thrifty.tasks.base import Task, check_split
 
+DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass
 class SFTConfig:
@@ -59,6 +62,9 @@ class SFTConfig:
     batch_size: int = 4
     grad_accum: int = 1
     n_threads: int = 1
+    device: str = "cpu"  # cpu, cuda, or auto (cuda when one is visible)
+    precision: str = "fp32"  # fp32, or bf16 / fp16 mixed precision (fp16 only on cuda)
+    report_to: list[str] = field(default_factory=list)  # trainer loggers, e.g. [tensorboard]; none by default
     out: str = ""  # adapter directory; default: <run_dir>/adapter
 
     def __post_init__(self) -> None:
@@ -84,6 +90,12 @@ class SFTConfig:
             raise ConfigError(f"instruction must be one of {', '.join(INSTRUCTIONS)}, got {self.instruction!r}")
         if not self.target_modules:
             raise ConfigError("target_modules must name at least one module (e.g. q_proj)")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if any(not isinstance(r, str) or not r.strip() for r in self.report_to):
+            raise ConfigError(f"report_to must list logger names (e.g. tensorboard), got {self.report_to!r}")
 
     @property
     def store_path(self) -> Path:
@@ -92,6 +104,24 @@ class SFTConfig:
     @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path(self.run_dir) / "adapter"
+
+
+def device_args(cfg: SFTConfig, cuda_available: bool | None = None) -> dict[str, Any]:
+    """The trainer arguments ``cfg`` sets: the device (``use_cpu``), mixed precision (``bf16``/``fp16``) and the
+    loggers (``report_to``). ``cuda_available`` defaults to what torch sees."""
+    if cuda_available is None:
+        cuda_available = False
+        if cfg.device != "cpu":
+            import torch
+
+            cuda_available = torch.cuda.is_available()
+    if cfg.device == "cuda" and not cuda_available:
+        raise ConfigError("device cuda: no CUDA device is visible; use device cpu or auto")
+    on_gpu = cfg.device != "cpu" and cuda_available
+    if cfg.precision == "fp16" and not on_gpu:
+        raise ConfigError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return {"use_cpu": not on_gpu, "bf16": cfg.precision == "bf16", "fp16": cfg.precision == "fp16",
+            "report_to": list(cfg.report_to)}
 
 
 def base_model_dir(cfg: SFTConfig) -> Path:
@@ -198,7 +228,7 @@ def _fit(cfg: SFTConfig, base: Path, data: list[Any]) -> list[float]:
             output_dir=str(Path(cfg.run_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
             num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1, logging_steps=1, save_strategy="no",
-            use_cpu=True, bf16=False, fp16=False, report_to=[], seed=cfg.seed, data_seed=cfg.seed,
+            **device_args(cfg), seed=cfg.seed, data_seed=cfg.seed,
             completion_only_loss=True, disable_tqdm=True, dataloader_num_workers=0, max_length=None,
             lr_scheduler_type="linear", warmup_steps=0,
         )

@@ -35,6 +35,7 @@ from thrifty.core.checkpoint import load_checkpoint, load_weights, save_checkpoi
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.metrics_log import MetricsLog
+from thrifty.core.progress import Progress
 from thrifty.core.rng import derive_seed
 from thrifty.video.adapter import TinyBackend
 from thrifty.video.allocate import ALLOCATORS
@@ -262,6 +263,7 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
     t0, last = time.perf_counter(), {}
     compressor.train()
     decoder.train()
+    bar = Progress(end, "video train", start=step, enabled=None if progress else False).open()
     with MetricsLog(run, resume_step=step, tensorboard=cfg.tensorboard) as log:
         while step < end:
             stage = cfg.stage(step)
@@ -277,13 +279,16 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 last = quick_eval(cfg, compressor, decoder, heldout)
                 record.update({f"eval_{k}": v for k, v in last.items()})
-            if progress and (step % cfg.log_every == 0 or "eval_auroc" in record):
+            if step % cfg.log_every == 0 or "eval_auroc" in record:
                 shown = ", ".join(f"{k} {v:.3f}" for k, v in record.items() if k not in ("step", "stage", "wall_s"))
-                print(f"step {step}/{cfg.total_steps} (stage {stage}): {shown} ({record['wall_s']:.0f} s)", flush=True)
+                bar.advance(note=f"stage {stage}: {shown}", force=True)
+            else:
+                bar.advance()
             log.write(record)
             if step % cfg.checkpoint_every == 0 or step == end:
                 log.flush()
                 save_checkpoint(run, step, modules, opt, gen)
+    bar.close()
     params_n = compressor.num_params() + decoder.num_params()
     return {"step": step, **last, "params": params_n, "config": asdict(cfg)}
 

@@ -24,7 +24,7 @@ from thrifty.route.predictors.sft import (
     target_token,
 )
 from thrifty.route.predictors.zero_shot import ZeroShotPredictor
-from thrifty.route.sft import SFTConfig, train_sft
+from thrifty.route.sft import SFTConfig, device_args, train_sft
 from thrifty.tasks.base import Example, Score
 
 TASK = "words"
@@ -99,6 +99,34 @@ def test_config_and_metadata_errors_are_one_line(tmp_path):
     meta = {"model": "m", "base_model": "b", "prompt_version": "not-this-prompt"}
     with pytest.raises(ConfigError, match="another prediction prompt"):
         SFTPredictor(None, meta)
+
+
+def test_device_precision_and_loggers_come_from_the_config():
+    cfg = SFTConfig(model="m", tasks=[TASK])  # the defaults: CPU, fp32, no logger
+    assert device_args(cfg) == {"use_cpu": True, "bf16": False, "fp16": False, "report_to": []}
+    gpu = SFTConfig(model="m", tasks=[TASK], device="cuda", precision="bf16", report_to=["tensorboard"])
+    assert device_args(gpu, cuda_available=True) == {"use_cpu": False, "bf16": True, "fp16": False,
+                                                     "report_to": ["tensorboard"]}
+    auto = SFTConfig(model="m", tasks=[TASK], device="auto", precision="fp16")
+    assert device_args(auto, cuda_available=True)["use_cpu"] is False and device_args(auto, True)["fp16"]
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        device_args(auto, cuda_available=False)
+    assert device_args(SFTConfig(model="m", tasks=[TASK], device="auto"), cuda_available=False)["use_cpu"]
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        device_args(gpu, cuda_available=False)
+    for bad, match in (({"device": "tpu"}, "device must be one of"), ({"precision": "int8"}, "precision must be"),
+                       ({"report_to": [""]}, "report_to")):
+        with pytest.raises(ConfigError, match=match):
+            SFTConfig(model="m", tasks=[TASK], **bad)
+
+
+def test_the_trainer_takes_the_mapped_arguments(tmp_path):
+    from trl import SFTConfig as TRLConfig
+
+    cfg = SFTConfig(model="m", tasks=[TASK], precision="bf16", report_to=["tensorboard"])
+    args = TRLConfig(output_dir=str(tmp_path), **device_args(cfg))
+    assert args.use_cpu and args.bf16 and not args.fp16 and args.report_to == ["tensorboard"]
+    assert str(args.device) == "cpu"
 
 
 def _store_with_grades(path, n: int) -> None:

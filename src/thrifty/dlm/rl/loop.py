@@ -26,6 +26,7 @@ import torch
 from thrifty.core.checkpoint import load_checkpoint, save_checkpoint
 from thrifty.core.config import save_config
 from thrifty.core.metrics_log import MetricsLog
+from thrifty.core.progress import Progress
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
@@ -150,11 +151,12 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
         wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
     # a fresh start (no checkpoint) also drops the step-0 line of an attempt that died before its first checkpoint
     log = MetricsLog(run, resume_step=step if step else -1, tensorboard=cfg.tensorboard) if launch.is_main else None
+    bar = Progress(cfg.steps, f"dlm rl {cfg.algo}", start=step, enabled=None if progress and log is not None
+                   else False).open()
     if step == 0 and log is not None:
         first = {"step": 0, "wall_s": wall, "cpu_s": cpu, **setup_stats, **_evaluate(cfg, task, policy, head, test, eval_sampler)}
         log.write(first)
-        if progress:
-            print(f"start: held-out reward {first['eval_reward']:.3f}, solved {first['eval_solved']:.3f}", flush=True)
+        bar.advance(0, note=f"held-out reward {first['eval_reward']:.3f}, solved {first['eval_solved']:.3f}", force=True)
     last: dict[str, Any] = {}
     def spent() -> bool:
         return (cfg.max_wall_s > 0 and wall >= cfg.max_wall_s) or (cfg.max_cpu_s > 0 and cpu >= cfg.max_cpu_s)
@@ -180,15 +182,17 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
             last = _evaluate(cfg, task, policy, head, test, eval_sampler)
             counter = ForwardCounter(policy, ref)
             record.update(last)
-            if progress:
-                print(f"step {step}: held-out reward {last['eval_reward']:.3f}, solved {last['eval_solved']:.3f} "
-                      f"({wall:.0f} s training)", flush=True)
+            bar.advance(taken, note=f"held-out reward {last['eval_reward']:.3f}, solved {last['eval_solved']:.3f} "
+                        f"({wall:.0f} s training)", force=True)
+        else:
+            bar.advance(taken)
         log.write(record)
         if step % cfg.checkpoint_every < taken or done:
             log.flush()
             extra = {"wall_s": wall, "cpu_s": cpu, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
             save_checkpoint(run, step, modules, opt, gen, extra)
             launch.barrier()
+    bar.close()
     if log is not None:
         log.close()
     counter.close()
