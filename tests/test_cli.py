@@ -250,3 +250,13 @@ def test_dlm_train_sft_then_eval_prints_accuracy_against_nfe(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| threshold 0.9 |" in out and "mean NFE" in out and (run / "sampler_eval.json").exists()
     assert main(["dlm", "eval", "--run-dir", str(tmp_path / "none")]) == 1
+
+
+def test_the_demo_finds_its_configs_in_a_checkout_or_in_the_installed_package(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from thrifty.cli.demo import default_configs
+
+    assert default_configs() == Path("configs/route")
+    monkeypatch.chdir(tmp_path)  # no checkout here: the packaged copy
+    assert default_configs().parts[-3:] == ("thrifty", "configs", "route")

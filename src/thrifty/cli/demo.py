@@ -27,8 +27,9 @@ def register(rooms) -> None:
     """Add the ``demo`` command (no verbs)."""
     help_text = "run the self-predicting router demo end to end on the bundled models (resumable)"
     p = rooms.add_parser("demo", help=help_text, description=help_text)
-    p.add_argument("--configs", default="configs/route", metavar="DIR",
-                   help="folder with the demo's YAML configs (default: configs/route of the repository)")
+    p.add_argument("--configs", default=None, metavar="DIR",
+                   help="folder with the demo's YAML configs (default: configs/route here, else the copy "
+                        "installed with the package)")
     p.add_argument("--run-dir", default="runs/demo", help="the run dir the configs write to (for the card path)")
     p.set_defaults(func=_demo)
 
@@ -49,10 +50,20 @@ def steps(configs: Path, run_dir: Path) -> list[list[str]]:
     ]
 
 
+def default_configs() -> Path:
+    """``configs/route`` of the current folder (a checkout), else the copy a wheel installs in the package."""
+    here = Path("configs/route")
+    if here.is_dir():
+        return here
+    import thrifty
+
+    return Path(thrifty.__file__).resolve().parent / "configs" / "route"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from thrifty.cli.main import main
 
-    configs = Path(args.configs)
+    configs = Path(args.configs) if args.configs else default_configs()
     missing = [name for name in CONFIGS if not (configs / name).is_file()]
     if missing:
         raise ConfigError(f"{configs}: demo configs missing ({', '.join(missing)}); run from the repository root "
