@@ -323,9 +323,12 @@ def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, c
                 cached_discount: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Per-query cost of answering with ``small`` and of deferring to ``large``, each the sum over the query's
     backend calls of :func:`thrifty.evals.cost.query_cost` (prices from :func:`price_table`; ``cost="latency"``:
-    seconds). The prediction call is paid on every query; an instruction predictor's answer continues its
-    prompt (those tokens are then cached); the plain-prompt probe's prediction *is* the answer's prefill, so an
-    answered query pays it once and a deferred one pays it as the small model's discarded prefill.
+    seconds). The prediction is paid on every query: an instruction predictor's answer is decoded in the same
+    context right after its prompt and label (prompt once, label + answer as output); the plain-prompt probe's
+    prediction *is* the answer's prefill, so an answered query costs exactly the plain answer and a deferred one
+    pays the small model's discarded prefill. (The stored plain answer's latency stands for an answered query's;
+    the probe's own read overhead is measured apart, in ``bench/routing_pays.py``.) Stored predictions carry no
+    cached-token counts, so no prefix-cache discount is credited to instruction predictors here.
     ``with_prediction`` False: routers that do not ask the small model (plain answers only)."""
     from thrifty.evals.cost import Usage, query_cost
 
@@ -341,14 +344,13 @@ def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, c
         if not with_prediction:
             calls_answer, calls_defer = [plain], [big]
         else:
-            p_in = int(r.prediction.get("tokens_in", 0))
-            pred = Usage(small, p_in, 0, int(r.prediction.get("tokens_out", 0)),
-                         float(r.prediction.get("latency_s", 0.0)))
-            if predictor == "plain_probe":  # the answer continues the prediction's prefill
-                cont = Usage(small, s_in, min(p_in, s_in), s_out, plain.latency_s)
-            else:  # the answer continues the prediction prompt + label
-                cont = Usage(small, p_in, p_in, s_out, plain.latency_s)
-            calls_answer, calls_defer = [pred, cont], [pred, big]
+            p_in, p_out = int(r.prediction.get("tokens_in", 0)), int(r.prediction.get("tokens_out", 0))
+            pred = Usage(small, p_in, 0, p_out, float(r.prediction.get("latency_s", 0.0)))
+            if predictor == "plain_probe":  # the prediction is the answer's own prefill: one call when answering
+                calls_answer = [plain]
+            else:  # one context: the prediction prompt, its label, then the answer decoded after it
+                calls_answer = [Usage(small, p_in, 0, p_out + s_out, pred.latency_s + plain.latency_s)]
+            calls_defer = [pred, big]
         answer.append(query_cost(calls_answer, table, unit))
         defer.append(query_cost(calls_defer, table, unit))
     return np.array(answer), np.array(defer)

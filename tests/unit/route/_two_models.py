@@ -46,6 +46,13 @@ class Small:
         wrong = text.endswith("-1")
         return [-2.0 if wrong else -0.1] * max(1, len(text.split()))
 
+    def hidden_state(self, messages, assistant_prefix=""):
+        """Two numbers read from the last user message: whether its first number is odd (a wrong answer), 1."""
+        import numpy as np
+
+        text = [m for m in messages if m["role"] == "user"][-1]["content"]
+        return np.array([float(_first(text) % 2), 1.0])
+
     def label_probs(self, messages, labels, assistant_prefix=""):
         fake = self.verify if tuple(labels) == ("True", "False") else self.pred
         return fake.label_probs(messages, labels, assistant_prefix=assistant_prefix)
