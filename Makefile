@@ -15,7 +15,7 @@ export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo install lint clean-venv models
+.PHONY: test demo install lint clean-venv models docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ models: install
 # Every step stores its records as it goes, so a re-run reuses them and takes seconds.
 demo: install
 	$(THRIFTY) demo
+
+# docs/cli.md from the CLI's parser (tests/test_cli_docs.py fails when it is stale).
+docs: install
+	$(PY) -m thrifty.cli.docgen
 
 clean-venv:
 	rm -rf $(VENV)

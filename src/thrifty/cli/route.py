@@ -56,7 +56,7 @@ def register(rooms) -> None:
     pe.add_argument("--run-dir", help="where predict_eval.{json,md} and the plots go")
 
     ev = add_verb(verbs, "eval", "replay a router file and its baselines (random, oracle, prompt-only router) over "
-                  "stored test records: APGR, CPT, cost at 95 %% quality, AIQ, AUROC, curves", _eval)
+                  "stored test records: APGR, CPT, cost at 95 percent of the large quality, AIQ, AUROC, curves", _eval)
     add_config_args(ev)
     ev.add_argument("--router", help="router file from `route calibrate`")
     ev.add_argument("--store", help="run store with both models' judged test answers")
