@@ -10,6 +10,7 @@ import traceback
 
 from thrifty import __version__
 from thrifty.core.errors import ThriftyError
+from thrifty.core.text import one_line
 
 # Each room module exposes ``register(subparsers)``; its handlers import heavy libraries lazily.
 ROOMS = ("models", "tasks", "route", "dlm", "video", "store", "demo")
@@ -51,17 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     except ThriftyError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"thrifty: error: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"thrifty: error: {_message(exc)}\n")
         return 1
     except Exception as exc:  # unexpected: still one line unless --debug
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"thrifty: error: {type(exc).__name__}: {_one_line(str(exc))} (re-run with --debug)\n")
+        sys.stderr.write(f"thrifty: error: {type(exc).__name__}: {_message(exc)} (re-run with --debug)\n")
         return 1
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "unknown error"
+def _message(exc: BaseException) -> str:
+    return one_line(str(exc), limit=None) or "unknown error"
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ class ChatModel(Protocol):
     ``label_probs(m, labels, assistant_prefix=p)`` reads the next-token distribution after ``p``, and a
     following ``chat(m, params, assistant_prefix=p + label)`` continues from there, reusing the shared prefix
     where the backend can.
+
+    Anything more (streaming through ``chat(on_text=)``, ``chat_tools``, ``hidden_state``, ``token_logprobs``,
+    ``prompt_tokens``, calls that end within their own timeout) a backend declares in its ``CAPABILITIES`` and
+    callers check with :func:`thrifty.llm.capabilities.supports`.
     """
 
     model_id: str

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.core.errors import ConfigError, ModelError
+from thrifty.core.text import one_line
 
 DEFAULT_MAX_LENGTH = 256
 """Tokens kept per text when the folder does not say (``sentence_bert_config.json``'s ``max_seq_length``)."""
@@ -55,7 +56,7 @@ class SentenceEmbedder:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"{path}: cannot load encoder or tokenizer: {_one_line(exc)}") from None
+            raise ModelError(f"{path}: cannot load encoder or tokenizer: {one_line(str(exc)) or type(exc).__name__}") from None
         self.model = model.to(self.device).eval()
         self.path = path
         self.model_id = model_id or path.name
@@ -127,5 +128,3 @@ def _folder_max_length(path: Path) -> int | None:
     return int(value) if isinstance(value, int) and value > 1 else None
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

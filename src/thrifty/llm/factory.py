@@ -13,6 +13,7 @@ Backends are registered lazily as "module:attr", so parsing a spec never imports
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 from thrifty.core.errors import ConfigError, ModelError
 from thrifty.core.registry import Registry
 from thrifty.llm.base import ChatModel
+from thrifty.llm.capabilities import METHODS, capabilities, count_prompt_tokens, declared
 
 BACKENDS: Registry[Any] = Registry("model backend")
 BACKENDS.add("fake", "thrifty.llm.fake:FakeChatModel")
@@ -118,13 +120,25 @@ def load_model(spec: str, llamacpp: dict[str, Any] | None = None, **overrides: A
     return cls(**kwargs)
 
 
+@dataclass(frozen=True)
+class SpecLoader:
+    """A loader ``spec -> ChatModel`` that builds by :func:`load_model`, with llama.cpp options applied to llama.cpp
+    specs only. A model it builds is of its spec's backend class, so what it can do is known before it is built."""
+
+    llamacpp: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, spec: str, **overrides: Any) -> ChatModel:
+        return load_model(spec, llamacpp=self.llamacpp, **overrides)
+
+
 def threaded_loader(n_threads: int) -> Callable[[str], ChatModel]:
     """A loader ``spec -> ChatModel`` that runs llama.cpp models on ``n_threads`` threads (other backends as is)."""
+    return SpecLoader({"n_threads": n_threads})
 
-    def load(spec: str) -> ChatModel:
-        return load_model(spec, llamacpp={"n_threads": n_threads})
 
-    return load
+def backend_class(spec: str) -> type:
+    """The backend class ``spec`` loads as (imports its module, loads no model)."""
+    return BACKENDS.get(parse_spec(spec).backend)
 
 
 class LazyChatModel:
@@ -133,6 +147,11 @@ class LazyChatModel:
     ``model_id`` is the spec string itself, so whatever keys records by model id stays the same whether the
     model was loaded or not. ``loader`` replaces :func:`load_model` (tests inject scripted models this way);
     ``overrides`` go to the loader.
+
+    ``CAPABILITIES`` are those of the spec's backend class, known without loading when the model is built from its
+    spec (no ``loader``, :func:`load_model` or a :class:`SpecLoader`); with another loader, asking for them loads
+    the model. The methods of declared capabilities (``chat_tools``, ``hidden_state``, ``token_logprobs``,
+    ``prompt_tokens``) are the loaded model's; undeclared ones do not exist here either.
     """
 
     def __init__(self, spec: str, loader: Any = None, **overrides: Any) -> None:
@@ -140,8 +159,10 @@ class LazyChatModel:
             parse_spec(spec)  # fail fast on a malformed spec, without loading anything
         self.model_id = spec
         self._loader = loader or load_model
+        self._by_spec = loader is None or loader is load_model or isinstance(loader, SpecLoader)
         self._overrides = overrides
         self._model: ChatModel | None = None
+        self._caps: frozenset[str] | None = None
         self._load_lock = threading.Lock()
 
     @property
@@ -160,57 +181,36 @@ class LazyChatModel:
                     self._model = self._loader(self.model_id, **self._overrides)
         return self._model
 
+    @property
+    def CAPABILITIES(self) -> frozenset[str]:  # the name every backend declares
+        """What the backend can do (see the class notes)."""
+        if self._caps is None:
+            self._caps = declared(backend_class(self.model_id)) if self._by_spec else None
+            if self._caps is None:
+                self._caps = capabilities(self._get())
+        return self._caps
+
     def chat(self, messages, params=None, assistant_prefix: str = "", on_text=None):
         if on_text is None:  # backends without streaming take the plain call
             return self._get().chat(messages, params, assistant_prefix=assistant_prefix)
         return self._get().chat(messages, params, assistant_prefix=assistant_prefix, on_text=on_text)
 
-    @property
-    def streams(self) -> bool:
-        """Whether the backend's ``chat`` takes ``on_text`` (streams its reply as it is generated)."""
-        return "on_text" in inspect.signature(self._get().chat).parameters
-
     def label_probs(self, messages, labels, assistant_prefix: str = ""):
         return self._get().label_probs(messages, labels, assistant_prefix=assistant_prefix)
-
-    @property
-    def supports_tools(self) -> bool:
-        """Whether the backend takes OpenAI tools (``chat_tools``); loads the model to find out."""
-        return hasattr(self._get(), "chat_tools")
-
-    def chat_tools(self, messages, params=None, tools=None, tool_choice=None):
-        model = self._get()
-        if not hasattr(model, "chat_tools"):
-            raise ConfigError(f"model {self.model_id!r} does not take tools")
-        return model.chat_tools(messages, params, tools, tool_choice)
 
     @property
     def retries_itself(self) -> bool:
         return bool(getattr(self._get(), "retries_itself", False))
 
-    @property
-    def enforces_timeout(self) -> bool:
-        return bool(getattr(self._get(), "enforces_timeout", False))
+    def __getattr__(self, name: str) -> Any:
+        """The method of a declared capability, forwarded to the model (loaded when it is called, not here)."""
+        capability = METHODS.get(name)
+        if capability is None or capability not in self.CAPABILITIES:
+            raise AttributeError(f"{type(self).__name__} for {self.__dict__.get('model_id')!r} has no {name!r}")
+        return functools.partial(self._forward, name)
 
-    def hidden_state(self, messages, assistant_prefix: str = "", **kw):
-        """The loaded model's hidden state at the last prompt position (backends that have one)."""
+    def _forward(self, name: str, *args: Any, **kwargs: Any) -> Any:
         model = self._get()
-        if not hasattr(model, "hidden_state"):
-            raise ConfigError(f"model {self.model_id!r} cannot return hidden states")
-        return model.hidden_state(messages, assistant_prefix=assistant_prefix, **kw)
-
-    def prompt_tokens(self, messages, assistant_prefix: str = "") -> int:
-        """How many tokens the loaded model's prompt for ``messages`` + ``assistant_prefix`` takes (0: unknown)."""
-        model = self._get()
-        if hasattr(model, "prompt_ids"):
-            return len(model.prompt_ids(messages, assistant_prefix))
-        if hasattr(model, "tokenize") and hasattr(model, "render"):
-            return len(model.tokenize(model.render(messages, assistant_prefix)))
-        return 0
-
-    def token_logprobs(self, messages, text: str, assistant_prefix: str = ""):
-        """The loaded model's log-probs of ``text``'s tokens continuing the prompt (backends that have them)."""
-        model = self._get()
-        if not hasattr(model, "token_logprobs"):
-            raise ConfigError(f"model {self.model_id!r} cannot score token log-probs")
-        return model.token_logprobs(messages, text, assistant_prefix=assistant_prefix)
+        if name == "prompt_tokens":  # counted as count_prompt_tokens counts, so a stand-in's prompt_ids serve too
+            return count_prompt_tokens(model, *args, **kwargs)
+        return getattr(model, name)(*args, **kwargs)

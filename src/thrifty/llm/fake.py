@@ -4,6 +4,10 @@ Nothing here loads a model. Replies come from rules matched against the last use
 distributions from scripted raw masses, and failures (TransientError for the first k calls, or a sleep long
 enough to trip a timeout) are scripted so retry and timeout paths can be tested. Tokens are whitespace-separated
 words. Every call is recorded in ``calls`` for assertions.
+
+A scripted variant (a subclass) declares what it adds without restating ``CAPABILITIES``: defining ``chat_tools``
+declares "tools", setting ``enforces_timeout = True`` declares "self_timed". A variant whose ``chat`` drops
+``on_text`` must set ``CAPABILITIES`` itself if it is to be asked to stream.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from thrifty.core.errors import ConfigError, TransientError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, renormalise, validate_messages
+from thrifty.llm.capabilities import COUNTS_TOKENS, LABEL_PROBS, PREFIX_REUSE, SELF_TIMED, STREAMS, TOOLS
 
 Matcher = str | Callable[[str], bool]
 """A rule's condition: a substring of the last user message, or a predicate on it."""
@@ -58,6 +63,9 @@ class FakeChatModel:
     ``cached_tokens`` is the longest common word prefix with the previous call's prompt (like a KV cache).
     """
 
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset({STREAMS, LABEL_PROBS, COUNTS_TOKENS, PREFIX_REUSE})
+    enforces_timeout: ClassVar[bool] = False  # a variant may claim to end its own calls (see the module notes)
+
     rules: Sequence[tuple[Matcher, Reply]] = ()
     default: str | None = None
     label_rules: Sequence[tuple[Matcher, dict[str, float]]] = ()
@@ -81,6 +89,19 @@ class FakeChatModel:
         self._n_started = 0
         self._cache: list[str] = []
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "CAPABILITIES" in vars(cls):
+            return
+        caps = set(cls.CAPABILITIES)
+        if any("chat_tools" in vars(k) for k in cls.__mro__):
+            caps.add(TOOLS)
+        if cls.enforces_timeout:
+            caps.add(SELF_TIMED)
+        else:
+            caps.discard(SELF_TIMED)
+        cls.CAPABILITIES = frozenset(caps)
+
     # ---- the ChatModel protocol -------------------------------------------------------------------
 
     def chat(
@@ -103,6 +124,11 @@ class FakeChatModel:
         """Scripted distribution over ``labels`` (renormalised; raw sum reported as ``mass``)."""
         record = FakeCall("label_probs", copy.deepcopy(messages), assistant_prefix, labels=tuple(labels))
         return self._run(record, lambda: self._label_probs(messages, tuple(labels), assistant_prefix))
+
+    def prompt_tokens(self, messages: Messages, assistant_prefix: str = "") -> int:
+        """The ``tokens_in`` a call on this prompt reports (its words); not recorded as a call."""
+        validate_messages(messages)
+        return len(self._prompt_words(messages, assistant_prefix))
 
     # ---- helpers ------------------------------------------------------------------------------------
 

@@ -20,12 +20,14 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from thrifty.core.errors import ConfigError, ModelError
 from thrifty.core.rng import torch_generator
+from thrifty.core.text import one_line
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, renormalise, validate_messages
+from thrifty.llm.capabilities import COUNTS_TOKENS, HIDDEN_STATE, LABEL_PROBS
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -75,6 +77,8 @@ def chat_prompt_ids(tokenizer: Any, messages: Messages, assistant_prefix: str = 
 class HFChatModel:
     """A local transformers causal LM as a ChatModel, with ``label_probs`` and ``hidden_state`` readouts."""
 
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset({LABEL_PROBS, HIDDEN_STATE, COUNTS_TOKENS})
+
     def __init__(
         self,
         model_dir: str | Path,
@@ -104,7 +108,7 @@ class HFChatModel:
                 model_dir, local_files_only=True, dtype=getattr(torch, dtype)
             )
         except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"{model_dir}: cannot load model or tokenizer: {_one_line(exc)}") from None
+            raise ModelError(f"{model_dir}: cannot load model or tokenizer: {one_line(exc, 240)}") from None
         if adapter_dir is not None:
             from peft import PeftModel
 
@@ -113,7 +117,7 @@ class HFChatModel:
                     warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
                     model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                raise ModelError(f"{adapter_dir}: cannot load adapter: {_one_line(exc)}") from None
+                raise ModelError(f"{adapter_dir}: cannot load adapter: {one_line(exc, 240)}") from None
         self.model = model.to(self.device).eval()
         self.model_dir, self.adapter_dir = model_dir, adapter_dir
         self.model_id = model_id or (model_dir.name + (f"+{adapter_dir.name}" if adapter_dir else ""))
@@ -141,6 +145,10 @@ class HFChatModel:
         if len(ids) >= self.max_context:
             raise ModelError(f"prompt has {len(ids)} tokens but the context holds {self.max_context}")
         return list(ids)
+
+    def prompt_tokens(self, messages: Messages, assistant_prefix: str = "") -> int:
+        """How many tokens the rendered prompt takes (the length of :meth:`prompt_ids`)."""
+        return len(self.prompt_ids(messages, assistant_prefix))
 
     def _forward(self, ids: Any, past: Any = None, hidden: bool = False) -> Any:
         return self.model(input_ids=ids, past_key_values=past, use_cache=not hidden, output_hidden_states=hidden)
@@ -230,7 +238,3 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> str | None:
     hits = [text.index(s) for s in stops if s and s in text]
     return text[: min(hits)] if hits else None
 
-
-def _one_line(exc: BaseException) -> str:
-    flat = " ".join(str(exc).split()) or type(exc).__name__
-    return flat if len(flat) <= 240 else flat[:237] + "..."

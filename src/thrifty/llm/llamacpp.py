@@ -34,11 +34,19 @@ import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from thrifty.core.errors import ConfigError, ModelError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, renormalise, validate_messages
+from thrifty.llm.capabilities import (
+    COUNTS_TOKENS,
+    HIDDEN_STATE,
+    LABEL_PROBS,
+    PREFIX_REUSE,
+    STREAMS,
+    TOKEN_LOGPROBS,
+)
 
 PLAIN = "plain"
 PLAIN_STOP = "\nUser:"
@@ -46,6 +54,9 @@ PLAIN_STOP = "\nUser:"
 
 class LlamaCppModel:
     """A GGUF model run in-process by llama-cpp-python. Calls are serialised by a lock (one context)."""
+
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset(
+        {STREAMS, LABEL_PROBS, HIDDEN_STATE, TOKEN_LOGPROBS, COUNTS_TOKENS, PREFIX_REUSE})
 
     def __init__(
         self,
@@ -143,6 +154,10 @@ class LlamaCppModel:
         the text does not already start with it)."""
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def prompt_tokens(self, messages: Messages, assistant_prefix: str = "") -> int:
+        """How many tokens the rendered prompt for ``messages`` + ``assistant_prefix`` takes."""
+        return len(self.tokenize(self.render(messages, assistant_prefix)))
 
     def _piece(self, token: int) -> str:
         if token < 0:

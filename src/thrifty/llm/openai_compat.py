@@ -1,8 +1,8 @@
 """ChatModel backend for any OpenAI-compatible HTTP endpoint (vLLM, SGLang, Ollama, llama.cpp server, OpenAI).
 
-Keys are never needed for local endpoints (loopback, private addresses, single-label or ``.local``/``.internal``
-host names). For other hosts the key is ``api_key`` or the environment variable named by ``api_key_env``, read
-when a request is made, never at import or construction.
+Requests go through an :class:`~thrifty.llm.openai_transport.OpenAITransport` (the model's ``http``): keys are
+never needed for local endpoints, and for other hosts the key is ``api_key`` or the environment variable named by
+``api_key_env``, read when a request is made, never at import or construction.
 
 ``prefix_mode`` says how an ``assistant_prefix`` reaches the server:
 
@@ -15,105 +15,35 @@ Either way an echoed prefix is stripped, so ``Completion.text`` holds only the c
 
 Each attempt has a total deadline (``timeout_s``) that bounds every socket wait of its request and reply (a
 backend dripping bytes is cut when the time is up), and a caller may set an outer deadline for every call in its
-context with :func:`call_deadline`. An upstream 4xx that retrying cannot
-fix (bad request, unknown model, context too long; not 401/403/408/429) raises :class:`UpstreamClientError` with
-the upstream status. ``label_probs`` reads log-probs; a reply without them falls back to text for that call only,
-and an explicit "logprobs unsupported" answer switches to text for ``logprob_retry_s`` seconds; each fallback is
-counted in ``logprob_fallbacks``.
+context with :func:`call_deadline`. An upstream 4xx that retrying cannot fix (bad request, unknown model, context
+too long; not 401/403/408/429) raises :class:`UpstreamClientError` with the upstream status.
+
+``label_probs`` reads log-probs; a reply without them falls back to text for that call only, and an explicit
+"logprobs unsupported" answer switches to text for ``logprob_retry_s`` seconds; each fallback is counted in
+``logprob_fallbacks``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import math
-import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import httpx
 
-from thrifty.core.errors import ConfigError, ModelError, TransientError
+from thrifty.core.errors import ConfigError, ModelError
+from thrifty.core.text import one_line
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, RetryPolicy, renormalise, validate_messages
-from thrifty.llm.openai_stream import deadline_transport, io_deadline, timed_chunks
-from thrifty.llm.retry_after import retry_after_seconds
+from thrifty.llm.capabilities import LABEL_PROBS, SELF_TIMED, STREAMS, TOOLS
+from thrifty.llm.openai_stream import stream_chat
+from thrifty.llm.openai_transport import OpenAITransport, UpstreamClientError, call_deadline, is_local_url
 
 PREFIX_MODES = ("continue_final_message", "instruct")
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
-_NOT_CLIENT_ERRORS = (401, 403, 407, 408, 429)  # the backend's own credentials or load, not the request's fault
-_DEADLINE: ContextVar[float | None] = ContextVar("thrifty_call_deadline", default=None)
-
-
-class UpstreamClientError(ModelError):
-    """The backend refused the request itself (HTTP 4xx but 401/403/407/408/429): retrying cannot help and the
-    backend is healthy. ``status`` is the upstream HTTP status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@contextmanager
-def call_deadline(at: float | None) -> Iterator[None]:
-    """Within this block every call of an OpenAICompatModel (in this context) ends by ``at`` (a
-    ``time.monotonic()`` value), retries included; nested deadlines keep the earlier one. None: no change."""
-    outer = _DEADLINE.get()
-    token = _DEADLINE.set(at if outer is None else (outer if at is None else min(at, outer)))
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
-
-
-def is_local_url(url: str) -> bool:
-    """True for loopback, private and link-local addresses and for host names that cannot be public."""
-    host = (urlparse(url).hostname or "").lower().rstrip(".")
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES) or ("." not in host and ":" not in host):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_link_local
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace to single spaces and cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _server_message(resp: httpx.Response) -> str:
-    """The error message an OpenAI-shaped (or any) error body carries, as one line."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return one_line(resp.text or resp.reason_phrase)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            for key in ("message", "detail", "msg"):
-                if err.get(key):
-                    return one_line(err[key])
-        elif isinstance(err, str):
-            return one_line(err)
-        if body.get("detail"):
-            return one_line(body["detail"])
-    return one_line(str(body))
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP-date), else None."""
-    return retry_after_seconds(resp.headers.get("retry-after"))
 
 
 def _norm_token(token: str) -> str:
@@ -168,8 +98,8 @@ class OpenAICompatModel:
     ``headers`` go with every request. ``transport`` and ``sleep`` exist for tests.
     """
 
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset({STREAMS, TOOLS, LABEL_PROBS, SELF_TIMED})
     retries_itself = True  # callers (batch runners) should not wrap calls in a second retry loop
-    enforces_timeout = True  # every call ends within its timeout (per attempt): no watchdog thread is needed
 
     def __init__(
         self,
@@ -200,47 +130,26 @@ class OpenAICompatModel:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.model_id = model_id or model
-        self.api_key_env = api_key_env
         self.prefix_mode = prefix_mode
         self.extra_body = dict(extra_body or {})
-        self.retry = retry or RetryPolicy(timeout_s=timeout_s, retries=max_retries)
-        self.retry_after_max_s = retry_after_max_s
-        self._api_key = api_key
-        self._headers = dict(headers or {})
-        self._transport = transport
-        self._sleep = sleep
+        self.http = OpenAITransport(  # client, key, retries and deadlines
+            self.base_url, retry or RetryPolicy(timeout_s=timeout_s, retries=max_retries), api_key=api_key,
+            api_key_env=api_key_env, headers=headers, retry_after_max_s=retry_after_max_s, transport=transport,
+            sleep=sleep)
         self._clock = clock
-        self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self.logprob_retry_s = logprob_retry_s
         self.logprob_fallbacks = 0  # label_probs calls answered by text instead of log-probs
         self._text_until = -math.inf  # the server said it has no logprobs: text until then (self._clock time)
 
-    # ---- HTTP -------------------------------------------------------------------------------------------
-
-    def _auth_headers(self) -> dict[str, str]:
-        key = self._api_key or os.environ.get(self.api_key_env) or None
-        if key is None and not is_local_url(self.base_url):
-            raise ModelError(
-                f"{self.base_url} is not a local endpoint and no API key is set: pass api_key or set {self.api_key_env}"
-            )
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    base_url=self.base_url, timeout=self.retry.timeout_s, headers=self._headers,
-                    transport=self._transport or deadline_transport(),
-                )
-            return self._client
+    @property
+    def retry(self) -> RetryPolicy:
+        """The timeout per attempt and the backoff between attempts."""
+        return self.http.retry
 
     def close(self) -> None:
         """Close the HTTP client (a later call opens a new one)."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        self.http.close()
 
     def __enter__(self) -> OpenAICompatModel:
         return self
@@ -248,72 +157,9 @@ class OpenAICompatModel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _attempt_window(self) -> tuple[float, float]:
-        """(deadline, seconds left) for an attempt starting now: its own timeout, capped by the caller's deadline."""
-        now = time.monotonic()
-        deadline = now + self.retry.timeout_s
-        outer = _DEADLINE.get()
-        if outer is not None:
-            deadline = min(deadline, outer)
-        return deadline, deadline - now
-
-    def _pause(self, wait: float) -> bool:
-        """Sleep ``wait`` before a retry, never past the caller's deadline; False when no time is left for one."""
-        outer = _DEADLINE.get()
-        if outer is not None:
-            left = outer - time.monotonic()
-            if left <= wait:
-                return False
-        self._sleep(wait)
-        return True
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One JSON request with bounded retries on 429/5xx/timeouts/connection errors; each attempt ends by its
-        deadline (see the module notes)."""
-        headers = self._auth_headers()  # checked before any network traffic
-        url = f"{self.base_url}{path}"
-        client = self._http()
-        attempts = self.retry.retries + 1
-        last, tried = "", 0
-        for attempt in range(attempts):
-            wait = self.retry.delay(attempt)
-            deadline, budget = self._attempt_window()
-            if budget <= 0:
-                last = "the caller's deadline passed"
-                break
-            tried += 1
-            try:
-                with io_deadline(deadline), \
-                        client.stream(method, path, json=body, headers=headers, timeout=budget) as resp:
-                    raw = b"".join(timed_chunks(resp, deadline))
-            except httpx.TimeoutException:
-                last = f"timed out after {budget:g}s"
-            except httpx.TransportError as exc:
-                last = f"connection failed ({one_line(str(exc) or type(exc).__name__, 120)})"
-            else:
-                if resp.status_code < 400:
-                    return _json_object(raw, method, url)
-                kept = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "content-type")}
-                last, after = self._failed(httpx.Response(resp.status_code, headers=kept, content=raw), method, url)
-                wait = wait if after is None else after
-            if attempt < attempts - 1 and not self._pause(wait):
-                break
-        raise TransientError(f"{method} {url}: {last} (gave up after {tried} attempts)")
-
-    def _failed(self, resp: httpx.Response, method: str, url: str) -> tuple[str, float | None]:
-        """A failed response: raise when retrying cannot help (4xx but 408/429; a refused request raises
-        :class:`UpstreamClientError`); else (what failed, the server's Retry-After wait capped at
-        ``retry_after_max_s``, or None)."""
-        code = resp.status_code
-        if code not in (408, 429) and code < 500:
-            message = f"{method} {url}: HTTP {code}: {_server_message(resp)}"
-            raise ModelError(message) if code in _NOT_CLIENT_ERRORS else UpstreamClientError(message, code)
-        after = _retry_after(resp)
-        return f"HTTP {code}: {_server_message(resp)}", None if after is None else min(after, self.retry_after_max_s)
-
     def list_models(self) -> list[str]:
         """Model ids the server offers (GET /models); a cheap health check."""
-        data = self._request("GET", "/models")
+        data = self.http.request("GET", "/models")
         return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
     # ---- request building ---------------------------------------------------------------------------------
@@ -355,11 +201,9 @@ class OpenAICompatModel:
         )
         t0 = time.perf_counter()
         if on_text is not None and not assistant_prefix and not params.logprobs:
-            from thrifty.llm.openai_stream import stream_chat
-
-            data = stream_chat(self, body, on_text)
+            data = stream_chat(self.http, body, on_text)
             return self._completion(data, body, "", time.perf_counter() - t0)
-        data = self._request("POST", "/chat/completions", body)
+        data = self.http.request("POST", "/chat/completions", body)
         latency = time.perf_counter() - t0
         done = self._completion(data, body, assistant_prefix, latency)
         if on_text is not None and done.text:
@@ -378,7 +222,7 @@ class OpenAICompatModel:
                           top_p=params.top_p, seed=params.seed, stop=list(params.stop) or None, tools=tools or None,
                           tool_choice=tool_choice if tools else None)
         t0 = time.perf_counter()
-        data = self._request("POST", "/chat/completions", body)
+        data = self.http.request("POST", "/chat/completions", body)
         done = self._completion(data, body, "", time.perf_counter() - t0)
         calls = (_first_choice(data, self.base_url).get("message") or {}).get("tool_calls")
         if calls:
@@ -422,7 +266,7 @@ class OpenAICompatModel:
             body = self._body(messages, assistant_prefix, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
             t0 = time.perf_counter()
             try:
-                data = self._request("POST", "/chat/completions", body)
+                data = self.http.request("POST", "/chat/completions", body)
             except ModelError as exc:
                 if "logprob" not in str(exc).lower():
                     raise
@@ -479,19 +323,12 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
     return out
 
 
-def _json_object(raw: bytes, method: str, url: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ModelError(f"{method} {url}: response is not JSON: {one_line(raw.decode('utf-8', 'replace'), 120)}") \
-            from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{method} {url}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _first_choice(data: dict[str, Any], base_url: str) -> dict[str, Any]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ModelError(f"{base_url}: response has no choices: {one_line(str(data), 160)}")
     return choices[0]
+
+
+__all__ = ["PREFIX_MODES", "OpenAICompatModel", "UpstreamClientError", "call_deadline", "is_local_url",
+           "label_mass_from_top", "parse_label"]

@@ -126,8 +126,9 @@ def chow(model: Any, messages: Messages, answer: str) -> dict[str, Any]:
     """Chow-average confidence of ``answer``: the mean log-probability of its tokens under the model that wrote
     it; ``defer`` = −mean (low confidence defers first). Needs a backend with ``token_logprobs``."""
     from thrifty.core.errors import ConfigError
+    from thrifty.llm.capabilities import TOKEN_LOGPROBS, supports
 
-    if not hasattr(model, "token_logprobs"):
+    if not supports(model, TOKEN_LOGPROBS):
         raise ConfigError(f"model {getattr(model, 'model_id', model)!r} cannot score token log-probs (Chow)")
     lps = model.token_logprobs(messages, answer) if answer else []
     mean = float(np.mean(lps)) if lps else EMPTY_ANSWER_LOGPROB

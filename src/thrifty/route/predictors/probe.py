@@ -30,6 +30,7 @@ import numpy as np
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, LABELS, OK
+from thrifty.llm.capabilities import HIDDEN_STATE, count_prompt_tokens, supports
 from thrifty.route.predictors.base import DEFAULT_PREFIX, RUBRIC_TEXT, Prediction, PromptPredictor
 from thrifty.route.predictors.base import prompt_version as base_prompt_version
 
@@ -78,7 +79,7 @@ def prompt_version(predictor: PromptPredictor) -> str:
 
 def feature(model: Any, prompt: Messages, prefix: str, layer: int | None = None) -> np.ndarray:
     """The model's hidden state at the prediction position (after ``prefix``), as a float64 vector."""
-    if not hasattr(model, "hidden_state"):
+    if not supports(model, HIDDEN_STATE):
         raise ConfigError(f"model {getattr(model, 'model_id', model)!r} cannot return hidden states")
     kw = {} if layer is None else {"layer": layer}
     vec = np.asarray(model.hidden_state(prompt, assistant_prefix=prefix, **kw), dtype=np.float64).reshape(-1)
@@ -312,16 +313,6 @@ def fit_probe(data: ProbeData, model_id: str, predictor: PromptPredictor | None 
     """Fit a probe on ``data`` and record its provenance (model id, layer, prompt version)."""
     version = prompt_version(predictor) if predictor is not None else None
     return ProbeClassifier(l2=l2).fit(data.X, data.y, model=model_id, layer=layer, prompt_version=version)
-
-
-def count_prompt_tokens(model: Any, prompt: Messages, prefix: str) -> int:
-    if hasattr(model, "prompt_tokens"):
-        return int(model.prompt_tokens(prompt, prefix))
-    if hasattr(model, "prompt_ids"):
-        return len(model.prompt_ids(prompt, prefix))
-    if hasattr(model, "tokenize") and hasattr(model, "render"):
-        return len(model.tokenize(model.render(prompt, prefix)))
-    return 0
 
 
 def _check_xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

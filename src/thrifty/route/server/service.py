@@ -34,6 +34,7 @@ from typing import Any
 
 from thrifty.core.errors import ConfigError, TransientError
 from thrifty.llm.base import Completion, GenParams
+from thrifty.llm.capabilities import SELF_TIMED, STREAMS, TOOLS, supports
 from thrifty.llm.openai_compat import UpstreamClientError, call_deadline
 from thrifty.route.deploy import Deployment, trim_history
 from thrifty.route.engine import (
@@ -219,28 +220,13 @@ def _no_restart(stream: _Stream | None) -> None:
                            "stream_interrupted")
 
 
-def _streams(model: Any) -> bool:
-    """Whether a tier's backend streams its reply (``chat`` takes ``on_text``)."""
-    flag = getattr(model, "streams", None)
-    if flag is not None:
-        return bool(flag)
-    import inspect
-
-    return "on_text" in inspect.signature(model.chat).parameters
-
-
-def _self_timed(model: Any) -> bool:
-    """Whether a backend ends every call within its own timeout (HTTP clients do; in-process models do not)."""
+def _declares(model: Any, capability: str) -> bool:
+    """Whether a tier's backend declares ``capability`` (``streams``, ``tools``, ``self_timed``: see
+    :mod:`thrifty.llm.capabilities`); one that fails to load declares nothing, and its guarded call reports why."""
     try:
-        return bool(getattr(model, "enforces_timeout", False))
-    except Exception:  # a model that fails to load: let the guarded call report it
+        return supports(model, capability)
+    except Exception:
         return False
-
-
-def _takes_tools(model: Any) -> bool:
-    """Whether a tier's backend takes OpenAI tools (the llm layer's ``chat_tools``)."""
-    flag = getattr(model, "supports_tools", None)
-    return bool(flag) if flag is not None else hasattr(model, "chat_tools")
 
 
 def _within(at: float, fn: Callable[[], Any]) -> Any:
@@ -477,17 +463,18 @@ class RoutingService:
         errors = [] if errors is None else errors
 
         def guard(i: int, fn: Callable[[], Any], kind: str) -> Any:
-            return self._call(dep.tiers[i], fn, errors, kind != "repair" and _self_timed(dep.models[i]), deadline)
+            inline = kind != "repair" and _declares(dep.models[i], SELF_TIMED)  # HTTP backends end their own calls
+            return self._call(dep.tiers[i], fn, errors, inline, deadline)
 
         def answer(i: int, pred: Any, action: str | None, consulted: list[tuple[int, Any]]) -> Completion:
             model = dep.models[i]
-            if tools is not None and _takes_tools(model):  # the conversation as sent, tools and all
+            if tools is not None and _declares(model, TOOLS):  # the conversation as sent, tools and all
                 return model.chat_tools(tools.messages or messages, params, tools.tools, tools.tool_choice)
             on_text = None
             if stream is not None:
                 on_text = stream.begin(i, dep.tiers[i], action, [prediction_dict(j, dep.tiers[j], p)
                                                                 for j, p in consulted])
-                on_text = on_text if _streams(model) else None
+                on_text = on_text if _declares(model, STREAMS) else None
             kw = {} if on_text is None else {"on_text": on_text}
             if pred is None:
                 return model.chat(messages, params, **kw)
@@ -503,7 +490,7 @@ class RoutingService:
         res.errors = errors
         res.request_id, res.router, res.router_version = uuid.uuid4().hex, name, str(dep.record.get("version", ""))
         if tools is not None:
-            res.tools = "passed" if _takes_tools(dep.models[res.tier]) else "ignored"
+            res.tools = "passed" if _declares(dep.models[res.tier], TOOLS) else "ignored"
         return res
 
     def close(self) -> None:
