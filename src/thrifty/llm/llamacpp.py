@@ -286,22 +286,29 @@ class LlamaCppModel:
 
     def hidden_state(self, messages: Messages, assistant_prefix: str = "") -> Any:
         """The final-layer hidden state (after the output norm) of the last prompt token, a float64 vector of
-        the model's embedding size. Read on the generation context with embeddings switched on for the
-        prefill only, so it reuses the cached prompt prefix like ``label_probs`` does, and the logits of that
-        prefill stay live: a ``chat`` on the same prompt right after evaluates no prompt token again (its
-        ``cached_tokens`` equals ``tokens_in``) — a probe read here costs the answer nothing; with ``prefix_cache=False`` the prompt is evaluated from position 0
-        and the vector is a pure function of (messages, assistant_prefix)."""
+        the model's embedding size. Read on the generation context, reusing the cached prompt prefix like
+        ``label_probs`` does: the prompt up to its last token is prefilled as usual, then the last token alone
+        is evaluated with embeddings switched on (with them on for the whole prompt, llama.cpp outputs every
+        position and the prefill costs about 30 % more). The logits of that step stay live: a ``chat`` on the
+        same prompt right after evaluates no prompt token again (its ``cached_tokens`` equals ``tokens_in``),
+        so a probe read here costs the answer nothing. With ``prefix_cache=False`` the prompt is evaluated from
+        position 0 and the vector is a pure function of (messages, assistant_prefix)."""
         import numpy as np
 
         prompt = self.render(messages, assistant_prefix)
         _drop_embedding_notice(self._lc)
         with self._lock:
             tokens = self.tokenize(prompt)
+            if len(tokens) > 1:
+                self._prefill(tokens[:-1])
+            else:
+                self._llm.n_tokens = 0
             ctx = self._llm.ctx
             self._lc.llama_set_embeddings(ctx, True)
             try:
-                self._fresh = None  # the last token must be evaluated with embeddings on
-                self._prefill(tokens)
+                self._fresh = None
+                self._llm.eval(tokens[-1:])  # the last token alone, with its hidden state read out
+                self._fresh = len(tokens)
                 ptr = self._lc.llama_get_embeddings_ith(ctx, -1)
                 if not ptr:
                     raise ModelError(f"{self.model_id}: llama.cpp returned no hidden state")
