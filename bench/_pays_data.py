@@ -147,6 +147,17 @@ def small_features(items: Items, small: str, run_dir: Path, name: str, threads: 
     items.counts["n_fixed"] = np.full(len(rows), fixed)  # the instruction prefix every query shares (cached)
 
 
+def shared_prefix(items: Items, small: str, threads: int) -> None:
+    """``counts["n_shared"]``: the prompt tokens every item's plain conversation shares (chat template and system
+    message) — what any backend's prefix cache keeps between queries, priced as cached for every call."""
+    from thrifty.llm.factory import load_model
+
+    model = load_model(small, llamacpp={"n_threads": threads, "prefix_cache": True})
+    toks = [model.tokenize(model.render(ex.messages())) for ex in items.examples]
+    shared = min((_lcp(toks[0], t) for t in toks[1:]), default=len(toks[0]))
+    items.counts["n_shared"] = np.full(len(toks), min(shared, min(len(t) for t in toks) - 1))
+
+
 def embeddings(items: Items, run_dir: Path, name: str, threads: int) -> None:
     """all-MiniLM-L6-v2 embeddings of each item's last user message, its token counts and time per item."""
     from thrifty.core.types import content_hash
@@ -216,4 +227,4 @@ def probe_overhead(items: Items, small: str, n: int, max_tokens: int, threads: i
 
 
 __all__ = ["SCORE_VERSION", "Items", "Workload", "collect_workload", "embeddings", "load_items", "probe_overhead",
-           "small_features"]
+           "shared_prefix", "small_features"]

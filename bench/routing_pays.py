@@ -12,8 +12,10 @@ a test item once (inner CV picks every hyperparameter on the training folds only
   bag-of-words prompt router); ``oracle`` and ``random`` for scale.
 
 Costs: :func:`thrifty.evals.cost.query_cost` over each query's measured calls with prices proportional to
-active parameters (cached prompt tokens at ``--cached-discount``). A deferral by a hidden-state router pays the
-small model's prefill; embedding routers pay the encoder on every query. Writes
+active parameters (cached prompt tokens at ``--cached-discount``). The prompt prefix every query shares (chat
+template and system message) is priced as cached in every call of every router, as any prefix cache keeps it;
+the instruction probe's fixed instruction likewise. A deferral by a hidden-state router pays the small model's
+prefill; embedding routers pay the encoder on every query. Writes
 ``bench/results/routing_pays.json`` (with its ``targets``) and prints a table.
 
     python bench/routing_pays.py --workloads humaneval,arith
@@ -46,6 +48,7 @@ from _pays_data import (  # noqa: E402
     embeddings,
     load_items,
     probe_overhead,
+    shared_prefix,
     small_features,
 )
 from thrifty.evals.cost import Usage, default_prices, query_cost  # noqa: E402
@@ -100,9 +103,10 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -
     c = items.counts
     out: dict[str, list[list[float]]] = {}
     for i, (gs, gl) in enumerate(zip(items.small, items.large, strict=True)):
-        small_plain = Usage(small, int(gs["tokens_in"]), 0, int(gs["tokens_out"]), float(gs["latency_s"]))
-        small_prefill = Usage(small, int(gs["tokens_in"]), 0, 0, float(c["t_plain"][i]))
-        big = Usage(large, int(gl["tokens_in"]), 0, int(gl["tokens_out"]), float(gl["latency_s"]))
+        shared = int(c["n_shared"][i])  # template + system message: kept by every backend's prefix cache
+        small_plain = Usage(small, int(gs["tokens_in"]), shared, int(gs["tokens_out"]), float(gs["latency_s"]))
+        small_prefill = Usage(small, int(gs["tokens_in"]), shared, 0, float(c["t_plain"][i]))
+        big = Usage(large, int(gl["tokens_in"]), shared, int(gl["tokens_out"]), float(gl["latency_s"]))
         embed = Usage(EMBEDDER, int(c["n_embed"][i]), 0, 0, float(c["t_embed"][i]))
         predict = Usage(small, int(c["n_instr"][i]), int(c["n_fixed"][i]), 0, float(c["t_instr"][i]))
         after = Usage(small, int(gs["tokens_in"]), min(int(c["n_common"][i]), int(gs["tokens_in"])),
@@ -201,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             collect_workload(w, args.small, args.large, run_dir, args.threads)
         items = load_items(w, args.small, args.large, run_dir)
         small_features(items, args.small, run_dir, name, args.threads)
+        shared_prefix(items, args.small, args.threads)
         embeddings(items, run_dir, name, args.threads)
         scores = router_scores(items, args.seed, args.folds)
         costs = router_costs(items, args.small, args.large, prices, args.unit)
