@@ -7,7 +7,8 @@ zero-shot instruction + "Grade:" (the instruction probe). Routers, fitted with 5
 a test item once (inner CV picks every hyperparameter on the training folds only):
 
 - thrifty: ``plain_probe``, ``instruction_probe`` (its fixed instruction prefix cached, answer from the plain
-  conversation), ``hybrid`` (plain hidden state + sentence embedding in one logistic model);
+  conversation), ``hybrid`` (plain hidden state + sentence embedding in one logistic model), ``hybrid_bow``
+  (plain hidden state + the hashed bag-of-words features of the prompt);
 - baselines: ``embed_knn`` (cosine kNN over all-MiniLM-L6-v2, k by CV), ``embed_logistic``, ``bow`` (hashed
   bag-of-words prompt router); ``oracle`` and ``random`` for scale.
 
@@ -58,7 +59,7 @@ WORKLOADS = {
     "humaneval": Workload("humaneval", ["humaneval"], {"train": 164, "val": 164, "test": 164}, 384),
     "arith": Workload("arith", DEMO_TASKS, {"test": 40}, 256),
 }
-THRIFTY = ("plain_probe", "instruction_probe", "hybrid")
+THRIFTY = ("plain_probe", "instruction_probe", "hybrid", "hybrid_bow")
 BASELINES = ("embed_knn", "embed_logistic", "bow")
 EMBEDDER = "all-minilm-l6-v2"
 
@@ -86,10 +87,12 @@ def router_scores(items: Items, seed: int, folds: int) -> dict[str, np.ndarray]:
     E = items.feats["embedding"]
     rows = [(t, ex.messages()) for t, ex in zip(items.tasks, items.examples, strict=True)]
     hybrid = np.hstack([items.feats["plain"], E])
+    hybrid_bow = np.hstack([items.feats["plain"], PromptRouter().features(rows)])
     fits = {
         "plain_probe": _probe_fit_predict(items.feats["plain"], y, seed),
         "instruction_probe": _probe_fit_predict(items.feats["instruction"], y, seed),
         "hybrid": _probe_fit_predict(hybrid, y, seed),
+        "hybrid_bow": _probe_fit_predict(hybrid_bow, y, seed),
         "embed_knn": lambda tr, te: KNNRouter().fit(E[tr], y[tr], seed=seed).p_good(E[te]),
         "embed_logistic": lambda tr, te: LogisticEmbedRouter().fit(E[tr], y[tr], seed=seed).p_good(E[te]),
         "bow": lambda tr, te: PromptRouter().fit([rows[i] for i in tr], y[tr], seed=seed).p_good(
@@ -115,6 +118,7 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -
             "plain_probe": ([small_plain], [small_prefill, big]),
             "instruction_probe": ([predict, after], [predict, big]),
             "hybrid": ([small_plain, embed], [small_prefill, big, embed]),
+            "hybrid_bow": ([small_plain], [small_prefill, big]),
             "embed_knn": ([small_plain, embed], [big, embed]),
             "embed_logistic": ([small_plain, embed], [big, embed]),
             "bow": ([small_plain], [big]),
