@@ -3,7 +3,11 @@
 An event file is a run of TFRecords (``uint64`` LE length, masked CRC32C of those 8 bytes, data, masked CRC32C of
 the data), each a serialised ``Event{wall_time=1 double, step=2 int64, file_version=3 string, summary=5}``, with
 ``Summary{value=1 repeated Value}`` and ``Value{tag=1 string, simple_value=2 float}``. The first record names the
-format (``brain.Event:2``); each later one holds the scalars of one step."""
+format (``brain.Event:2``); each later one holds the scalars of one step.
+
+Kept as the documented no-dependency fallback (training runs write TensorBoard files without installing
+tensorboard or protobuf); ``tests/unit/core/test_tb_real_reader.py`` checks that the real ``tensorboard`` reader
+(dev extra) reads what it writes. Other trackers (W&B, MLflow, …) are not wired in."""
 
 from __future__ import annotations
 
