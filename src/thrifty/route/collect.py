@@ -7,7 +7,8 @@ resumed after a kill) only computes what is missing — and does not even load a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,24 +114,51 @@ def collect(
     new = reused = failures = 0
     with RunStore(cfg.store_path) as store:
         for model_spec in cfg.models:
-            todo: list[tuple[str, Example, str]] = []
-            for spec, exs in examples.items():
-                for ex in exs:
-                    key = record_key("generation", generation_fields(model_spec, params, ex))
-                    if store.has("generation", key):
-                        reused += 1
-                        _alias(store, key, {"model": model_spec, "task": spec, "example": ex.id, "split": cfg.split})
-                    else:
-                        todo.append((spec, ex, key))
-            if todo:
-                n_new, n_fail = _generate(store, model_spec, load_model(model_spec), todo, params, cfg)
-                new += n_new
-                failures += n_fail
+            with _model_lock(cfg.store_path, model_spec):  # a concurrent collect of this model waits, then reuses
+                todo: list[tuple[str, Example, str]] = []
+                for spec, exs in examples.items():
+                    for ex in exs:
+                        key = record_key("generation", generation_fields(model_spec, params, ex))
+                        if store.has("generation", key):
+                            reused += 1
+                            _alias(store, key, {"model": model_spec, "task": spec, "example": ex.id,
+                                                "split": cfg.split})
+                        else:
+                            todo.append((spec, ex, key))
+                if todo:
+                    n_new, n_fail = _generate(store, model_spec, load_model(model_spec), todo, params, cfg)
+                    new += n_new
+                    failures += n_fail
         judge_model = load_model(cfg.judge_model) if cfg.judge_model else None
         table = _score_and_grade(store, cfg, tasks, examples, params, judge_model)
     result = CollectResult(table, new, reused, failures, run_dir)
     _write_summary(result, cfg)
     return result
+
+
+@contextmanager
+def _model_lock(store_path: Path, model_spec: str) -> Iterator[None]:
+    """Hold an exclusive lock for collecting ``model_spec`` into this store, so two collect runs on the same work
+    never both call the backend for an item: the second waits (saying so once), then finds the first one's
+    answers stored. Advisory (``flock``), for processes and threads on one machine; shards collected on several
+    machines go into separate stores (``thrifty store merge``)."""
+    import fcntl
+    import sys
+
+    from thrifty.core.types import content_hash
+
+    path = store_path.with_name(f".{store_path.name}.{content_hash(model_spec)[:12]}.lock")
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"collect {model_spec}: another collect of this model on {store_path} is running; waiting for it",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _alias(store: RunStore, key: str, tags: dict[str, Any]) -> None:

@@ -159,3 +159,30 @@ def test_the_same_prompt_in_two_tasks_is_visible_under_both(tmp_path):
         gens = stored_generations(store, "m", "val")
     assert {t for t, _ in gens} == {"a", "b", "c"} and len(gens) == 9
     assert len({g["text"] for g in gens.values()}) == 1
+
+
+def test_two_concurrent_collects_of_the_same_work_call_the_backend_once_per_item(tmp_path):
+    import threading
+    import time
+
+    calls = []
+
+    class Slow(FakeChatModel):
+        def chat(self, messages, params=None, assistant_prefix=""):
+            calls.append(messages[-1]["content"])
+            time.sleep(0.05)
+            return super().chat(messages, params, assistant_prefix=assistant_prefix)
+
+    cfg = CollectConfig(models=["good"], tasks=["add"], n_per_task=6, run_dir=str(tmp_path / "run"))
+    results = []
+
+    def run():
+        results.append(collect(cfg, load_model=lambda s: Slow(rules=[(lambda m: True, _right)]), load_task=AddTask))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(calls) == 6 and len(set(calls)) == 6  # each item answered once, by whichever run got there first
+    assert sorted((r.new_generations, r.reused_generations) for r in results) == [(0, 6), (6, 0)]
