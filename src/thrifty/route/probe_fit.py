@@ -61,7 +61,9 @@ class ProbeFitConfig:
             raise ConfigError("fit the probe on the train (or val) split; the test split is for evaluation")
         if not self.l2 or any(not (isinstance(v, (int, float)) and v > 0) for v in self.l2):
             raise ConfigError(f"l2 must list positive penalties, got {self.l2}")
-        if self.position not in ("instruction", "plain"):
+        from thrifty.route.predictors.plain_probe import POSITIONS
+
+        if self.position not in POSITIONS:
             raise ConfigError(f"unknown probe position {self.position!r}; choose instruction or plain")
         if self.folds < 2 or self.n_per_task < 1 or self.n_threads < 1:
             raise ConfigError("folds must be >= 2, n_per_task and n_threads >= 1")

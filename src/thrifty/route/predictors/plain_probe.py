@@ -12,21 +12,18 @@ a probe fitted at one position is refused at the other.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages, content_hash
-from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, OK
 from thrifty.route.predictors.base import Prediction
 from thrifty.route.predictors.probe import (
     PROBE_VERSION,
     ProbeClassifier,
     ProbeData,
     collect_features,
-    count_prompt_tokens,
-    feature,
+    probe_prediction,
 )
 
 POSITIONS = ("instruction", "plain")
@@ -73,15 +70,7 @@ class PlainProbePredictor:
         return ""
 
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:
-        t0 = time.perf_counter()
-        prompt = self.prompt(messages, task)
-        vec = feature(self.model, prompt, "", self.layer)
-        p = self.probe.predict_proba(vec)[0]
-        tokens_in = count_prompt_tokens(self.model, prompt, "")
-        p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
-        total = p_bad + p_ok + p_great
-        return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
-                          tokens_in=tokens_in, latency_s=time.perf_counter() - t0, method="plain_probe")
+        return probe_prediction(self.probe, self.model, self.prompt(messages, task), "", self.layer, "plain_probe")
 
 
 __all__ = ["POSITIONS", "PlainProbePredictor", "fit_plain_probe", "plain_features", "plain_prompt_version"]

@@ -296,16 +296,21 @@ class ProbePredictor(PromptPredictor):
         self.probe, self.layer = probe, layer
 
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:
-        t0 = time.perf_counter()
-        prompt = self.prompt(messages, task)
-        vec = feature(self.model, prompt, self.prefix, self.layer)
-        p = self.probe.predict_proba(vec)[0]
-        tokens_in = count_prompt_tokens(self.model, prompt, self.prefix)
-        p_bad, p_ok = float(p[LABEL_INDEX[BAD]]), float(p[LABEL_INDEX[OK]])
-        p_great = float(p[LABEL_INDEX[GREAT]])
-        total = p_bad + p_ok + p_great
-        return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
-                          tokens_in=tokens_in, latency_s=time.perf_counter() - t0, method="probe")
+        return probe_prediction(self.probe, self.model, self.prompt(messages, task), self.prefix, self.layer,
+                                "probe")
+
+
+def probe_prediction(probe: ProbeClassifier, model: Any, prompt: Messages, prefix: str, layer: int | None,
+                     method: str) -> Prediction:
+    """One probe read: ``model``'s hidden state at (``prompt``, ``prefix``) classified by ``probe``, with the
+    prompt tokens the read evaluated and its wall time (shared by the instruction and plain-prompt probes)."""
+    t0 = time.perf_counter()
+    p = probe.predict_proba(feature(model, prompt, prefix, layer))[0]
+    tokens_in = count_prompt_tokens(model, prompt, prefix)
+    p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
+    total = p_bad + p_ok + p_great
+    return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
+                      tokens_in=tokens_in, latency_s=time.perf_counter() - t0, method=method)
 
 
 def fit_probe(data: ProbeData, model_id: str, predictor: PromptPredictor | None = None,
