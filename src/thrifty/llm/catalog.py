@@ -357,11 +357,7 @@ def _assemble(spec: ModelSpec, folder: Path, notify: ProgressFn, download: Downl
             os.fsync(out.fileno())
         notify("verify", 0, 1)
         _verify(spec, partial, digest.hexdigest(), written)
-        os.replace(partial, final)
-        installed = True
-        _fsync_dir(folder)
-        _write_sidecar(spec, final)
-        notify("verify", 1, 1)
+        installed = _place(spec, partial, final, folder, notify)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not installed:
@@ -502,6 +498,15 @@ def _adopt_folder(spec: FolderSpec, final: Path, notify: ProgressFn) -> bool:
     return True
 
 
+def _place(spec: ModelSpec | FolderSpec, partial: Path, final: Path, folder: Path, notify: ProgressFn) -> bool:
+    """Move a verified ``partial`` into place atomically, make the rename durable, write the sidecar; True."""
+    os.replace(partial, final)
+    _fsync_dir(folder)
+    _write_sidecar(spec, final)
+    notify("verify", 1, 1)
+    return True
+
+
 def _install_folder(spec: FolderSpec, folder: Path, notify: ProgressFn, download: DownloadFn) -> None:
     """Download, extract, verify and atomically install the folder model ``spec`` (caller holds the lock)."""
     _clean_stale(folder, spec)
@@ -521,11 +526,7 @@ def _install_folder(spec: FolderSpec, folder: Path, notify: ProgressFn, download
             final.unlink()
         elif final.exists():  # a copy that failed the checks above: replaced, never merged
             shutil.rmtree(final)
-        os.replace(partial, final)
-        installed = True
-        _fsync_dir(folder)
-        _write_sidecar(spec, final)
-        notify("verify", 1, 1)
+        installed = _place(spec, partial, final, folder, notify)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not installed:
