@@ -174,6 +174,7 @@ def _predict_eval(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from thrifty.route.evaluate import EvalConfig, evaluate_router, format_markdown
+    from thrifty.route.report_text import headline
 
     cfg = resolve_config(EvalConfig, args, {"router": "router", "store": "store", "tasks": "tasks",
                                             "n": "n_per_task", "run_dir": "run_dir"})
@@ -182,41 +183,3 @@ def _eval(args: argparse.Namespace) -> int:
     print(headline(result))
     print(f"written to {cfg.run_dir}: route_eval.json, route_eval.md, quality_vs_large_calls.png, quality_vs_cost.png")
     return 0
-
-
-
-def headline(result: dict) -> str:
-    """The line a person reads first: the router's APGR and saving at 95 % of the large model's quality beside
-    the oracle's and the best baseline's, the AUROC of its signal, and why, when it saves nothing."""
-    m = result["methods"]
-    r = m["router"]["summary"]
-    pct = lambda v: f"{100 * v:.1f} %" if v == v else "never reaches 95 %"  # noqa: E731
-    line = f"Headline: router ({result['router']['predictor']['name']}) APGR {r['apgr']:.3f}"
-    line += f"; saving at 95 % of the large model's quality {pct(r['savings'])}"
-    if "oracle" in m:
-        line += f" (oracle {pct(m['oracle']['summary']['savings'])}"
-        learned = [k for k in m if k not in ("router", "random", "oracle")]
-        if learned:
-            best = max(learned, key=lambda k: m[k]["summary"]["savings"] if m[k]["summary"]["savings"] == m[k][
-                "summary"]["savings"] else -1e9)
-            line += f", best baseline {best} {pct(m[best]['summary']['savings'])}"
-        line += ")"
-    if "auroc" in r:
-        line += f"; AUROC of the deferral signal {r['auroc']:.3f}"
-    if not r["savings"] > 0:
-        line += "\nWhy: " + _why_no_saving(result)
-    return line
-
-
-def _why_no_saving(result: dict) -> str:
-    m = result["methods"]
-    r, o = m["router"]["summary"], result["overhead"]
-    oracle = m.get("oracle", {}).get("summary", {}).get("savings", float("nan"))
-    if not oracle > 0:
-        return ("even a perfect router saves nothing here: the small model is right too rarely to keep 95 % of the "
-                f"large model's quality (quality {result['q_small']:.3f} vs {result['q_large']:.3f})")
-    if r.get("auroc", 0.5) < 0.6:
-        return (f"the deferral signal barely separates good from bad answers (AUROC {r.get('auroc', float('nan')):.3f}),"
-                " so reaching 95 % means deferring almost everything")
-    return (f"the prediction costs {o['tokens_in']:.0f} prompt tokens per query, more than its deferrals save "
-            f"(the oracle saves {100 * oracle:.1f} %)")

@@ -91,10 +91,21 @@ def confusion_plot(matrix: Any, labels: Sequence[str], path: str | Path, title: 
     return _save(fig, path)
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers × 4 line styles: 28 curves with distinct pairs
+
+
+def curve_styles(n: int) -> list[tuple[str, str]]:
+    """(line style, marker) for ``n`` curves: each of the first 28 gets its own marker-and-style pair (marker
+    and style cycle together, so curves drawn over each other stay tellable apart, in grey print too)."""
+    return [(LINE_STYLES[i % len(LINE_STYLES)], MARKERS[i % len(MARKERS)]) for i in range(n)]
+
+
 def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: str = "", xlabel: str = "x",
                ylabel: str = "y", points: Sequence[tuple[str, float, float]] = ()) -> Path:
     """Line plot of named curves ``(name, xs, ys)`` (e.g. quality vs cost of routing policies) plus optional
-    named single points ``(name, x, y)`` (e.g. each model on its own)."""
+    named single points ``(name, x, y)`` (e.g. each model on its own). Every curve has its own colour, line
+    style and marker (:func:`curve_styles`); the markers sit on about 12 of each curve's points."""
     import numpy as np
 
     if not curves and not points:
@@ -107,11 +118,15 @@ def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: 
         arrays.append((name, x, y))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    styles = ("-", "--", "-.", ":")  # colour and line style both vary, so curves stay apart in grey print too
-    for i, (name, x, y) in enumerate(arrays):
-        ax.plot(x, y, linestyle=styles[i % len(styles)], marker="." if x.size < 40 else None, label=name)
+    colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["black"])
+    # earlier curves are drawn wider, with larger hollow markers, so curves lying on each other all stay visible
+    shrink = 1.0 / max(1, len(arrays) - 1)
+    for i, ((name, x, y), (line, marker)) in enumerate(zip(arrays, curve_styles(len(arrays)), strict=True)):
+        ax.plot(x, y, linestyle=line, marker=marker, markevery=max(1, x.size // 12),
+                markersize=10 - 5 * i * shrink, markerfacecolor="none", markeredgewidth=1.3,
+                linewidth=2.6 - 1.4 * i * shrink, color=colours[i % len(colours)], label=name)
     for name, x, y in points:
-        ax.plot([x], [y], "s", label=name)
+        ax.plot([x], [y], marker="*", markersize=13, color="black", linestyle="none", label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

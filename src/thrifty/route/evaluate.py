@@ -19,8 +19,10 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
 
 Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving against
 plain always-large, which pays no prediction), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
-and latency; APGR per task. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Outputs: JSON, markdown, two
-plots and one self-contained HTML page (:mod:`thrifty.route.report_html`).
+and latency; APGR per task. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Each method's APGR and saving
+carry a paired bootstrap 95 % interval over the queries (``n_boot`` resamples, :mod:`thrifty.route.eval_ci`).
+Outputs: JSON, markdown, two plots and one self-contained HTML page (:mod:`thrifty.route.report_html`; the words
+both share come from :mod:`thrifty.route.report_text`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
+from thrifty.route.report_text import format_markdown
 from thrifty.tasks.base import Task, check_split
 
 BASELINES = ("random", "oracle", "prompt_router", "embed_knn", "p_true", "chow")
@@ -56,6 +59,7 @@ class EvalConfig:
     seed: int = 0
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     n_threads: int = 1
+    n_boot: int = 1000  # bootstrap resamples for the APGR and saving intervals (0: no intervals)
 
     def __post_init__(self) -> None:
         if not self.router:
@@ -66,6 +70,8 @@ class EvalConfig:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
         if self.n_per_task < 1 or self.train_n_per_task < 1:
             raise ConfigError("n_per_task and train_n_per_task must be >= 1")
+        if self.n_boot < 0:
+            raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}")
 
     @property
     def store_path(self) -> Path:
@@ -73,20 +79,22 @@ class EvalConfig:
 
 
 def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarray | None,
-            cost_w: np.ndarray, cost_s: np.ndarray, bad: np.ndarray) -> dict[str, Any]:
+            cost_w: np.ndarray, cost_s: np.ndarray, bad: np.ndarray, plain: np.ndarray | None = None,
+            n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
+    """One method's curve and summary; with ``plain`` (each query's plain always-large cost) and ``n_boot`` > 0
+    also the bootstrap intervals of its APGR and saving (``apgr_ci``, ``savings_ci``)."""
     from thrifty.evals import auroc
-    from thrifty.evals.routing_metrics import operating_curve, oracle_curve, random_curve, routing_summary
+    from thrifty.evals.routing_metrics import routing_summary
+    from thrifty.route.eval_ci import method_cis, method_curve
 
-    if name == "random":
-        curve = random_curve(q_small, q_large, cost_w, cost_s, n_points=11)
-    elif name == "oracle":
-        curve = oracle_curve(q_small, q_large, cost_w, cost_s)
-    else:
-        curve = operating_curve(q_small, q_large, score, cost_w, cost_s)
+    curve = method_curve(name, q_small, q_large, score, cost_w, cost_s)
     out = {"summary": routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
            "cost": curve.cost.tolist(), "score": None if score is None else np.asarray(score, float).tolist()}
     if score is not None and bad.any() and (~bad).any():
         out["summary"]["auroc"] = float(auroc(score, bad))
+    if plain is not None and n_boot > 0:
+        ci = method_cis(name, q_small, q_large, score, cost_w, cost_s, plain, n_boot=n_boot, seed=seed)
+        out["summary"].update({k: ci[k] for k in ("apgr_ci", "savings_ci", "n_boot")})
     return out
 
 
@@ -148,7 +156,8 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     probs, parsed = prediction_arrays(rows)
     p_good, tau_row = routed_p_good(router, probs, parsed, [r.task for r in rows])  # per-task policies if any
-    methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad)}
+    boot = {"plain": cs, "n_boot": cfg.n_boot, "seed": cfg.seed}  # every method: the same paired resamples
+    methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad, **boot)}
     answered = parsed & (p_good >= tau_row)
     methods["router"]["operating_point"] = {
         "tau": policy.tau_good, "defer_rate": float(np.mean(~answered)),
@@ -156,7 +165,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
         "cost": float(np.where(answered, cw_r, cs_r).mean())}
     for name in ("random", "oracle"):
         if name in cfg.baselines:
-            methods[name] = _method(name, q_small, q_large, None, cw, cs, bad)
+            methods[name] = _method(name, q_small, q_large, None, cw, cs, bad, **boot)
     notes = []
     if "prompt_router" in cfg.baselines:
         if len({g for _, g in train}) < 2:
@@ -168,10 +177,10 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             pr = PromptRouter().fit([(t, m) for (t, m), _ in train], [g for _, g in train], seed=cfg.seed)
             test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
             methods["prompt_router"] = _method("prompt_router", q_small, q_large, 1.0 - pr.p_good(test_rows),
-                                               cw, cs, bad)
+                                               cw, cs, bad, **boot)
     if "embed_knn" in cfg.baselines and len({g for _, g in train}) >= 2:
         _embed_knn(methods, notes, train, [(r.task, messages[(r.task, r.example)]) for r in rows], cfg.seed, kw,
-                   (q_small, q_large, cw, cs, bad), load_embedder)
+                   (q_small, q_large, cw, cs, bad), load_embedder, cfg.n_boot)
     per_task = {}
     tasks_of = np.array([r.task for r in rows])
     for t in tasks:
@@ -193,11 +202,15 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
                 "parse_failures": int((~parsed).sum())}
+    selection = (router.get("fit") or {}).get("selection")  # candidates compared by `route calibrate`
     result = {"router": {**{k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
-                         "own_policy_tasks": sorted(router.get("task_policies") or {})},
+                         "own_policy_tasks": sorted(router.get("task_policies") or {}),
+                         **{k: router[k] for k in ("judge", "target", "fitted_on") if k in router},
+                         **({"selection": selection} if selection else {})},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
               "pricing": {"unit": kw["cost"], "source": price_source([router["small"], router["large"]], kw["prices"]),
-                          "cached_discount": kw["cached_discount"]},
+                          "cached_discount": kw["cached_discount"], "models": [router["small"], router["large"]],
+                          "prices": dict(kw["prices"])},
               "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
               "per_task": per_task, "notes": notes,
               "queries": {"task": [r.task for r in rows], "example": [r.example for r in rows],
@@ -236,11 +249,12 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
             bar.advance()
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     pay = cw + np.asarray(extra)
-    return _method(name, q_small, q_large, np.asarray(scores), pay, pay + cs, bad)
+    return _method(name, q_small, q_large, np.asarray(scores), pay, pay + cs, bad, plain=cs, n_boot=cfg.n_boot,
+                   seed=cfg.seed)
 
 
 def _embed_knn(methods: dict[str, Any], notes: list[str], train: list[Any], test: list[Any], seed: int,
-               kw: dict[str, Any], arrays: tuple[np.ndarray, ...], load_embedder: Any) -> None:
+               kw: dict[str, Any], arrays: tuple[np.ndarray, ...], load_embedder: Any, n_boot: int = 0) -> None:
     """The kNN router over sentence embeddings; it pays the encoder on every query. Skipped with a note when
     the encoder is not pulled or cannot load."""
     from thrifty.core.errors import ModelError
@@ -257,7 +271,8 @@ def _embed_knn(methods: dict[str, Any], notes: list[str], train: list[Any], test
     table = price_table([enc], kw["prices"], kw["cached_discount"])
     unit = "latency" if kw["cost"] == "latency" else "tokens"
     enc_cost = np.array([query_cost([Usage(enc, int(n))], table, unit) for n in tokens])
-    methods["embed_knn"] = _method("embed_knn", q_small, q_large, 1.0 - p_good, cw + enc_cost, cs + enc_cost, bad)
+    methods["embed_knn"] = _method("embed_knn", q_small, q_large, 1.0 - p_good, cw + enc_cost, cs + enc_cost, bad,
+                                   plain=cs, n_boot=n_boot, seed=seed)
 
 
 def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,
@@ -280,40 +295,16 @@ def _write(result: dict[str, Any], run_dir: Path) -> None:
     (run_dir / "route_eval.md").write_text(format_markdown(result))
     m = result["methods"]
     op = m["router"]["operating_point"]
+    unit = "seconds" if result["pricing"]["unit"] == "latency" else "price units"
     curve_plot([(k, v["c"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_large_calls.png",
                "quality vs large-model calls", "fraction of queries sent to the large model", "mean quality",
                points=[("router at its threshold", op["defer_rate"], op["quality"])])
     curve_plot([(k, v["cost"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_cost.png",
-               "quality vs cost", "mean cost per query", "mean quality",
+               "quality vs cost", f"mean cost per query ({unit})", "mean quality",
                points=[("router at its threshold", op["cost"], op["quality"])])
     from thrifty.route.report_html import write_report
 
     write_report(result, run_dir)
 
 
-def _f(x: Any, pct: bool = False) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "—"
-    return f"{100 * x:.1f} %" if pct else f"{x:.3f}"
-
-
-def format_markdown(result: dict[str, Any]) -> str:
-    """The route-eval tables: one row per method, then the router's operating point and overhead."""
-    r = result["router"]
-    lines = [f"# Routing replay: {r['small']} → {r['large']} ({result['split']} split, n = {result['n']})", "",
-             f"Router {r['version']}: predictor {r['predictor']['name']}, threshold {r['policy']['tau_good']:.4g} on "
-             f"{r['policy']['calibrator']['kind']}-calibrated p_good. Mean quality: small {result['q_small']:.3f}, "
-             f"large {result['q_large']:.3f}.", "",
-             "| method | APGR | CPT(50 %) | CPT(80 %) | cost at 95 % of large quality | saving vs always large | AIQ "
-             "| AUROC (bad) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, m in result["methods"].items():
-        s = m["summary"]
-        lines.append(f"| {name} | {_f(s['apgr'])} | {_f(s['cpt_50'], True)} | {_f(s['cpt_80'], True)} | "
-                     f"{_f(s['cost_at_q'])} | {_f(s['savings'], True)} | {_f(s['aiq'])} | {_f(s.get('auroc'))} |")
-    op, o = result["methods"]["router"]["operating_point"], result["overhead"]
-    lines += ["", f"Router at its fitted threshold: defers {100 * op['defer_rate']:.1f} %, quality "
-              f"{op['quality']:.3f}, mean cost {op['cost']:.4g}.",
-              f"Router overhead per query: {o['tokens_in']:.0f} prompt tokens, {o['tokens_out']:.1f} generated, "
-              f"{o['latency_s']:.2f} s; {o['parse_failures']} unreadable predictions (deferred)."]
-    lines += [f"Note: {n}" for n in result["notes"]]
-    return "\n".join(lines) + "\n"
+__all__ = ["BASELINES", "EvalConfig", "evaluate_router", "format_markdown"]

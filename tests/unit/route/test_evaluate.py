@@ -91,6 +91,15 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     assert m["chow"]["summary"]["auroc"] == 1.0 and small.scored == 20
     assert m["chow"]["summary"]["cost_weak"] == pytest.approx(m["oracle"]["summary"]["cost_weak"])
     assert res["overhead"]["tokens_in"] > 0 and res["overhead"]["parse_failures"] == 0
+    for name, s in ((k, v["summary"]) for k, v in m.items()):  # paired bootstrap intervals hold their estimate
+        assert s["n_boot"] == 1000, name
+        for key in ("apgr", "savings"):
+            lo, hi = s[f"{key}_ci"]
+            assert lo - 1e-9 <= s[key] <= hi + 1e-9 and hi - lo < 1.0, (name, key, lo, s[key], hi)
+    assert m["random"]["summary"]["apgr_ci"] == pytest.approx([0.5, 0.5])  # the line's APGR is ½ on any resample
+    assert m["router"]["summary"]["apgr_ci"][1] - m["router"]["summary"]["apgr_ci"][0] > 0.01  # 20 queries: wide
+    assert res["pricing"]["models"] == ["s", "l"] and res["router"]["target"]["cost"] == "tokens"
+    assert "selection" not in res["router"]  # calibrated with one predictor: nothing was chosen
     out = tmp_path / "eval"
     assert json.loads((out / "route_eval.json").read_text())["n"] == 20
     assert (out / "route_eval.md").read_text() == format_markdown(res) and "| router |" in format_markdown(res)
@@ -101,10 +110,42 @@ def test_replay_scores_the_router_beside_random_oracle_and_prompt_baselines(tmp_
     page = (out / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 2
     assert "<script" not in page and "router APGR" in page and "s → l" in page and "Per task" in page
+    assert "95 % CI" in page and "Cost = mean price units per query" in page and "<details>" in page
+    assert "Predictor chosen on" not in page
     calls = small.pred.n_calls, small.verify.n_calls, small.scored
     assert small.verify.n_calls == 20
     evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
     assert (small.pred.n_calls, small.verify.n_calls, small.scored) == calls  # every score was stored
+
+
+def test_replay_carries_the_predictor_selection_and_the_interval_setting(tmp_path, routed):
+    store, small, router_path = routed
+    router = json.loads(router_path.read_text())
+    router["fit"]["selection"] = {  # as `route calibrate` writes it when it compares candidates
+        "rule": "lowest cost at 0.95 x the large model's quality", "quality": 0.95, "chosen": "zero_shot",
+        "candidates": {"zero_shot": {"apgr": 0.9, "cost_at_target": 1.5, "saving_at_target": 0.2,
+                                     "defer_at_target": 0.5, "auroc_bad": 1.0, "n": 20},
+                       "<probe>": {"apgr": 0.4, "cost_at_target": 2.5, "saving_at_target": -0.1,
+                                   "defer_at_target": 0.9, "auroc_bad": 0.6, "n": 20}}}
+    router_path.write_text(json.dumps(router))  # the version hash leaves "fit" out: the file still loads
+    cfg = EvalConfig(router=str(router_path), store=str(store), run_dir=str(tmp_path / "sel"), n_per_task=20,
+                     baselines=["random", "oracle"], n_boot=0)
+    res = evaluate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
+    assert res["router"]["selection"]["chosen"] == "zero_shot"
+    assert "apgr_ci" not in res["methods"]["router"]["summary"]  # n_boot 0: no intervals
+    page = (tmp_path / "sel" / "report.html").read_text()
+    assert "Predictor chosen on val" in page and "zero_shot (chosen)" in page and "&lt;probe&gt;" in page
+    assert "## Predictor chosen on val" in (tmp_path / "sel" / "route_eval.md").read_text()
+    with pytest.raises(ConfigError, match="n_boot"):
+        EvalConfig(router="r.json", n_boot=-1)
+
+
+def test_every_route_eval_curve_gets_its_own_line_style_and_marker():
+    from thrifty.evals.plots import curve_styles
+    from thrifty.route.evaluate import BASELINES
+
+    styles = curve_styles(len(BASELINES) + 1)  # the router and every baseline
+    assert len(set(styles)) == len(styles) and len({m for _, m in styles}) == len(styles)
 
 
 def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
