@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from thrifty.cli._common import add_config_args, add_verb, resolve_config
+from thrifty.route.predictors.build import PREDICTORS
 
 
 def _common_data_args(p: argparse.ArgumentParser) -> None:
@@ -35,9 +36,10 @@ def register_verbs(verbs) -> None:
     f.set_defaults(func=_probe_fit)
     add_config_args(f)
     _common_data_args(f)
-    f.add_argument("--position", choices=["instruction", "plain"], help="read the hidden state after the zero-shot "
-                   "instruction and 'Grade:' (default) or at the end of the plain conversation, whose prefill the "
-                   "answer then continues (no extra token: predictor plain_probe)")
+    f.add_argument("--position", choices=["instruction", "plain", "prompt"], help="read the hidden state after the "
+                   "zero-shot instruction and 'Grade:' (default) or at the end of the plain conversation, whose "
+                   "prefill the answer then continues (no extra token: predictor plain_probe); or no hidden state: "
+                   "hashed words of the query (a prompt router, predictor prompt_router; loads no model)")
 
     c = add_verb(verbs, "calibrate", "fit a calibrated answer-or-defer policy on held-out (val) records for a "
                  "defer-rate, quality or budget target; writes the router file", _calibrate)
@@ -47,11 +49,13 @@ def register_verbs(verbs) -> None:
     c.add_argument("--large", help="model spec deferred to")
     c.add_argument("--tasks", help="comma-separated task specs (as collected)")
     c.add_argument("--n", type=int, help="examples per task")
-    c.add_argument("--predictor", choices=["zero_shot", "report_card", "probe", "plain_probe", "sft"],
-                   help="grade predictor")
+    c.add_argument("--predictor", choices=list(PREDICTORS), help="grade predictor")
+    c.add_argument("--candidates", help="comma-separated predictors to compare on the split; the router keeps the "
+                   "one cheapest at select_quality (default 0.95) x the large model's quality there")
     c.add_argument("--card", help="report card JSON (report_card)")
     c.add_argument("--probe", help="probe file (probe, plain_probe)")
     c.add_argument("--adapter", help="adapter directory (sft)")
+    c.add_argument("--prompt-router", help="prompt-router file (prompt_router; probe fit --position prompt)")
     c.add_argument("--calibration", choices=["none", "temperature", "isotonic"], help="calibrator")
     c.add_argument("--target", choices=["defer_rate", "quality", "budget"], help="what the threshold must meet")
     c.add_argument("--signal", choices=["p_good", "expected_grade"], help="what the threshold is on: p(not bad) "
@@ -100,6 +104,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     cfg = resolve_config(CalibrateConfig, args, {
         "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",
         "predictor": "predictor", "card": "card", "probe": "probe", "adapter": "adapter",
+        "prompt_router": "prompt_router", "candidates": "candidates",
         "calibration": "calibration", "target": "target", "per_task": "per_task", "signal": "signal", "run_dir": "run_dir",
         "out": "out"})
     r = calibrate_router(cfg)
@@ -110,6 +115,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"on {f['n']} {cfg.split} queries: defer {100 * f['defer_rate']:.1f} %, quality {f['quality']:.3f} "
           f"(small {f['quality_small']:.3f}, large {f['quality_large']:.3f}), mean cost {f['mean_cost']:.4g} "
           f"(always small {f['cost_small_always']:.4g}, always large {f['cost_large_always']:.4g})")
+    sel = f.get("selection")
+    if sel:
+        print(f"predictor chosen on {cfg.split}: {sel['chosen']} ({sel['rule']})")
+        for name, c in sel["candidates"].items():
+            print(f"  {name}: saving {100 * c['saving_at_target']:+.1f} % at {cfg.select_quality:g} x large quality, "
+                  f"APGR {c['apgr']:.3f}, AUROC {c['auroc_bad']:.3f}")
     if cfg.target == "quality":
         verdict = "certified" if f["certified"] else "NOT certified at this sample size (defers everything)"
         print(f"quality >= {cfg.quality:g} x large: {verdict}; upper bound on the shortfall {f['bound']:+.4f} "

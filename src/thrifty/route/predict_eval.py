@@ -53,6 +53,7 @@ class PredictEvalConfig:
     card: str = ""  # report card JSON (needed when "report_card" is listed)
     probe: str = ""  # fitted probe file (needed when "probe" is listed; `thrifty route probe fit`)
     adapter: str = ""  # SFT adapter directory (needed when "sft" is listed; `thrifty route sft`)
+    prompt_router: str = ""  # prompt-router file (needed when "prompt_router" is listed; probe fit --position prompt)
     judge: str = "verifier"  # judge name tag of the grade records used as gold labels
     n_threads: int = 1
     n_boot: int = 1000
@@ -80,6 +81,9 @@ class PredictEvalConfig:
                 raise ConfigError(f"predictor {name!r} needs probe (a probe file from `thrifty route probe fit`)")
         if {"probe", "plain_probe"} <= set(self.predictors):
             raise ConfigError("list probe or plain_probe, not both: one probe file is fitted at one position")
+        if "prompt_router" in self.predictors and not self.prompt_router:
+            raise ConfigError("predictor 'prompt_router' needs prompt_router (a file from `thrifty route probe fit "
+                              "--position prompt`)")
         if "sft" in self.predictors and not self.adapter:
             raise ConfigError("predictor 'sft' needs adapter (an adapter directory from `thrifty route sft`)")
         if not self.judge:
@@ -115,13 +119,12 @@ def prediction_fields(predictor: Any, model: str, version: str | None, task: str
 
 def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The predictors ``cfg`` lists, and the version of each one's artefact (None for zero-shot)."""
-    from thrifty.route.predictors.build import build_predictor
+    from thrifty.route.predictors.build import artefact_of, build_predictor
 
-    artefacts = {"report_card": cfg.card, "probe": cfg.probe, "plain_probe": cfg.probe, "sft": cfg.adapter}
     out: dict[str, Any] = {}
     versions: dict[str, str | None] = {}
     for name in cfg.predictors:
-        out[name], versions[name] = build_predictor(name, cfg.model, model, artefacts.get(name, ""), lazy=True)
+        out[name], versions[name] = build_predictor(name, cfg.model, model, artefact_of(cfg, name), lazy=True)
     return out, versions
 
 

@@ -47,6 +47,8 @@ class ProbeFitConfig:
     layer: int | None = None  # None: the backend's default (the final layer)
     # where the hidden state is read: "instruction" (after the zero-shot instruction and "Grade:") or "plain" (the
     # conversation as the answer sees it: the answer then continues this prefill and the prediction costs nothing)
+    # or "prompt" (no hidden state: hashed words of the query and its task tag — a prompt router, predictor
+    # prompt_router; no model is loaded)
     position: str = "instruction"
     n_threads: int = 1
     out: str = ""  # default: <run_dir>/probe.npz
@@ -64,7 +66,7 @@ class ProbeFitConfig:
         from thrifty.route.predictors.plain_probe import POSITIONS
 
         if self.position not in POSITIONS:
-            raise ConfigError(f"unknown probe position {self.position!r}; choose instruction or plain")
+            raise ConfigError(f"unknown probe position {self.position!r}; choose {', '.join(POSITIONS)}")
         if self.folds < 2 or self.n_per_task < 1 or self.n_threads < 1:
             raise ConfigError("folds must be >= 2, n_per_task and n_threads >= 1")
 
@@ -125,6 +127,11 @@ def _features(cfg: ProbeFitConfig, labelled: list[Any], model: Any) -> Any:
     from thrifty.route.predictors.plain_probe import plain_features, plain_prompt_version
     from thrifty.route.predictors.probe import ProbeData, prompt_version
 
+    if cfg.position == "prompt":
+        from thrifty.route.baselines import DEFAULT_DIM
+        from thrifty.route.predictors.prompt_router import prompt_data
+
+        return prompt_data(labelled, DEFAULT_DIM), False  # hashing the query text is cheaper than a cache
     plain = cfg.position == "plain"
     version = plain_prompt_version() if plain else prompt_version(ZeroShotPredictor(None))
     key = content_hash({"model": cfg.model, "prompt": version, "layer": cfg.layer,
@@ -168,6 +175,10 @@ def fit_probe_run(cfg: ProbeFitConfig, load_model: Callable[..., Any] | None = N
         from thrifty.route.predictors.plain_probe import fit_plain_probe
 
         probe = fit_plain_probe(data, cfg.model, layer=cfg.layer, l2=best)
+    elif cfg.position == "prompt":
+        from thrifty.route.predictors.prompt_router import fit_prompt_router
+
+        probe = fit_prompt_router(data, cfg.model, l2=best)
     else:
         probe = fit_probe(data, cfg.model, ZeroShotPredictor(None), layer=cfg.layer, l2=best)
     t_fit = time.perf_counter() - t1

@@ -56,6 +56,11 @@ class CalibrateConfig:
     card: str = ""
     probe: str = ""
     adapter: str = ""
+    prompt_router: str = ""  # prompt-router file (predictor prompt_router; `route probe fit --position prompt`)
+    # predictors to compare on the split: the router keeps the one whose operating curve costs least at
+    # select_quality × the large model's quality there (ties: higher APGR); empty: just ``predictor``
+    candidates: list[str] = field(default_factory=list)
+    select_quality: float = 0.95
     judge: str = "verifier"
     calibration: str = "temperature"  # none, temperature, isotonic
     signal: str = "p_good"  # p_good (p_ok + p_great) or expected_grade (0.5 p_ok + p_great)
@@ -95,6 +100,14 @@ class CalibrateConfig:
             raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if self.min_task_n < 2:
             raise ConfigError(f"min_task_n must be >= 2, got {self.min_task_n}")
+        from thrifty.route.predictors.build import PREDICTORS
+
+        unknown = [p for p in self.candidates if p not in PREDICTORS]
+        if unknown or len(set(self.candidates)) != len(self.candidates):
+            raise ConfigError(f"candidates must list distinct predictors of {', '.join(PREDICTORS)}, got "
+                              f"{self.candidates}")
+        if not 0 < self.select_quality <= 1:
+            raise ConfigError(f"select_quality must be in (0, 1], got {self.select_quality}")
 
     @property
     def store_path(self) -> Path:
@@ -131,32 +144,54 @@ def _prob_quality(p_good: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"ece": float(ece_binary(p_good, y, 15)), "brier": float(brier_binary(p_good, y))}
 
 
-def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | None = None,
-                     load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
-    """Fit the policy ``cfg`` describes on stored records; write and return the router."""
+def _gather(cfg: CalibrateConfig, name: str, load_model: Callable[[str], Any] | None,
+            load_task: Callable[[str], Task] | None) -> dict[str, Any]:
+    """Predictor ``name``'s predictions on the split joined with both models' records, grades and costs."""
     from thrifty.evals.routing_metrics import grade_quality
     from thrifty.judge.base import LABEL_INDEX
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+    from thrifty.route.predictors.build import ARTEFACT_FIELD, artefact_of
 
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "calibrate_config.yaml")
-    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=str(run_dir), model=cfg.small, tasks=cfg.tasks,
-                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[cfg.predictor],
-                           card=cfg.card, probe=cfg.probe, adapter=cfg.adapter, judge=cfg.judge,
-                           n_threads=cfg.n_threads)
+    key = ARTEFACT_FIELD.get(name)
+    pe = PredictEvalConfig(store=str(cfg.store_path), run_dir=str(cfg.run_dir), model=cfg.small, tasks=cfg.tasks,
+                           split=cfg.split, n_per_task=cfg.n_per_task, seed=cfg.seed, predictors=[name],
+                           judge=cfg.judge, n_threads=cfg.n_threads,
+                           **({key: artefact_of(cfg, name)} if key else {}))
     items, counts, versions = gather_predictions(pe, load_model, load_task)
     with RunStore(cfg.store_path) as store:
         rows, large, gens = joined_rows(store, items, cfg.small, cfg.large, cfg.tasks, cfg.split, cfg.judge)
     require_rows(rows, cfg.split)
     probs, parsed = prediction_arrays(rows)
-    y = np.array([LABEL_INDEX[r.gold] for r in rows])
-    q_small = grade_quality([r.gold for r in rows])
-    q_large = grade_quality([large[(r.task, r.example)] for r in rows])
-    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices,
-                                          predictor=cfg.predictor, cached_discount=cfg.cached_discount)
+    cost_answer, cost_defer = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices, predictor=name,
+                                          cached_discount=cfg.cached_discount)
+    _, cost_large = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices, with_prediction=False,
+                                cached_discount=cfg.cached_discount)
+    return {"rows": rows, "probs": probs, "parsed": parsed, "y": np.array([LABEL_INDEX[r.gold] for r in rows]),
+            "q_small": grade_quality([r.gold for r in rows]),
+            "q_large": grade_quality([large[(r.task, r.example)] for r in rows]),
+            "cost_answer": cost_answer, "cost_defer": cost_defer, "cost_large": cost_large, "counts": counts,
+            "version": versions.get(name)}
+
+
+def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | None = None,
+                     load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
+    """Fit the policy ``cfg`` describes on stored records (choosing the predictor among ``cfg.candidates`` when
+    it lists any); write and return the router."""
+    from thrifty.route.selection import choose_predictor
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "calibrate_config.yaml")
+    names = list(cfg.candidates) or [cfg.predictor]
+    data = {name: _gather(cfg, name, load_model, load_task) for name in names}
+    chosen, selection = choose_predictor(data, cfg.select_quality) if len(names) > 1 else (names[0], None)
+    d = data[chosen]
+    rows, probs, parsed, y = d["rows"], d["probs"], d["parsed"], d["y"]
+    q_small, q_large, cost_answer, cost_defer = d["q_small"], d["q_large"], d["cost_answer"], d["cost_defer"]
     policy, fit = _fit_policy(cfg, probs, parsed, y, q_small, q_large, cost_answer, cost_defer)
-    fit["counts"] = counts
+    fit["counts"] = d["counts"]
+    if selection is not None:
+        fit["selection"] = selection
     by_task: dict[str, Any] = {}
     if cfg.per_task:
         tasks_of = np.array([r.task for r in rows])
@@ -167,11 +202,11 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
                                            cost_answer[sel], cost_defer[sel])
                 by_task[t] = {"policy": pol_t.to_dict(), "fit": fit_t}
         fit["per_task_skipped"] = sorted(set(cfg.tasks) - set(by_task))
+    from thrifty.route.predictors.build import artefact_of
+
     router = {
         "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
-        "predictor": {"name": cfg.predictor, "version": versions.get(cfg.predictor),
-                      "artefact": {"report_card": cfg.card, "probe": cfg.probe, "plain_probe": cfg.probe,
-                                   "sft": cfg.adapter}.get(cfg.predictor, "")},
+        "predictor": {"name": chosen, "version": d["version"], "artefact": artefact_of(cfg, chosen)},
         "policy": policy.to_dict(),
         **({"task_policies": {t: v["policy"] for t, v in by_task.items()}} if by_task else {}),
         "target": {"kind": cfg.target, "defer_rate": cfg.defer_rate, "quality": cfg.quality, "delta": cfg.delta,
@@ -269,9 +304,10 @@ def router_predictions(router: dict[str, Any], where: str, store: str | Path, ru
     """(items, counts): a router record's predictor predicting its small model's grades on ``split`` (stored
     predictions reused); refuses, in one line, an artefact whose version changed since the router was fitted."""
     from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+    from thrifty.route.predictors.build import ARTEFACT_FIELD
 
     pred = router["predictor"]
-    key = {"report_card": "card", "probe": "probe", "plain_probe": "probe", "sft": "adapter"}.get(pred["name"])
+    key = ARTEFACT_FIELD.get(pred["name"])
     pe = PredictEvalConfig(store=str(store), run_dir=str(run_dir), model=router["small"], tasks=tasks, split=split,
                            n_per_task=n_per_task, seed=seed, predictors=[pred["name"]],
                            judge=router.get("judge", "verifier"), n_threads=n_threads,
@@ -326,7 +362,8 @@ def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, c
     seconds). The prediction is paid on every query: an instruction predictor's answer is decoded in the same
     context right after its prompt and label (prompt once, label + answer as output); the plain-prompt probe's
     prediction *is* the answer's prefill, so an answered query costs exactly the plain answer and a deferred one
-    pays the small model's discarded prefill. (The stored plain answer's latency stands for an answered query's;
+    pays the small model's discarded prefill; the prompt router reads no model, so a deferred query pays the
+    large model only. (The stored plain answer's latency stands for an answered query's;
     the probe's own read overhead is measured apart, in ``bench/routing_pays.py``.) Stored predictions carry no
     cached-token counts, so no prefix-cache discount is credited to instruction predictors here.
     ``with_prediction`` False: routers that do not ask the small model (plain answers only)."""
@@ -346,11 +383,13 @@ def query_costs(rows: list[Any], gens: dict[str, Any], small: str, large: str, c
         else:
             p_in, p_out = int(r.prediction.get("tokens_in", 0)), int(r.prediction.get("tokens_out", 0))
             pred = Usage(small, p_in, 0, p_out, float(r.prediction.get("latency_s", 0.0)))
-            if predictor == "plain_probe":  # the prediction is the answer's own prefill: one call when answering
-                calls_answer = [plain]
+            if predictor == "prompt_router":  # the query text alone: no small-model call before the decision
+                calls_answer, calls_defer = [plain], [big]
+            elif predictor == "plain_probe":  # the prediction is the answer's own prefill: one call when answering
+                calls_answer, calls_defer = [plain], [pred, big]
             else:  # one context: the prediction prompt, its label, then the answer decoded after it
                 calls_answer = [Usage(small, p_in, 0, p_out + s_out, pred.latency_s + plain.latency_s)]
-            calls_defer = [pred, big]
+                calls_defer = [pred, big]
         answer.append(query_cost(calls_answer, table, unit))
         defer.append(query_cost(calls_defer, table, unit))
     return np.array(answer), np.array(defer)

@@ -5,6 +5,8 @@ predictor evaluation, router calibration and deployment alike.
 - ``report_card``: a card JSON built for the same model;
 - ``probe``: a probe file fitted on the same model's hidden states at the instruction's prediction position;
 - ``plain_probe``: a probe file fitted at the end of the plain conversation (the answer continues its prefill);
+- ``prompt_router``: a prompt-router file (``route probe fit --position prompt``): the grade from the query text
+  alone, no model read before the decision (:mod:`thrifty.route.predictors.prompt_router`);
 - ``sft``: an adapter directory trained on the same model's grades. Its predictor runs on the adapter-wrapped
   Hugging Face model (which also answers), so ``model`` is not used; ``lazy`` defers loading it to the first call.
 
@@ -18,7 +20,15 @@ from typing import Any
 
 from thrifty.core.errors import ConfigError
 
-PREDICTORS = ("zero_shot", "report_card", "probe", "plain_probe", "sft")
+PREDICTORS = ("zero_shot", "report_card", "probe", "plain_probe", "prompt_router", "sft")
+ARTEFACT_FIELD = {"report_card": "card", "probe": "probe", "plain_probe": "probe", "prompt_router": "prompt_router",
+                  "sft": "adapter"}
+"""The config field (of predict-eval and calibrate configs) that names each predictor's artefact."""
+
+
+def artefact_of(cfg: Any, name: str) -> str:
+    """The artefact ``cfg`` gives predictor ``name`` ("" for zero-shot)."""
+    return str(getattr(cfg, ARTEFACT_FIELD[name], "")) if name in ARTEFACT_FIELD else ""
 
 
 def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
@@ -28,7 +38,7 @@ def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
         raise ConfigError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
     if name != "zero_shot" and not artefact:
         need = {"report_card": "a report card JSON", "probe": "a probe file", "plain_probe": "a probe file",
-                "sft": "an adapter directory"}[name]
+                "prompt_router": "a prompt-router file", "sft": "an adapter directory"}[name]
         raise ConfigError(f"predictor {name!r} needs {need}")
     if name == "zero_shot":
         from thrifty.route.predictors.zero_shot import ZeroShotPredictor
@@ -50,6 +60,15 @@ def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
             raise ConfigError(f"{artefact}: probe is for model {probe.meta.get('model')!r}, not {model_id!r}")
         kind = PlainProbePredictor if name == "plain_probe" else ProbePredictor
         return kind(model, probe, layer=probe.meta.get("layer")), probe.version
+    if name == "prompt_router":
+        from thrifty.route.predictors.probe import ProbeClassifier
+        from thrifty.route.predictors.prompt_router import PromptRouterPredictor
+
+        router = ProbeClassifier.load(artefact)
+        if router.meta.get("model") not in (None, model_id):
+            raise ConfigError(f"{artefact}: prompt router predicts {router.meta.get('model')!r}'s grades, not "
+                              f"{model_id!r}'s")
+        return PromptRouterPredictor(model, router), router.version
     return _sft(model_id, artefact, lazy)
 
 
@@ -70,4 +89,4 @@ def _sft(model_id: str, adapter: str, lazy: bool) -> tuple[Any, str]:
     return SFTPredictor(LazyChatModel(f"{model_id}+sft", loader=load), meta), version
 
 
-__all__ = ["PREDICTORS", "build_predictor"]
+__all__ = ["ARTEFACT_FIELD", "PREDICTORS", "artefact_of", "build_predictor"]

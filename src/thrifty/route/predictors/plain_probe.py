@@ -26,7 +26,7 @@ from thrifty.route.predictors.probe import (
     probe_prediction,
 )
 
-POSITIONS = ("instruction", "plain")
+POSITIONS = ("instruction", "plain", "prompt")  # "prompt": the query text alone (predictors.prompt_router)
 
 
 def plain_prompt_version() -> str:
