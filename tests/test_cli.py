@@ -157,7 +157,7 @@ def test_demo_steps_match_the_shipped_configs():
 
     plan = steps(Path("configs/route"), Path("runs/demo"))
     used = {Path(a).name for argv in plan for a in argv if a.endswith(".yaml")}
-    assert used == set(CONFIGS) and len(plan) == 9
+    assert used == set(CONFIGS) and len(plan) == 10
     for argv in plan:  # every step parses
         from thrifty.cli.main import build_parser
 

@@ -16,6 +16,7 @@ KINDS = {
     "route/demo.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_train.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_probe.yaml": "thrifty.route.probe_fit:ProbeFitConfig",
+    "route/demo_prompt.yaml": "thrifty.route.probe_fit:ProbeFitConfig",
     "route/demo_predict.yaml": "thrifty.route.predict_eval:PredictEvalConfig",
     "route/demo_val.yaml": "thrifty.route.collect:CollectConfig",
     "route/demo_calibrate.yaml": "thrifty.route.router:CalibrateConfig",

@@ -2,9 +2,10 @@
 
 The steps (each resumable from the run store, so a re-run only reads it): pull both Qwen models and the sentence
 encoder of the kNN baseline; both models answer the test split; the small one answers the train split; its report
-card is built and its plain-prompt probe fitted from those grades; zero-shot, report-card and probe predictions
-are scored; both models answer the val split; a plain-probe router is calibrated there; the router and its
-baselines are replayed on the test split, writing ``runs/demo/eval/report.html``.
+card is built, its plain-prompt probe and a prompt router (query text only) are fitted from those grades;
+zero-shot, report-card and probe predictions are scored; both models answer the val split; there the cheaper of
+the plain probe and the prompt router at 95 % of the large model's quality is kept and calibrated; the router and
+its baselines are replayed on the test split, writing ``runs/demo/eval/report.html``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from thrifty.core.errors import ConfigError, ThriftyError
 SMALL = "qwen2.5-coder-0.5b-instruct"
 LARGE = "qwen2.5-coder-1.5b-instruct"
 EMBEDDER = "all-minilm-l6-v2"
-CONFIGS = ("demo.yaml", "demo_train.yaml", "demo_probe.yaml", "demo_predict.yaml", "demo_val.yaml",
-           "demo_calibrate.yaml", "demo_eval.yaml")
+CONFIGS = ("demo.yaml", "demo_train.yaml", "demo_probe.yaml", "demo_prompt.yaml", "demo_predict.yaml",
+           "demo_val.yaml", "demo_calibrate.yaml", "demo_eval.yaml")
 
 
 def register(rooms) -> None:
@@ -43,6 +44,7 @@ def steps(configs: Path, run_dir: Path) -> list[list[str]]:
         ["route", "collect", "--config", str(configs / "demo_train.yaml")],
         ["route", "report-card", "build", "--store", str(run_dir / "store.sqlite"), "--model", SMALL, "--out", card],
         ["route", "probe", "fit", "--config", str(configs / "demo_probe.yaml")],
+        ["route", "probe", "fit", "--config", str(configs / "demo_prompt.yaml")],
         ["route", "predict-eval", "--config", str(configs / "demo_predict.yaml")],
         ["route", "collect", "--config", str(configs / "demo_val.yaml")],
         ["route", "calibrate", "--config", str(configs / "demo_calibrate.yaml")],
