@@ -17,11 +17,7 @@ as every other predictor here, so the comparison isolates what looking inside th
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import math
 import random
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,35 +25,11 @@ import numpy as np
 
 from thrifty.core.errors import DataError
 from thrifty.core.types import Messages
-
-DEFAULT_DIM = 2048
-_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
-
-
-def _bucket(token: str, dim: int) -> tuple[int, float]:
-    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
-    value = int.from_bytes(digest, "little")
-    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)  # signed hashing keeps collisions unbiased
-
-
-def last_user_text(messages: Messages) -> str:
-    """The last user message's content ("" when there is none)."""
-    users = [m for m in messages if m.get("role") == "user"]
-    return str(users[-1].get("content", "")) if users else ""
-
-
-def prompt_features(text: str, task: str = "", dim: int = DEFAULT_DIM) -> np.ndarray:
-    """Hashed unigram + bigram counts of ``text`` (lower-cased words and punctuation), a log-length feature and
-    the task tag, in ``dim`` signed buckets, L2-normalised."""
-    words = _WORD.findall(text.lower())
-    vec = np.zeros(dim, dtype=np.float64)
-    tokens = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
-    tokens += [f"task:{task}", f"len:{min(12, int(math.log2(1 + len(words))))}"]
-    for tok in tokens:
-        i, sign = _bucket(tok, dim)
-        vec[i] += sign
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else vec
+from thrifty.route.predictors.prompt_router import (
+    DEFAULT_DIM,
+    last_user_text,
+    prompt_features,
+)
 
 
 class PromptRouter:

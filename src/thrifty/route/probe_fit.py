@@ -128,8 +128,7 @@ def _features(cfg: ProbeFitConfig, labelled: list[Any], model: Any) -> Any:
     from thrifty.route.predictors.probe import ProbeData, prompt_version
 
     if cfg.position == "prompt":
-        from thrifty.route.baselines import DEFAULT_DIM
-        from thrifty.route.predictors.prompt_router import prompt_data
+        from thrifty.route.predictors.prompt_router import DEFAULT_DIM, prompt_data
 
         return prompt_data(labelled, DEFAULT_DIM), False  # hashing the query text is cheaper than a cache
     plain = cfg.position == "plain"

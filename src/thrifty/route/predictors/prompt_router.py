@@ -4,7 +4,7 @@ Where answers are short, any read of the small model costs about what its answer
 pays the prefill, and nothing before the answer can be cheap relative to it. There a router that never calls
 the small model before deciding is the one that pays — a deferral costs the large model only. This predictor
 is that router: hashed word unigrams and bigrams of the last user message, a log-length bucket and the task tag
-(:func:`thrifty.route.baselines.prompt_features`) under the probe's logistic model, fitted on the small model's
+(:func:`prompt_features`) under the probe's logistic model, fitted on the small model's
 judged train answers (``thrifty route probe fit --position prompt``; no model is loaded). Its prediction costs
 no token; the answer, when it answers, is the plain conversation. The same features and classifier are the
 ``prompt_router`` baseline of ``thrifty route eval``; this makes it a router file's predictor, so calibration
@@ -13,6 +13,10 @@ can choose it on val when it beats the self-prediction probes there.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import math
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +30,34 @@ from thrifty.route.predictors.base import Prediction
 from thrifty.route.predictors.probe import PROBE_VERSION, ProbeClassifier, ProbeData
 
 FEATURES_VERSION = 1  # bump when prompt_features changes what it computes
+DEFAULT_DIM = 2048
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+def _bucket(token: str, dim: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % dim, (1.0 if (value >> 63) & 1 else -1.0)  # signed hashing keeps collisions unbiased
+
+
+def last_user_text(messages: Messages) -> str:
+    """The last user message's content ("" when there is none)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
+
+
+def prompt_features(text: str, task: str = "", dim: int = DEFAULT_DIM) -> np.ndarray:
+    """Hashed unigram + bigram counts of ``text`` (lower-cased words and punctuation), a log-length feature and
+    the task tag, in ``dim`` signed buckets, L2-normalised."""
+    words = _WORD.findall(text.lower())
+    vec = np.zeros(dim, dtype=np.float64)
+    tokens = [f"w:{w}" for w in words] + [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
+    tokens += [f"task:{task}", f"len:{min(12, int(math.log2(1 + len(words))))}"]
+    for tok in tokens:
+        i, sign = _bucket(tok, dim)
+        vec[i] += sign
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
 
 
 def prompt_router_version(dim: int) -> str:
@@ -35,8 +67,6 @@ def prompt_router_version(dim: int) -> str:
 
 def prompt_vector(messages: Messages, task: str | None, dim: int) -> np.ndarray:
     """The features of one query (its last user message and task tag)."""
-    from thrifty.route.baselines import last_user_text, prompt_features
-
     return prompt_features(last_user_text(messages), task or "", dim)
 
 
@@ -92,5 +122,14 @@ class PromptRouterPredictor:
                           latency_s=time.perf_counter() - t0, method="prompt_router")
 
 
-__all__ = ["FEATURES_VERSION", "PromptRouterPredictor", "fit_prompt_router", "prompt_data", "prompt_router_version",
-           "prompt_vector"]
+__all__ = [
+    "DEFAULT_DIM",
+    "FEATURES_VERSION",
+    "PromptRouterPredictor",
+    "fit_prompt_router",
+    "last_user_text",
+    "prompt_data",
+    "prompt_features",
+    "prompt_router_version",
+    "prompt_vector",
+]
