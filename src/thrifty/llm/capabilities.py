@@ -12,6 +12,9 @@ spell out what each declared name promises:
 - ``counts_tokens`` (:class:`CountsTokens`): ``prompt_tokens`` says how many tokens a prompt takes.
 - ``self_timed`` (:class:`SelfTimed`): every call ends within the model's own timeout (no watchdog needed).
 - ``prefix_reuse`` (:class:`PrefixReuse`): a call reuses the cached prompt prefix of the previous one.
+- ``label_stream`` (:class:`LabelStream`): ``label_then_chat`` reads a label from the first generated token of one
+  streamed call, asks the caller whether to go on, and either closes the stream at once or streams the rest of the
+  reply (:class:`LabelledReply`): predict-then-answer in one backend call.
 
 An object that declares nothing (a stand-in written without a declaration) is read by its shape instead: it has
 the method capabilities whose protocols it satisfies, never the others (a signature is not read, so it does not
@@ -22,6 +25,7 @@ stream), and ``prompt_ids`` (a token list) stands in for ``prompt_tokens``. Coun
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -36,12 +40,13 @@ TOKEN_LOGPROBS = "token_logprobs"
 COUNTS_TOKENS = "counts_tokens"
 SELF_TIMED = "self_timed"
 PREFIX_REUSE = "prefix_reuse"
+LABEL_STREAM = "label_stream"
 ALL: frozenset[str] = frozenset(
-    {STREAMS, TOOLS, LABEL_PROBS, HIDDEN_STATE, TOKEN_LOGPROBS, COUNTS_TOKENS, SELF_TIMED, PREFIX_REUSE})
+    {STREAMS, TOOLS, LABEL_PROBS, HIDDEN_STATE, TOKEN_LOGPROBS, COUNTS_TOKENS, SELF_TIMED, PREFIX_REUSE, LABEL_STREAM})
 
 METHODS: dict[str, str] = {
     "chat_tools": TOOLS, "label_probs": LABEL_PROBS, "hidden_state": HIDDEN_STATE,
-    "token_logprobs": TOKEN_LOGPROBS, "prompt_tokens": COUNTS_TOKENS,
+    "token_logprobs": TOKEN_LOGPROBS, "prompt_tokens": COUNTS_TOKENS, "label_then_chat": LABEL_STREAM,
 }
 """The method each method-bearing capability adds, by method name (``streams`` is a parameter of ``chat``;
 ``self_timed`` and ``prefix_reuse`` are behaviour, not methods)."""
@@ -79,6 +84,24 @@ class CountsTokens(Protocol):
     def prompt_tokens(self, messages: Messages, assistant_prefix: str = "") -> int: ...
 
 
+@dataclass
+class LabelledReply:
+    """What one ``label_then_chat`` call gave: the label read from its first token (``label.tokens_in`` is the
+    prompt's tokens, exact once the backend reported usage), the reply after the label line (None when the caller
+    stopped the stream at the label) and whether the stream was closed early."""
+
+    label: LabelProbs
+    completion: Completion | None
+    stopped: bool = False
+
+
+@runtime_checkable
+class LabelStream(Protocol):
+    def label_then_chat(self, messages: Messages, labels: Sequence[str], on_label: Callable[[LabelProbs], bool],
+                        params: GenParams | None = None, assistant_prefix: str = "",
+                        on_text: Callable[[str], None] | None = None) -> LabelledReply: ...
+
+
 @runtime_checkable
 class SelfTimed(Protocol):
     """``self_timed``: every call ends within the model's own timeout. Behaviour, not a method: only the
@@ -93,7 +116,7 @@ class PrefixReuse(Protocol):
 
 PROTOCOLS: dict[str, type] = {
     TOOLS: TakesTools, LABEL_PROBS: ReadsLabelProbs, HIDDEN_STATE: HiddenState, TOKEN_LOGPROBS: TokenLogprobs,
-    COUNTS_TOKENS: CountsTokens,
+    COUNTS_TOKENS: CountsTokens, LABEL_STREAM: LabelStream,
 }
 """The protocol of each capability that adds a method (its shape can be checked with ``isinstance``)."""
 
@@ -142,7 +165,7 @@ def count_prompt_tokens(model: object, messages: Messages, assistant_prefix: str
     return int(model.prompt_tokens(messages, assistant_prefix))  # type: ignore[attr-defined]
 
 
-__all__ = ["ALL", "COUNTS_TOKENS", "HIDDEN_STATE", "LABEL_PROBS", "METHODS", "PREFIX_REUSE", "PROTOCOLS",
-           "SELF_TIMED", "STREAMS", "TOKEN_LOGPROBS", "TOOLS", "CountsTokens", "HiddenState", "PrefixReuse",
-           "ReadsLabelProbs", "SelfTimed", "Streams", "TakesTools", "TokenLogprobs", "capabilities",
-           "count_prompt_tokens", "declared", "supports"]
+__all__ = ["ALL", "COUNTS_TOKENS", "HIDDEN_STATE", "LABEL_PROBS", "LABEL_STREAM", "METHODS", "PREFIX_REUSE",
+           "PROTOCOLS", "SELF_TIMED", "STREAMS", "TOKEN_LOGPROBS", "TOOLS", "CountsTokens", "HiddenState",
+           "LabelStream", "LabelledReply", "PrefixReuse", "ReadsLabelProbs", "SelfTimed", "Streams", "TakesTools",
+           "TokenLogprobs", "capabilities", "count_prompt_tokens", "declared", "supports"]

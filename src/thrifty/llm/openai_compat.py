@@ -21,12 +21,17 @@ too long; not 401/403/408/429) raises :class:`UpstreamClientError` with the upst
 ``label_probs`` reads log-probs; a reply without them falls back to text for that call only, and an explicit
 "logprobs unsupported" answer switches to text for ``logprob_retry_s`` seconds; each fallback is counted in
 ``logprob_fallbacks``.
+
+``label_then_chat`` is predict-then-answer in one streamed call (read by :mod:`.openai_labels`): the label from
+the first generated token's ``top_logprobs``, the stream closed at once when the caller stops there, the rest of
+the reply streamed on when it goes on. A call whose label token came without log-probs reads the grade line's text
+instead (that call only); while the server is known to refuse log-probs, the call asks for none and reads the
+text; both count in ``logprob_fallbacks``.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,54 +44,15 @@ from thrifty.core.errors import ConfigError, ModelError
 from thrifty.core.text import one_line
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams, LabelProbs, RetryPolicy, renormalise, validate_messages
-from thrifty.llm.capabilities import LABEL_PROBS, SELF_TIMED, STREAMS, TOOLS
+from thrifty.llm.capabilities import LABEL_PROBS, LABEL_STREAM, SELF_TIMED, STREAMS, TOOLS, LabelledReply
+from thrifty.llm.openai_labels import label_mass_from_top, parse_label, read_labelled, rough_tokens
 from thrifty.llm.openai_stream import stream_chat
 from thrifty.llm.openai_transport import OpenAITransport, UpstreamClientError, call_deadline, is_local_url
 
 PREFIX_MODES = ("continue_final_message", "instruct")
-
-
-def _norm_token(token: str) -> str:
-    """A vocabulary piece as plain lowercase text: drops leading spaces and BPE/SentencePiece space marks."""
-    return token.replace("Ġ", " ").replace("▁", " ").strip().lower()
-
-
-def label_mass_from_top(top: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, float]:
-    """Probability mass per label from one position's ``top_logprobs`` entries.
-
-    A token counts for a label when, ignoring case and leading space, it equals the label. When a label has no
-    such whole-word token among the candidates (it is split into several tokens), tokens that are a prefix of
-    that label and of no other label count instead.
-    """
-    lower = {lab: lab.lower() for lab in labels}
-    exact: dict[str, float] = dict.fromkeys(labels, 0.0)
-    partial: dict[str, float] = dict.fromkeys(labels, 0.0)
-    has_exact: set[str] = set()
-    for item in top:
-        tok, lp = _norm_token(str(item.get("token", ""))), item.get("logprob")
-        if not tok or lp is None:
-            continue
-        p = math.exp(float(lp))
-        hits = [lab for lab in labels if lower[lab] == tok]
-        if hits:
-            exact[hits[0]] += p
-            has_exact.add(hits[0])
-            continue
-        owners = [lab for lab in labels if lower[lab].startswith(tok)]
-        if len(owners) == 1:
-            partial[owners[0]] += p
-    return {lab: exact[lab] if lab in has_exact else partial[lab] for lab in labels}
-
-
-def parse_label(text: str, labels: Sequence[str]) -> str | None:
-    """The one label that ``text`` names as a whole word (case-insensitive); None if none or several do."""
-    found = {lab for lab in labels if re.search(rf"(?<!\w){re.escape(lab)}(?!\w)", text, re.IGNORECASE)}
-    return found.pop() if len(found) == 1 else None
-
-
-def _rough_tokens(text: str) -> int:
-    """A crude token count (about four characters per token) for servers that report no usage."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
+GRADE_LINE_TOKENS = 2
+"""Tokens ``label_then_chat`` adds to ``max_tokens`` for the grade line (the label and its newline)."""
+TOP_K = 20
 
 
 class OpenAICompatModel:
@@ -98,7 +64,7 @@ class OpenAICompatModel:
     ``headers`` go with every request. ``transport`` and ``sleep`` exist for tests.
     """
 
-    CAPABILITIES: ClassVar[frozenset[str]] = frozenset({STREAMS, TOOLS, LABEL_PROBS, SELF_TIMED})
+    CAPABILITIES: ClassVar[frozenset[str]] = frozenset({STREAMS, TOOLS, LABEL_PROBS, SELF_TIMED, LABEL_STREAM})
     retries_itself = True  # callers (batch runners) should not wrap calls in a second retry loop
 
     def __init__(
@@ -247,7 +213,7 @@ class OpenAICompatModel:
             cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
         else:
             prompt_text = "".join(str(m.get("content") or "") for m in body["messages"])
-            tokens_in, tokens_out, cached = _rough_tokens(prompt_text), _rough_tokens(text), 0
+            tokens_in, tokens_out, cached = rough_tokens(prompt_text), rough_tokens(text), 0
             extra["usage_estimated"] = True
         lp_items = (choice.get("logprobs") or {}).get("content") or None
         token_logprobs = [float(t["logprob"]) for t in lp_items] if body.get("logprobs") and lp_items else None
@@ -263,7 +229,7 @@ class OpenAICompatModel:
         validate_messages(messages)
         labels = _check_labels(labels)
         if self._clock() >= self._text_until:
-            body = self._body(messages, assistant_prefix, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
+            body = self._body(messages, assistant_prefix, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=TOP_K)
             t0 = time.perf_counter()
             try:
                 data = self.http.request("POST", "/chat/completions", body)
@@ -285,6 +251,57 @@ class OpenAICompatModel:
             self.logprob_fallbacks += 1
         return self._label_by_text(messages, labels, assistant_prefix)
 
+    def label_then_chat(self, messages: Messages, labels: Sequence[str], on_label: Callable[[LabelProbs], bool],
+                        params: GenParams | None = None, assistant_prefix: str = "",
+                        on_text: Callable[[str], None] | None = None) -> LabelledReply:
+        """One streamed call whose reply opens with a label line (``assistant_prefix`` + label + newline), then the
+        reply proper. ``on_label`` gets the label distribution as soon as the label token arrives and says whether
+        to go on: False closes the stream at once (the backend stops: the call cost its prefill and about one
+        token); True streams the rest to ``on_text``, the label line stripped. ``max_tokens`` gets
+        :data:`GRADE_LINE_TOKENS` more for the label line. Usage is the server's (``tokens_out`` of the completion
+        leaves out the label's token); the completion's ``cached_tokens`` counts its whole prompt, which the label
+        read evaluated (the server's own prefix-cache hits are in ``extra["backend_cached_tokens"]``). A reply
+        without log-probs, or an explicit "logprobs unsupported" error, falls back to the label line's text (see
+        the module notes)."""
+        validate_messages(messages)
+        labels, params = _check_labels(labels), params or GenParams()
+        with_logprobs = self._clock() >= self._text_until
+        try:
+            return self._labelled(messages, labels, on_label, params, assistant_prefix, on_text, with_logprobs)
+        except UpstreamClientError as exc:  # refused before any reply was read
+            if not with_logprobs or "logprob" not in str(exc).lower():
+                raise
+        with self._lock:  # the server says it cannot return logprobs: text for a while
+            self._text_until = self._clock() + self.logprob_retry_s
+        return self._labelled(messages, labels, on_label, params, assistant_prefix, on_text, False)
+
+    def _labelled(self, messages: Messages, labels: list[str], on_label: Callable[[LabelProbs], bool],
+                  params: GenParams, prefix: str, on_text: Callable[[str], None] | None,
+                  with_logprobs: bool) -> LabelledReply:
+        body = self._body(messages, prefix, max_tokens=params.max_tokens + GRADE_LINE_TOKENS,
+                          temperature=params.temperature, top_p=params.top_p, seed=params.seed,
+                          stop=list(params.stop) or None, logprobs=True if with_logprobs else None,
+                          top_logprobs=TOP_K if with_logprobs else None)
+        estimate = rough_tokens("".join(str(m.get("content") or "") for m in body["messages"]))
+        read = read_labelled(self.http, body, prefix, labels, on_label, on_text, estimate)
+        label = read.label
+        if label.method == "text":
+            with self._lock:
+                self.logprob_fallbacks += 1
+        if not read.go:
+            return LabelledReply(label, None, stopped=bool(read.data.get("stopped")))
+        done = self._completion(read.data, body, "", read.latency_s)
+        reply = read.line.text[read.line.start or 0:]
+        done.extra.update(backend_cached_tokens=done.cached_tokens, grade_line=read.line.line)
+        if done.extra.get("usage_estimated"):
+            done.tokens_out = rough_tokens(reply)
+        else:
+            label.tokens_in = done.tokens_in
+            done.tokens_out = max(0, done.tokens_out - label.tokens_out)
+        done.text, done.latency_s = reply, max(0.0, read.latency_s - label.latency_s)
+        done.tokens_in = done.cached_tokens = label.tokens_in
+        return LabelledReply(label, done)
+
     def _label_by_text(self, messages: Messages, labels: list[str], prefix: str) -> LabelProbs:
         """Ask for exactly one label, parse it strictly, retry once, else uniform with ``parsed=False``."""
         choices = ", ".join(labels)
@@ -292,7 +309,7 @@ class OpenAICompatModel:
             f"Reply with exactly one word, one of: {choices}.",
             f"Your reply must be a single word and nothing else. Allowed words: {choices}.",
         )
-        budget = max(4, max(_rough_tokens(lab) for lab in labels) + 4)
+        budget = max(4, max(rough_tokens(lab) for lab in labels) + 4)
         tokens_in = tokens_out = 0
         t0 = time.perf_counter()
         for note in notes:

@@ -7,7 +7,9 @@ fallback), ``thrifty route ask`` and :meth:`Deployment.route`, :func:`route_quer
 
 - tier i (from ``start``; at most ``max_tries`` lower tiers) predicts its own grade with its predictor; its policy
   (``policies[i].decide``: every threshold lives in the policy) says answer, repair or defer;
-- **answer**: the tier answers, continuing its own prediction prompt (prefix + label) so the prefill is reused;
+- **answer**: the tier answers, continuing its own prediction prompt (prefix + label) so the prefill is reused —
+  or, where the tier's backend can (:mod:`thrifty.route.single_call`), prediction and answer are one streamed call
+  that the decision closes at the label (defer) or lets run on (answer);
 - **repair** (three-way policies): that draft, then one cheap intervention on the same model (:func:`self_refine`
   by default) — skipped when the draft is a tool call; a failed repair leaves the draft standing;
 - **defer**: the next tier; the top tier (when the ladder has one) answers the original conversation, with no
@@ -27,6 +29,7 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams
 from thrifty.route.policy import ANSWER, DEFER, REPAIR
+from thrifty.route.single_call import SingleCall, single_call_fits
 
 FALLBACK = "fallback"
 
@@ -151,13 +154,21 @@ class Hooks:
     top tier answers; action None: a repair draft, not the reply itself; ``consulted``: the (tier, prediction)
     pairs so far) — default :func:`default_answer`. ``repair`` is the three-way intervention; ``fallback`` lets
     the strongest lower tier that deferred answer when the top tier fails; ``on_answer_failed(tier)`` runs when
-    an answer attempt fails (it may raise to stop the climb, e.g. once a reply has begun streaming)."""
+    an answer attempt fails (it may raise to stop the climb, e.g. once a reply has begun streaming).
+
+    ``single_call``: a lower tier that fits (:func:`~thrifty.route.single_call.single_call_fits`) predicts and
+    answers in one call (guard kind "single"), bypassing ``answer``; ``sink(tier, prediction, action,
+    consulted)`` then gives the callback its answer streams to (None: not streamed; called once it decided, with
+    the action as ``answer`` gets it)."""
 
     guard: Callable[[int, Callable[[], Any], str], Any] = _unguarded
     answer: Callable[[int, Any, str | None, list[tuple[int, Any]]], Completion] | None = None
     repair: Repair | None = self_refine
     fallback: bool = False
     on_answer_failed: Callable[[int], None] = lambda tier: None
+    single_call: bool = True
+    sink: Callable[[int, Any, str | None, list[tuple[int, Any]]], Callable[[str], None] | None] = \
+        lambda tier, prediction, action, consulted: None
 
 
 def default_answer(models: Sequence[Any], predictors: Sequence[Any], messages: Messages,
@@ -212,22 +223,47 @@ def climb(models: Sequence[Any], predictors: Sequence[Any], policies: Sequence[A
             errors.append(str(exc)[:300])
             raise
 
-    tries = lower - start if max_tries is None else min(lower - start, max_tries)
-    for i in range(start, start + max(tries, 0)):
+    def one_call(i: int) -> tuple[Any, str, Completion | None] | None:
+        call = SingleCall(models[i], predictors[i], policies[i])
+
+        def sink(pred: Any, action: str) -> Callable[[str], None] | None:
+            return hooks.sink(i, pred, action if action == ANSWER else None, [*consulted, (i, pred)])
+
         try:
-            pred = guarded(i, lambda i=i: predictors[i].predict(messages, task), "predict")
+            draft = guarded(i, lambda: call.run(messages, params, task, sink), "single")
         except TierDown:
-            continue  # a failing lower tier passes the query up
+            if call.prediction is not None:  # it had decided to answer: the answer failed
+                consulted.append((i, call.prediction))
+                hooks.on_answer_failed(i)
+            return None
+        consulted.append((i, call.prediction))
+        return call.prediction, str(call.action), draft
+
+    def two_calls(i: int) -> tuple[Any, str, Completion | None] | None:
+        try:
+            pred = guarded(i, lambda: predictors[i].predict(messages, task), "predict")
+        except TierDown:
+            return None  # a failing lower tier passes the query up
         consulted.append((i, pred))
         action = policies[i].decide(pred)
         if action == DEFER:
-            deferred.append((i, pred))
-            continue
+            return pred, action, None
         try:
-            draft = guarded(i, lambda i=i, q=pred, a=action: answer(i, q, a if a == ANSWER else None,
-                                                                   list(consulted)), "answer")
+            return pred, action, guarded(i, lambda: answer(i, pred, action if action == ANSWER else None,
+                                                           list(consulted)), "answer")
         except TierDown:
             hooks.on_answer_failed(i)
+            return None
+
+    tries = lower - start if max_tries is None else min(lower - start, max_tries)
+    for i in range(start, start + max(tries, 0)):
+        fits = hooks.single_call and single_call_fits(models[i], predictors[i], params)
+        step = one_call(i) if fits else two_calls(i)
+        if step is None:
+            continue
+        pred, action, draft = step
+        if action == DEFER or draft is None:
+            deferred.append((i, pred))
             continue
         comps = [draft]
         if action == REPAIR and hooks.repair is not None and not (draft.extra or {}).get("tool_calls"):

@@ -5,6 +5,10 @@ Model names: ``thrifty/<router>`` picks a loaded router (or ladder) file; ``thri
 every lower tier's threshold with ``tau`` ∈ [0, 1] (an operating point chosen by the client, as RouteLLM's
 ``router-<name>-<threshold>``). The bare ``<router>`` works too.
 
+A lower tier whose backend reads the label from its first streamed token (OpenAI-compatible backends) predicts and
+answers in one call (:mod:`thrifty.route.single_call`): closed at the label when it defers, streamed on when it
+answers, so an answered request costs one backend call.
+
 Every backend call (a prediction, an answer, a repair) runs under a timeout (in a worker pool, or in the request's
 thread for HTTP backends that end their own calls), is retried on transient errors and timeouts, and goes through
 its model's circuit breaker. A lower tier that fails passes the query up; when the top tier fails, ``fallback:
@@ -47,94 +51,13 @@ from thrifty.route.engine import (
     prediction_dict,
 )
 from thrifty.route.policy import Ladder
+from thrifty.route.server.config import FALLBACKS, ServeConfig, tier_name
 from thrifty.route.server.guard import CircuitBreaker
 from thrifty.route.server.metrics import Metrics, server_metrics
 
 log = logging.getLogger("thrifty.server")
 
-FALLBACKS = ("lower", "error")
 _NAME = re.compile(r"^(?:thrifty/)?(?P<name>[A-Za-z0-9_.]+?)(?:-(?P<tau>0(?:\.\d+)?|1(?:\.0+)?|\.\d+))?$")
-
-
-@dataclass
-class ServeConfig:
-    """How ``thrifty route serve`` runs; see docs/cli.md for every field."""
-
-    routers: dict[str, str] = field(default_factory=dict)  # name → router or ladder file
-    host: str = "127.0.0.1"
-    port: int = 6060
-    api_keys: str = ""  # key file: name:sha256hex per line (`thrifty route keys new`)
-    api_keys_env: str = "THRIFTY_API_KEYS"  # env variable holding raw keys, comma-separated
-    no_auth: bool = False  # serve without keys (refused unless the host is loopback)
-    rate: float = 20.0  # requests per second per key
-    burst: int = 40
-    max_body_bytes: int = 1_000_000
-    max_tokens: int = 1024  # the largest max_tokens a request may ask for
-    default_max_tokens: int = 256
-    timeout_s: float = 120.0  # per backend call attempt
-    retries: int = 1
-    request_timeout_s: float | None = None  # per request; None: timeout_s × (retries + 1) × tiers
-    breaker_failures: int = 5
-    breaker_reset_s: float = 30.0
-    fallback: str = "lower"  # lower | error
-    ledger: str = ""  # run store of the decision ledger ('' = no ledger)
-    ledger_messages: bool = True  # keep the conversation in the ledger (needed to replay or audit it)
-    log_prompts: bool = False
-    history_tokens: int = 2048
-    sticky: bool = False  # a conversation (x-thrifty-conversation) stays at the highest tier it reached
-    n_threads: int = 1  # llama.cpp threads per model
-    workers: int = 32  # threads for backend calls
-    public_metrics: bool = False  # serve /metrics without a key
-    public_openapi: bool = False  # serve /openapi.json without a key
-    auth_fail_rate: float = 1.0  # failed key checks per second a client address may make (refill) ...
-    auth_fail_burst: int = 10  # ... and at once; beyond that its requests get 429 without a key check
-
-    def __post_init__(self) -> None:
-        _check_numbers(self)
-        if not self.routers:
-            raise ConfigError("routers must name at least one router or ladder file (name: path)")
-        for name in self.routers:
-            if not re.fullmatch(r"[A-Za-z0-9_.]+", name):
-                raise ConfigError(f"router name {name!r}: use letters, digits, '_' and '.' only")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"unknown fallback {self.fallback!r}; choose one of {', '.join(FALLBACKS)}")
-        if not 1 <= self.default_max_tokens <= self.max_tokens:
-            raise ConfigError("need 1 <= default_max_tokens <= max_tokens")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"port must be in 1..65535, got {self.port}")
-
-
-_POSITIVE = ("rate", "timeout_s", "request_timeout_s", "auth_fail_rate")  # finite and > 0 (None: unset)
-_AT_LEAST = {"breaker_reset_s": 0, "retries": 0, "burst": 1, "max_body_bytes": 1024, "max_tokens": 1,
-             "default_max_tokens": 1, "breaker_failures": 1, "history_tokens": 1, "n_threads": 1, "workers": 1,
-             "auth_fail_burst": 1}
-
-
-def _check_numbers(cfg: ServeConfig) -> None:
-    """Every number of the config finite and in range (``timeout_s: nan`` would fail every request)."""
-    for name in (*_POSITIVE, *_AT_LEAST):
-        value = getattr(cfg, name)
-        if value is None and name == "request_timeout_s":
-            continue
-        low = _AT_LEAST.get(name)
-        whole = low is not None and name != "breaker_reset_s"
-        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or \
-                not math.isfinite(value) or (value <= 0 if low is None else value < low):
-            what = f"an integer >= {low}" if whole else ("a finite number > 0" if low is None else
-                                                          f"a finite number >= {low}")
-            raise ConfigError(f"{name} must be {what}, got {value!r}")
-
-
-def tier_name(spec: str) -> str:
-    """A tier as clients see it: the model of an endpoint spec (``openai:URL#MODEL`` → MODEL), a model file's or
-    folder's own name for local models, a plain name as it is — never a URL or a path."""
-    if "#" in spec:
-        return spec.rsplit("#", 1)[1] or "model"
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        return spec
-    base = rest.split("+", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return base.removesuffix(".gguf") or kind
 
 
 class _Failure(str):
@@ -466,22 +389,26 @@ class RoutingService:
             inline = kind != "repair" and _declares(dep.models[i], SELF_TIMED)  # HTTP backends end their own calls
             return self._call(dep.tiers[i], fn, errors, inline, deadline)
 
+        def sink(i: int, pred: Any, action: str | None, consulted: list[tuple[int, Any]]) -> Any:
+            if stream is None:
+                return None
+            on_text = stream.begin(i, dep.tiers[i], action, [prediction_dict(j, dep.tiers[j], p)
+                                                            for j, p in consulted])
+            return on_text if _declares(dep.models[i], STREAMS) else None
+
         def answer(i: int, pred: Any, action: str | None, consulted: list[tuple[int, Any]]) -> Completion:
             model = dep.models[i]
             if tools is not None and _declares(model, TOOLS):  # the conversation as sent, tools and all
                 return model.chat_tools(tools.messages or messages, params, tools.tools, tools.tool_choice)
-            on_text = None
-            if stream is not None:
-                on_text = stream.begin(i, dep.tiers[i], action, [prediction_dict(j, dep.tiers[j], p)
-                                                                for j, p in consulted])
-                on_text = on_text if _declares(model, STREAMS) else None
+            on_text = sink(i, pred, action, consulted)
             kw = {} if on_text is None else {"on_text": on_text}
             if pred is None:
                 return model.chat(messages, params, **kw)
             return continue_answer(model, dep.predictors[i], pred, messages, params, task, **kw)
 
+        # a PA tier whose backend can predicts and answers in one call (not when tools go to the answer)
         hooks = Hooks(guard=guard, answer=answer, fallback=self.cfg.fallback == "lower",
-                      on_answer_failed=lambda i: _no_restart(stream))
+                      on_answer_failed=lambda i: _no_restart(stream), single_call=tools is None, sink=sink)
         try:
             res = climb(dep.models, dep.predictors, ladder.policies, messages, params, task, start=start,
                         max_tries=ladder.max_tries, names=dep.tiers, hooks=hooks)
