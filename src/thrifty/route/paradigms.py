@@ -7,7 +7,8 @@ the whole prediction prompt and the answer costs only the few label tokens extra
 (the caller asks a stronger model). The decision is injected (any policy or ``decide`` callable;
 :func:`~thrifty.route.policy.defer_if_p_bad_above` by default) and the walk is the routing engine's one-tier
 climb (:func:`thrifty.route.engine.climb` with no top tier): thresholds live in policies, this module only
-formats prompts.
+formats prompts. On a backend that declares ``label_stream`` (OpenAI-compatible ones) the climb makes prediction
+and answer one streamed call (:mod:`thrifty.route.single_call`), closed at the label on defer.
 
 RPRA (Reason-Predict-Reason-Answer/Act) adds one capped line of reasoning before the grade and, when answering,
 one capped line after it; the answer then continues from all of it. On defer the reasoning is discarded (kept
