@@ -127,17 +127,23 @@ def backend_calls(url: str, stats_url: str, n: int) -> dict[str, Any]:
     return out
 
 
-def deferral_tokens(router_dir: Path, token_ms: float, n: int) -> dict[str, Any]:
-    """A stub spacing its tokens ``token_ms`` apart: how many tokens each deferral let the small model send."""
-    stub_port, port = free_port(), free_port()
+def start_stub_and_thrifty(stub_port: int, port: int, router_path: Path, **stub_kw: Any) -> list[Any]:
+    """The stub backend and a thrifty server routing to it (a router file written at ``router_path``), both up."""
     stub_url = f"http://127.0.0.1:{stub_port}/v1"
-    procs = [CTX.Process(target=serve_stub, args=(stub_port,), kwargs={"token_s": token_ms / 1000}, daemon=True)]
+    procs = [CTX.Process(target=serve_stub, args=(stub_port,), kwargs=stub_kw, daemon=True)]
     procs[0].start()
     wait_http(f"{stub_url}/models")
-    router = write_router(str(router_dir / "slow.json"), stub_url)
+    router = write_router(str(router_path), stub_url)
     procs.append(CTX.Process(target=serve_thrifty, args=(router, port), kwargs={"timeout_s": 30.0}, daemon=True))
     procs[1].start()
     wait_http(f"http://127.0.0.1:{port}/health")
+    return procs
+
+
+def deferral_tokens(router_dir: Path, token_ms: float, n: int) -> dict[str, Any]:
+    """A stub spacing its tokens ``token_ms`` apart: how many tokens each deferral let the small model send."""
+    stub_port, port = free_port(), free_port()
+    procs = start_stub_and_thrifty(stub_port, port, router_dir / "slow.json", token_s=token_ms / 1000)
     try:
         qs = questions(n, False, "slow")
         stats, _ = _stub_calls(f"http://127.0.0.1:{stub_port}/stats", lambda: asyncio.run(
@@ -214,13 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     stub_port, port = free_port(), free_port()
     stub_url, url = f"http://127.0.0.1:{stub_port}/v1", f"http://127.0.0.1:{port}/v1"
-    procs = [CTX.Process(target=serve_stub, args=(stub_port,), daemon=True)]
-    procs[0].start()
-    wait_http(f"{stub_url}/models")
-    router = write_router(str(tmp / "router.json"), stub_url)
-    procs.append(CTX.Process(target=serve_thrifty, args=(router, port), kwargs={"timeout_s": 30.0}, daemon=True))
-    procs[1].start()
-    wait_http(f"http://127.0.0.1:{port}/health")
+    procs = start_stub_and_thrifty(stub_port, port, tmp / "router.json")
     proxy_port = free_port()
     procs.append(CTX.Process(target=serve_proxy, args=(proxy_port, stub_url), daemon=True))
     procs[2].start()
