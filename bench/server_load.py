@@ -43,23 +43,31 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _server_stub import ANSWER, _reply, free_port, serve_thrifty, wait_http, write_router  # noqa: E402
+from _server_stub import (  # noqa: E402
+    ANSWER,
+    _event,
+    _reply,
+    _tokens,
+    free_port,
+    serve_thrifty,
+    wait_http,
+    write_router,
+)
 
 TIMEOUT_S, RETRIES, TIERS = 1.0, 1, 2
 DEADLINE_S = TIMEOUT_S * (RETRIES + 1) * TIERS  # the server's default request deadline
 
 
 def _sse(body: dict[str, Any], cut: bool) -> bytes:
-    """The reply as server-sent events, one word a piece; ``cut``: two pieces, then nothing (no end marker)."""
-    words = ANSWER.split(" ")
-    pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
-    events = [{"model": body.get("model"), "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
-              for p in (pieces[:2] if cut else pieces)]
+    """The stub's streamed reply (the grade line first when the request asks for one), one token a piece; ``cut``:
+    two pieces, then nothing (no end marker)."""
+    tokens = _tokens(body)
+    out = b"".join(_event(body, tok, top) for tok, top in (tokens[:2] if cut else tokens))
     if not cut:
-        events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 20, "completion_tokens": len(pieces)}})
-    out = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ("" if cut else "data: [DONE]\n\n")
-    return out.encode()
+        end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 20, "completion_tokens": len(tokens)}}
+        out += f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode()
+    return out
 
 
 def serve_faulty(port: int, rates: dict[str, float], hang_s: float, drip_gap_s: float, seed: int = 0) -> None:
