@@ -101,3 +101,24 @@ def test_every_module_says_its_job():
     missing = [str(p.relative_to(SRC)) for p, _r, tree in _modules()
                if p.name != "__main__.py" and not ast.get_docstring(tree)]
     assert not missing, "modules without a docstring: " + ", ".join(missing)
+
+
+SERVING = {"deploy", "ladder", "runtime", "engine", "single_call", "policy", "paradigms", "router_file", "cascade",
+           "server"}
+FITTING_AND_REPLAY = {"router", "probe_fit", "sft", "predict_eval", "predict_report", "evaluate", "crossfit",
+                      "ladder_eval", "selection", "collect", "audit", "report_html", "report_text", "eval_ci"}
+
+
+def test_serving_never_imports_fitting_or_replay():
+    """What answers a request (engine, deployment, ladder, server) reads router files through ``router_file`` and
+    never pulls in calibration, fitting or evaluation code."""
+    bad = []
+    for path, room, tree in _modules():
+        rel = path.relative_to(SRC)
+        if room != "route" or rel.parts[1].removesuffix(".py") not in SERVING:
+            continue
+        for node, name in _thrifty_imports(tree):
+            parts = name.split(".")
+            if parts[:2] == ["thrifty", "route"] and len(parts) > 2 and parts[2] in FITTING_AND_REPLAY:
+                bad.append(f"{rel}:{node.lineno} imports {name}")
+    assert not bad, "serving imports fitting/replay code:\n" + "\n".join(bad)

@@ -29,7 +29,7 @@ LADDER_VERSION = 1
 
 def build_ladder(router_paths: Sequence[str | Path], max_tries: int | None = None) -> dict[str, Any]:
     """The ladder record chaining these router files (cheapest first); one-line errors for a broken chain."""
-    from thrifty.route.router import load_router
+    from thrifty.route.router_file import load_router
 
     if not router_paths:
         raise ConfigError("a ladder needs at least one router file")
@@ -73,7 +73,7 @@ def check_ladder(record: Any, path: str | Path) -> dict[str, Any]:
 
 def load_ladder(path: str | Path) -> dict[str, Any]:
     """A ladder file's record; one-line errors for anything malformed."""
-    from thrifty.route.router import read_json_file
+    from thrifty.route.router_file import read_json_file
 
     return check_ladder(read_json_file(path, "ladder file", "write one with `thrifty route ladder build`"), path)
 

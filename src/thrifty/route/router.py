@@ -15,7 +15,8 @@ tokens at each model's price (``prices`` per 1k tokens, default proportional to 
 at ``cached_discount``), or measured seconds (``cost: latency``).
 
 The router file (JSON, versioned by content hash) holds the models, the predictor and its artefact, the policy
-(calibrator + thresholds), the target and what the fit achieved. :func:`load_router` reads it back.
+(calibrator + thresholds), the target and what the fit achieved; :mod:`thrifty.route.router_file` reads it back
+(serving imports that module, never this one).
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
 from thrifty.route.policy import CALIBRATIONS, SIGNALS, Calibrator, Policy
+from thrifty.route.router_file import (  # noqa: F401  (re-exported: the file format lives there)
+    ROUTER_VERSION,
+    check_router,
+    load_router,
+    policy_for,
+    read_json_file,
+    task_policies,
+)
 from thrifty.tasks.base import Task, check_split
 
-ROUTER_VERSION = 1
 TARGETS = ("defer_rate", "quality", "budget")
 COSTS = ("tokens", "latency")
 
@@ -255,15 +263,8 @@ def _fit_policy(cfg: CalibrateConfig, probs: np.ndarray, parsed: np.ndarray, y: 
     return Policy(tau_good=tau, calibrator=calibrator, signal=cfg.signal), fit
 
 
-def task_policies(router: dict[str, Any]) -> dict[str, Policy]:
-    """The per-task (domain) policies a router file holds (empty unless calibrated with ``per_task``)."""
-    return {t: Policy.from_dict(d) for t, d in (router.get("task_policies") or {}).items()}
 
 
-def policy_for(router: dict[str, Any], task: str | None) -> Policy:
-    """The policy for a request: its task's own when the router has one, else the global policy."""
-    own = (router.get("task_policies") or {}).get(task) if task else None
-    return Policy.from_dict(own if own is not None else router["policy"])
 
 
 def routed_p_good(router: dict[str, Any], probs: np.ndarray, parsed: np.ndarray,
@@ -407,29 +408,3 @@ def joined_rows(store: RunStore, items: list[Any], small: str, large: str, tasks
     rows = [it for it in items if large_labels.get((it.task, it.example)) in LABEL_INDEX
             and (it.task, it.example) in gens[small] and (it.task, it.example) in gens[large]]
     return rows, large_labels, gens
-
-
-def read_json_file(path: str | Path, what: str, hint: str) -> Any:
-    """A JSON file's content; a missing or unreadable file is a one-line ConfigError naming ``what``."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found; {hint}") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a {what} ({exc})") from None
-
-
-def check_router(router: Any, path: str | Path) -> tuple[Policy, dict[str, Any]]:
-    """The policy and the whole record of a parsed router file; one-line errors for anything malformed."""
-    if not isinstance(router, dict) or router.get("v") != ROUTER_VERSION:
-        raise ConfigError(f"{path}: not a version-{ROUTER_VERSION} router file")
-    for key in ("small", "large", "predictor", "policy", "version"):
-        if key not in router:
-            raise ConfigError(f"{path}: router file lacks {key!r}")
-    return Policy.from_dict(router["policy"]), router
-
-
-def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:
-    """The policy and the whole record of a router file; one-line errors for anything malformed."""
-    return check_router(read_json_file(path, "router file", "write one with `thrifty route calibrate`"), path)
