@@ -226,5 +226,51 @@ def probe_overhead(items: Items, small: str, n: int, max_tokens: int, threads: i
             "same_text": sum(r["same_text"] for r in rows), "rows": rows}
 
 
-__all__ = ["SCORE_VERSION", "Items", "Workload", "collect_workload", "embeddings", "load_items", "probe_overhead",
-           "shared_prefix", "small_features"]
+def answer_features(items: Items, small: str, run_dir: Path, name: str, threads: int) -> None:
+    """What the small model's own answer says about itself, for answer-then-verify: the log-probability of each
+    answer token (teacher-forced, the same steps as generating it) and the hidden state at the answer's last
+    token. A deployed cascade reads both while it answers (the log-probs come with generation, the hidden state
+    costs one more token on the answer's cached context); here they are recomputed from the stored answers. One
+    npz per item under ``<run_dir>/features_answer/``; also times the hidden-state read on the cached context and
+    records the prompt tokens it evaluated again."""
+    from thrifty.core.progress import Progress
+    from thrifty.core.types import content_hash
+    from thrifty.llm.factory import load_model
+
+    folder = run_dir / "features_answer"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = None
+    rows = []
+    with Progress(len(items.examples), f"answer features {name}") as bar:
+        for ex, gen in zip(items.examples, items.small, strict=True):
+            msgs, text = ex.messages(), gen["text"]
+            path = folder / f"{content_hash({'model': small, 'messages': msgs, 'text': text, 'v': 1})[:20]}.npz"
+            if not path.is_file():
+                if model is None:
+                    model = load_model(small, llamacpp={"n_threads": threads, "prefix_cache": True})
+                lp = np.array(model.token_logprobs(msgs, text) if text else [], dtype=np.float64)
+                t0 = time.perf_counter()
+                h = model.hidden_state(msgs, assistant_prefix=text)
+                t_read = time.perf_counter() - t0
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, lp=lp, h=h, t_read=t_read)
+                tmp.replace(path)
+            with np.load(path) as d:
+                rows.append({k: d[k] for k in d.files})
+            bar.advance()
+    items.feats["answer_hidden"] = np.stack([r["h"] for r in rows])
+    items.feats["answer_stats"] = np.stack([logprob_stats(r["lp"]) for r in rows])
+    items.counts["t_verify"] = np.array([float(r["t_read"]) for r in rows])
+
+
+def logprob_stats(lp: np.ndarray) -> np.ndarray:
+    """Summary of an answer's token log-probabilities (Chow-style confidence): mean, minimum, mean of the 10 %
+    least likely tokens, the share of tokens below p = 0.5, and log length."""
+    if lp.size == 0:
+        return np.array([0.0, 0.0, 0.0, 0.0, 0.0])
+    low = np.sort(lp)[: max(1, lp.size // 10)]
+    return np.array([lp.mean(), lp.min(), low.mean(), float((lp < np.log(0.5)).mean()), np.log1p(lp.size)])
+
+
+__all__ = ["SCORE_VERSION", "Items", "Workload", "answer_features", "collect_workload", "embeddings", "load_items",
+           "logprob_stats", "probe_overhead", "shared_prefix", "small_features"]

@@ -45,6 +45,7 @@ go_offline()
 from _pays_data import (  # noqa: E402
     Items,
     Workload,
+    answer_features,
     collect_workload,
     embeddings,
     load_items,
@@ -53,13 +54,16 @@ from _pays_data import (  # noqa: E402
     small_features,
 )
 from thrifty.evals.cost import Usage, default_prices, query_cost  # noqa: E402
+from thrifty.route.cascade import band_from_quantiles, cascade_costs, cascade_scores  # noqa: E402
 from thrifty.route.crossfit import apgr_diff_ci, method_summary, oof_p_good  # noqa: E402
 
 WORKLOADS = {
     "humaneval": Workload("humaneval", ["humaneval"], {"train": 164, "val": 164, "test": 164}, 384),
     "arith": Workload("arith", DEMO_TASKS, {"test": 40}, 256),
+    "gsm": Workload("gsm", ["gym:gsm_symbolic"], {"test": 80}, 384),
 }
-THRIFTY = ("plain_probe", "instruction_probe", "hybrid", "hybrid_bow")
+THRIFTY = ("plain_probe", "instruction_probe", "hybrid", "hybrid_bow", "verify_chow", "verify_probe", "cascade")
+CASCADE_STAGE1, CASCADE_VERIFIER, CASCADE_BAND = "hybrid_bow", "verify_probe", 0.5  # fixed before any run
 BASELINES = ("embed_knn", "embed_logistic", "bow")
 EMBEDDER = "all-minilm-l6-v2"
 
@@ -93,16 +97,25 @@ def router_scores(items: Items, seed: int, folds: int) -> dict[str, np.ndarray]:
         "instruction_probe": _probe_fit_predict(items.feats["instruction"], y, seed),
         "hybrid": _probe_fit_predict(hybrid, y, seed),
         "hybrid_bow": _probe_fit_predict(hybrid_bow, y, seed),
+        "verify_chow": _probe_fit_predict(items.feats["answer_stats"], y, seed),
+        "verify_probe": _probe_fit_predict(np.hstack([items.feats["answer_hidden"], items.feats["answer_stats"]]), y,
+                                           seed),
         "embed_knn": lambda tr, te: KNNRouter().fit(E[tr], y[tr], seed=seed).p_good(E[te]),
         "embed_logistic": lambda tr, te: LogisticEmbedRouter().fit(E[tr], y[tr], seed=seed).p_good(E[te]),
         "bow": lambda tr, te: PromptRouter().fit([rows[i] for i in tr], y[tr], seed=seed).p_good(
             [rows[i] for i in te]),
     }
-    return {name: oof_p_good(fn, y, folds, seed) for name, fn in fits.items()}
+    scores = {name: oof_p_good(fn, y, folds, seed) for name, fn in fits.items()}
+    band = band_from_quantiles(scores[CASCADE_STAGE1], CASCADE_BAND)
+    scores["cascade"] = cascade_scores(scores[CASCADE_STAGE1], scores[CASCADE_VERIFIER], band)
+    return scores
 
 
-def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -> dict[str, tuple[np.ndarray, ...]]:
-    """(cost_answer, cost_defer) per router and item, and always-large's cost, from measured usage."""
+def router_costs(items: Items, small: str, large: str, prices: Any, unit: str,
+                 scores: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, ...]]:
+    """(cost_answer, cost_defer) per router and item, and always-large's cost, from measured usage. A verifier
+    reads the answer it checks: its log-probs come with generation, its hidden state costs one more token on the
+    answer's cached context (the measured read time); a query it defers pays both answers."""
     c = items.counts
     out: dict[str, list[list[float]]] = {}
     for i, (gs, gl) in enumerate(zip(items.small, items.large, strict=True)):
@@ -112,6 +125,7 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -
         big = Usage(large, int(gl["tokens_in"]), shared, int(gl["tokens_out"]), float(gl["latency_s"]))
         embed = Usage(EMBEDDER, int(c["n_embed"][i]), 0, 0, float(c["t_embed"][i]))
         predict = Usage(small, int(c["n_instr"][i]), int(c["n_fixed"][i]), 0, float(c["t_instr"][i]))
+        read = Usage(small, 1, 0, 0, float(c["t_verify"][i]))
         after = Usage(small, int(gs["tokens_in"]), min(int(c["n_common"][i]), int(gs["tokens_in"])),
                       int(gs["tokens_out"]), float(gs["latency_s"]))
         calls = {
@@ -119,6 +133,8 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -
             "instruction_probe": ([predict, after], [predict, big]),
             "hybrid": ([small_plain, embed], [small_prefill, big, embed]),
             "hybrid_bow": ([small_plain], [small_prefill, big]),
+            "verify_chow": ([small_plain], [small_plain, big]),
+            "verify_probe": ([small_plain, read], [small_plain, read, big]),
             "embed_knn": ([small_plain, embed], [big, embed]),
             "embed_logistic": ([small_plain, embed], [big, embed]),
             "bow": ([small_plain], [big]),
@@ -127,7 +143,10 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -
         }
         for name, (ans, dfr) in calls.items():
             out.setdefault(name, []).append([query_cost(ans, prices, unit), query_cost(dfr, prices, unit)])
-    return {k: tuple(np.array(v).T) for k, v in out.items()}
+    costs = {k: tuple(np.array(v).T) for k, v in out.items()}
+    band = band_from_quantiles(scores[CASCADE_STAGE1], CASCADE_BAND)
+    costs["cascade"] = cascade_costs(scores[CASCADE_STAGE1], band, *costs[CASCADE_STAGE1], *costs[CASCADE_VERIFIER])
+    return costs
 
 
 def evaluate(items: Items, scores: dict[str, np.ndarray], costs: dict[str, Any], n_boot: int,
@@ -143,12 +162,29 @@ def evaluate(items: Items, scores: dict[str, np.ndarray], costs: dict[str, Any],
     ci = apgr_diff_ci(items.q_small, items.q_large, scores[best], scores["embed_knn"], n_boot, seed)
     s_best, s_base = methods[best]["saving_at_target"], methods[base]["saving_at_target"]
     oracle = methods["oracle"]["saving_at_target"]
-    return {"n": len(items.examples), "quality_small": float(items.q_small.mean()),
+    sweep = cascade_sweep(items, scores, costs, large_cost)
+    return {"n": len(items.examples), "quality_small": float(items.q_small.mean()), "cascade_sweep": sweep,
             "quality_large": float(items.q_large.mean()), "oracle_saving": oracle, "best_router": best,
             "best_router_saving": s_best, "best_baseline": base, "best_baseline_saving": s_base,
             "apgr": {k: v["apgr"] for k, v in methods.items()},
             "apgr_diff_vs_knn": {"router": best, "mean": ci.point, "ci_low": ci.lo, "ci_high": ci.hi},
             "methods": methods}
+
+
+def cascade_sweep(items: Items, scores: dict[str, np.ndarray], costs: dict[str, Any],
+                  large_cost: np.ndarray) -> list[dict[str, Any]]:
+    """Diagnostic, read after the fact (never used to pick ``best_router``): the cascade over other stage-1 routers,
+    verifiers and band widths, to show how much the pre-registered choice leaves on the table."""
+    out = []
+    for s1 in ("bow", "hybrid_bow"):
+        for s2 in ("plain_probe", "verify_probe", "verify_chow"):
+            for frac in (0.25, 0.5, 0.75):
+                band = band_from_quantiles(scores[s1], frac)
+                m = method_summary(items.q_small, items.q_large, cascade_scores(scores[s1], scores[s2], band),
+                                   *cascade_costs(scores[s1], band, *costs[s1], *costs[s2]), large_cost)
+                out.append({"stage1": s1, "verifier": s2, "band": frac, "apgr": m["apgr"],
+                            "saving_at_target": m["saving_at_target"]})
+    return out
 
 
 def _machine() -> dict[str, Any]:
@@ -209,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             collect_workload(w, args.small, args.large, run_dir, args.threads)
         items = load_items(w, args.small, args.large, run_dir)
         small_features(items, args.small, run_dir, name, args.threads)
+        answer_features(items, args.small, run_dir, name, args.threads)
         shared_prefix(items, args.small, args.threads)
         embeddings(items, run_dir, name, args.threads)
         scores = router_scores(items, args.seed, args.folds)
-        costs = router_costs(items, args.small, args.large, prices, args.unit)
+        costs = router_costs(items, args.small, args.large, prices, args.unit, scores)
         result["workloads"][name] = evaluate(items, scores, costs, args.n_boot, args.seed)
         plot_workload(name, result["workloads"][name], Path(args.out).with_name(f"routing_pays_{name}.png"))
         first_items = first_items or (items, w)
