@@ -60,7 +60,7 @@ from thrifty.route.crossfit import apgr_diff_ci, method_summary, oof_p_good  # n
 WORKLOADS = {
     "humaneval": Workload("humaneval", ["humaneval"], {"train": 164, "val": 164, "test": 164}, 384),
     "arith": Workload("arith", DEMO_TASKS, {"test": 40}, 256),
-    "gsm": Workload("gsm", ["gym:gsm_symbolic"], {"test": 80}, 384),
+    "gsm": Workload("gsm", ["gym:gsm_symbolic"], {"test": 60}, 384),
 }
 THRIFTY = ("plain_probe", "instruction_probe", "hybrid", "hybrid_bow", "verify_chow", "verify_probe", "cascade")
 CASCADE_STAGE1, CASCADE_VERIFIER, CASCADE_BAND = "hybrid_bow", "verify_probe", 0.5  # fixed before any run
