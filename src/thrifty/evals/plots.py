@@ -117,7 +117,8 @@ def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: 
             raise MetricInputError(f"curve_plot: curve {name!r} needs 1-D xs and ys of one length")
         arrays.append((name, x, y))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    crowded = len(arrays) + len(points) > 6  # then the legend goes beside the axes, off the curves
+    fig, ax = plt.subplots(figsize=(7.5 if crowded else 5.5, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["black"])
     # earlier curves are drawn wider, with larger hollow markers, so curves lying on each other all stay visible
     shrink = 1.0 / max(1, len(arrays) - 1)
@@ -130,7 +131,10 @@ def curve_plot(curves: Sequence[tuple[str, Any, Any]], path: str | Path, title: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if crowded:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
