@@ -174,7 +174,10 @@ def _gather(cfg: CalibrateConfig, name: str, load_model: Callable[[str], Any] | 
                                           cached_discount=cfg.cached_discount)
     _, cost_large = query_costs(rows, gens, cfg.small, cfg.large, cfg.cost, cfg.prices, with_prediction=False,
                                 cached_discount=cfg.cached_discount)
-    return {"rows": rows, "probs": probs, "parsed": parsed, "y": np.array([LABEL_INDEX[r.gold] for r in rows]),
+    # the policy's own signal, uncalibrated (calibration is monotone, so a candidate's curve does not depend on it)
+    score = calibrated_p_good(Policy(0.0, signal=cfg.signal), probs, parsed)
+    return {"rows": rows, "probs": probs, "parsed": parsed, "score": score,
+            "y": np.array([LABEL_INDEX[r.gold] for r in rows]),
             "q_small": grade_quality([r.gold for r in rows]),
             "q_large": grade_quality([large[(r.task, r.example)] for r in rows]),
             "cost_answer": cost_answer, "cost_defer": cost_defer, "cost_large": cost_large, "counts": counts,
@@ -185,6 +188,7 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
                      load_task: Callable[[str], Task] | None = None) -> dict[str, Any]:
     """Fit the policy ``cfg`` describes on stored records (choosing the predictor among ``cfg.candidates`` when
     it lists any); write and return the router."""
+    from thrifty.route.predictors.build import artefact_of
     from thrifty.route.selection import choose_predictor
 
     run_dir = Path(cfg.run_dir)
@@ -210,8 +214,6 @@ def calibrate_router(cfg: CalibrateConfig, load_model: Callable[[str], Any] | No
                                            cost_answer[sel], cost_defer[sel])
                 by_task[t] = {"policy": pol_t.to_dict(), "fit": fit_t}
         fit["per_task_skipped"] = sorted(set(cfg.tasks) - set(by_task))
-    from thrifty.route.predictors.build import artefact_of
-
     router = {
         "v": ROUTER_VERSION, "small": cfg.small, "large": cfg.large, "judge": cfg.judge,
         "predictor": {"name": chosen, "version": d["version"], "artefact": artefact_of(cfg, chosen)},

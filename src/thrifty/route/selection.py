@@ -20,11 +20,11 @@ from thrifty.core.errors import ConfigError
 
 def candidate_summary(d: dict[str, Any], quality: float) -> dict[str, Any]:
     """Cost, saving against always-large and deferral at ``quality`` × large quality, APGR and AUROC of one
-    candidate's gathered rows (``probs``/``parsed``/``q_small``/``q_large`` and per-row costs)."""
+    candidate's gathered rows (``score``: the policy's signal per row, -1 where unreadable; ``q_small``/``q_large``
+    and per-row costs)."""
     from thrifty.route.crossfit import method_summary
 
-    p_good = np.where(d["parsed"], d["probs"][:, 1] + d["probs"][:, 2], 0.0)
-    m = method_summary(d["q_small"], d["q_large"], np.clip(p_good, 0.0, 1.0), d["cost_answer"], d["cost_defer"],
+    m = method_summary(d["q_small"], d["q_large"], np.clip(d["score"], 0.0, 1.0), d["cost_answer"], d["cost_defer"],
                        d["cost_large"], target=quality)
     return {k: m[k] for k in ("apgr", "cost_at_target", "saving_at_target", "defer_at_target", "auroc_bad")} | {
         "n": len(d["rows"])}

@@ -98,8 +98,7 @@ def test_calibrate_chooses_the_cheapest_candidate_at_the_quality_target(fitted):
 
 def _cand(n, p_good, cost_answer=1.0, cost_defer=3.0):
     q_small = np.array([1.0, 0.0] * (n // 2))
-    probs = np.stack([1 - np.asarray(p_good), np.zeros(n), np.asarray(p_good)], axis=1)
-    return {"rows": list(range(n)), "probs": probs, "parsed": np.ones(n, dtype=bool), "q_small": q_small,
+    return {"rows": list(range(n)), "score": np.asarray(p_good, dtype=float), "q_small": q_small,
             "q_large": np.ones(n), "cost_answer": np.full(n, cost_answer), "cost_defer": np.full(n, cost_defer),
             "cost_large": np.full(n, 3.0)}
 
