@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages, content_hash
-from thrifty.judge.base import BAD, GREAT, LABELS, OK
+from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, LABELS, OK
 
 DEFAULT_PREFIX = "Grade:"
 """Text prefilled at the start of the assistant turn; the grade label is the next token after it."""
@@ -121,6 +121,14 @@ class Prediction:
         return {**asdict(self), "p_good": self.p_good, "label": self.label}
 
     @classmethod
+    def from_class_probs(cls, p: Any, **accounting: Any) -> Prediction:
+        """A classifier's class probabilities (indexed by ``LABEL_INDEX``: bad, ok, great), renormalised, with the
+        call's accounting (tokens, latency, method)."""
+        p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
+        total = p_bad + p_ok + p_great
+        return cls(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total), **accounting)
+
+    @classmethod
     def uniform(cls, **accounting: Any) -> Prediction:
         """The unreadable prediction: uniform probabilities, ``parsed=False``."""
         third = 1.0 / 3.0
@@ -144,6 +152,23 @@ class Predictor(Protocol):
     def predict(self, messages: Messages, task: str | None = None) -> Prediction: ...
 
     def continuation(self, label: str) -> str: ...
+
+
+class PlainConversation:
+    """A predictor whose answer is the plain conversation: ``prompt`` is the messages as given (no instruction, no
+    reply format) and ``continuation`` is empty, so an answer continues the prediction's prefill (a hidden-state
+    read) or starts afresh (a read of no model). Subclasses set ``name`` and ``predict``."""
+
+    name = "plain"
+    prefix = ""
+
+    def prompt(self, messages: Messages, task: str | None = None, reply_format: str | None = None) -> Messages:
+        if reply_format is not None:
+            raise ConfigError(f"predictor {self.name} reads no reply format (RPRA needs an instruction predictor)")
+        return [dict(m) for m in messages]
+
+    def continuation(self, label: str) -> str:
+        return ""
 
 
 class PromptPredictor:

@@ -53,23 +53,28 @@ def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
         return ReportCardPredictor(model, card), card.version
     if name in ("probe", "plain_probe"):
         from thrifty.route.predictors.plain_probe import PlainProbePredictor
-        from thrifty.route.predictors.probe import ProbeClassifier, ProbePredictor
+        from thrifty.route.predictors.probe import ProbePredictor
 
-        probe = ProbeClassifier.load(artefact)
-        if probe.meta.get("model") not in (None, model_id):
-            raise ConfigError(f"{artefact}: probe is for model {probe.meta.get('model')!r}, not {model_id!r}")
+        probe = _load_probe(artefact, model_id, "probe is for model")
         kind = PlainProbePredictor if name == "plain_probe" else ProbePredictor
         return kind(model, probe, layer=probe.meta.get("layer")), probe.version
     if name == "prompt_router":
-        from thrifty.route.predictors.probe import ProbeClassifier
         from thrifty.route.predictors.prompt_router import PromptRouterPredictor
 
-        router = ProbeClassifier.load(artefact)
-        if router.meta.get("model") not in (None, model_id):
-            raise ConfigError(f"{artefact}: prompt router predicts {router.meta.get('model')!r}'s grades, not "
-                              f"{model_id!r}'s")
+        router = _load_probe(artefact, model_id, "prompt router predicts the grades of model")
         return PromptRouterPredictor(model, router), router.version
     return _sft(model_id, artefact, lazy)
+
+
+def _load_probe(artefact: str, model_id: str, what: str) -> Any:
+    """A fitted probe file (hidden-state probe or prompt router), refused in one line when it belongs to another
+    model."""
+    from thrifty.route.predictors.probe import ProbeClassifier
+
+    probe = ProbeClassifier.load(artefact)
+    if probe.meta.get("model") not in (None, model_id):
+        raise ConfigError(f"{artefact}: {what} {probe.meta.get('model')!r}, not {model_id!r}")
+    return probe
 
 
 def _sft(model_id: str, adapter: str, lazy: bool) -> tuple[Any, str]:

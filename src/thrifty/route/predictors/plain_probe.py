@@ -17,7 +17,7 @@ from typing import Any
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages, content_hash
-from thrifty.route.predictors.base import Prediction
+from thrifty.route.predictors.base import PlainConversation, Prediction
 from thrifty.route.predictors.probe import (
     PROBE_VERSION,
     ProbeClassifier,
@@ -45,7 +45,7 @@ def fit_plain_probe(data: ProbeData, model_id: str, layer: int | None = None, l2
                                       prompt_version=plain_prompt_version())
 
 
-class PlainProbePredictor:
+class PlainProbePredictor(PlainConversation):
     """Predicts the grade from ``model``'s hidden state at the end of the plain conversation (see module notes).
 
     ``prompt`` is the conversation itself and ``continuation`` is empty: the answer continues the prediction's
@@ -53,21 +53,12 @@ class PlainProbePredictor:
     them as cached, so a cost computed from both calls' usage counts them once."""
 
     name = "plain_probe"
-    prefix = ""
 
     def __init__(self, model: Any, probe: ProbeClassifier, layer: int | None = None) -> None:
         if not probe.fitted:
             raise ConfigError("probe is not fitted; call fit() or load() first")
         probe.check_compatible(getattr(model, "model_id", None), plain_prompt_version(), layer)
         self.model, self.probe, self.layer = model, probe, layer
-
-    def prompt(self, messages: Messages, task: str | None = None, reply_format: str | None = None) -> Messages:
-        if reply_format is not None:
-            raise ConfigError("the plain-prompt probe reads no reply format (RPRA needs an instruction predictor)")
-        return [dict(m) for m in messages]
-
-    def continuation(self, label: str) -> str:
-        return ""
 
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:
         return probe_prediction(self.probe, self.model, self.prompt(messages, task), "", self.layer, "plain_probe")

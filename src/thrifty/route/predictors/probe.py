@@ -29,7 +29,7 @@ import numpy as np
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.types import Messages, content_hash
-from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, LABELS, OK
+from thrifty.judge.base import LABEL_INDEX, LABELS
 from thrifty.llm.capabilities import HIDDEN_STATE, count_prompt_tokens, supports
 from thrifty.route.predictors.base import DEFAULT_PREFIX, RUBRIC_TEXT, Prediction, PromptPredictor
 from thrifty.route.predictors.base import prompt_version as base_prompt_version
@@ -306,11 +306,8 @@ def probe_prediction(probe: ProbeClassifier, model: Any, prompt: Messages, prefi
     prompt tokens the read evaluated and its wall time (shared by the instruction and plain-prompt probes)."""
     t0 = time.perf_counter()
     p = probe.predict_proba(feature(model, prompt, prefix, layer))[0]
-    tokens_in = count_prompt_tokens(model, prompt, prefix)
-    p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
-    total = p_bad + p_ok + p_great
-    return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
-                      tokens_in=tokens_in, latency_s=time.perf_counter() - t0, method=method)
+    return Prediction.from_class_probs(p, tokens_in=count_prompt_tokens(model, prompt, prefix),
+                                       latency_s=time.perf_counter() - t0, method=method)
 
 
 def fit_probe(data: ProbeData, model_id: str, predictor: PromptPredictor | None = None,

@@ -25,8 +25,8 @@ import numpy as np
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages, content_hash
-from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, OK
-from thrifty.route.predictors.base import Prediction
+from thrifty.judge.base import LABEL_INDEX
+from thrifty.route.predictors.base import PlainConversation, Prediction
 from thrifty.route.predictors.probe import PROBE_VERSION, ProbeClassifier, ProbeData
 
 FEATURES_VERSION = 1  # bump when prompt_features changes what it computes
@@ -86,14 +86,13 @@ def fit_prompt_router(data: ProbeData, model_id: str, l2: float = 1e-2) -> Probe
                                       prompt_version=prompt_router_version(dim), features="prompt", dim=dim)
 
 
-class PromptRouterPredictor:
+class PromptRouterPredictor(PlainConversation):
     """Predicts ``model``'s grade from the query text with a fitted prompt router (see the module notes).
 
     ``prompt`` is the conversation itself and ``continuation`` empty: an answer is the plain conversation. A
     prediction reads no model, so it reports no tokens."""
 
     name = "prompt_router"
-    prefix = ""
 
     def __init__(self, model: Any, probe: ProbeClassifier) -> None:
         if not probe.fitted:
@@ -105,21 +104,10 @@ class PromptRouterPredictor:
                                where="prompt router")
         self.model, self.probe = model, probe
 
-    def prompt(self, messages: Messages, task: str | None = None, reply_format: str | None = None) -> Messages:
-        if reply_format is not None:
-            raise ConfigError("the prompt router reads no reply format (RPRA needs an instruction predictor)")
-        return [dict(m) for m in messages]
-
-    def continuation(self, label: str) -> str:
-        return ""
-
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:
         t0 = time.perf_counter()
         p = self.probe.predict_proba(prompt_vector(messages, task, self.dim)[None, :])[0]
-        p_bad, p_ok, p_great = (float(p[LABEL_INDEX[lab]]) for lab in (BAD, OK, GREAT))
-        total = p_bad + p_ok + p_great
-        return Prediction(p_great / total, p_ok / total, max(0.0, 1.0 - (p_great + p_ok) / total),
-                          latency_s=time.perf_counter() - t0, method="prompt_router")
+        return Prediction.from_class_probs(p, latency_s=time.perf_counter() - t0, method="prompt_router")
 
 
 __all__ = [
