@@ -234,11 +234,9 @@ class OpenAICompatModel:
             try:
                 data = self.http.request("POST", "/chat/completions", body)
             except ModelError as exc:
-                if "logprob" not in str(exc).lower():
+                if not self._logprobs_refused(exc):
                     raise
-                data = None  # the server says it cannot return logprobs: text for a while
-                with self._lock:
-                    self._text_until = self._clock() + self.logprob_retry_s
+                data = None
             latency = time.perf_counter() - t0
             if data is not None:
                 done = self._completion(data, body, assistant_prefix, latency)
@@ -250,6 +248,15 @@ class OpenAICompatModel:
         with self._lock:
             self.logprob_fallbacks += 1
         return self._label_by_text(messages, labels, assistant_prefix)
+
+    def _logprobs_refused(self, exc: Exception) -> bool:
+        """Whether ``exc`` says the server cannot return log-probs; if so, label reads ask for text for
+        ``logprob_retry_s`` seconds (shared by :meth:`label_probs` and :meth:`label_then_chat`)."""
+        if "logprob" not in str(exc).lower():
+            return False
+        with self._lock:
+            self._text_until = self._clock() + self.logprob_retry_s
+        return True
 
     def label_then_chat(self, messages: Messages, labels: Sequence[str], on_label: Callable[[LabelProbs], bool],
                         params: GenParams | None = None, assistant_prefix: str = "",
@@ -269,10 +276,8 @@ class OpenAICompatModel:
         try:
             return self._labelled(messages, labels, on_label, params, assistant_prefix, on_text, with_logprobs)
         except UpstreamClientError as exc:  # refused before any reply was read
-            if not with_logprobs or "logprob" not in str(exc).lower():
+            if not with_logprobs or not self._logprobs_refused(exc):
                 raise
-        with self._lock:  # the server says it cannot return logprobs: text for a while
-            self._text_until = self._clock() + self.logprob_retry_s
         return self._labelled(messages, labels, on_label, params, assistant_prefix, on_text, False)
 
     def _labelled(self, messages: Messages, labels: list[str], on_label: Callable[[LabelProbs], bool],

@@ -25,10 +25,11 @@ import numpy as np
 
 from thrifty.core.errors import DataError
 from thrifty.core.types import Messages
-from thrifty.route.predictors.prompt_router import (
-    DEFAULT_DIM,
+from thrifty.route.predictors.prompt_router import (  # noqa: F401  (prompt_features re-exported: the features
+    DEFAULT_DIM,  # live with the prompt-router predictor, which is this router made deployable)
     last_user_text,
     prompt_features,
+    prompt_vector,
 )
 
 
@@ -43,7 +44,7 @@ class PromptRouter:
         self.l2: float | None = None
 
     def features(self, rows: Sequence[tuple[str, Messages]]) -> np.ndarray:
-        return np.stack([prompt_features(last_user_text(m), t, self.dim) for t, m in rows])
+        return np.stack([prompt_vector(m, t, self.dim) for t, m in rows])
 
     def fit(self, rows: Sequence[tuple[str, Messages]], good: Sequence[bool], seed: int = 0,
             grid: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0)) -> PromptRouter:
