@@ -105,14 +105,19 @@ def router_scores(items: Items, seed: int, folds: int) -> dict[str, np.ndarray]:
         "bow": lambda tr, te: PromptRouter().fit([rows[i] for i in tr], y[tr], seed=seed).p_good(
             [rows[i] for i in te]),
     }
-    scores = {name: oof_p_good(fn, y, folds, seed) for name, fn in fits.items()}
-    band = band_from_quantiles(scores[CASCADE_STAGE1], CASCADE_BAND)
-    scores["cascade"] = cascade_scores(scores[CASCADE_STAGE1], scores[CASCADE_VERIFIER], band)
-    return scores
+    return {name: oof_p_good(fn, y, folds, seed) for name, fn in fits.items()}
 
 
-def router_costs(items: Items, small: str, large: str, prices: Any, unit: str,
-                 scores: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, ...]]:
+def cascade(scores: dict[str, np.ndarray], costs: dict[str, Any], stage1: str, verifier: str,
+            frac: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """One cascade's score and (cost_answer, cost_defer) per item: ``stage1`` first, ``verifier`` on the middle
+    ``frac`` of stage-1 scores (band edges from the scores alone)."""
+    band = band_from_quantiles(scores[stage1], frac)
+    return (cascade_scores(scores[stage1], scores[verifier], band),
+            cascade_costs(scores[stage1], band, *costs[stage1], *costs[verifier]))
+
+
+def router_costs(items: Items, small: str, large: str, prices: Any, unit: str) -> dict[str, tuple[np.ndarray, ...]]:
     """(cost_answer, cost_defer) per router and item, and always-large's cost, from measured usage. A verifier
     reads the answer it checks: its log-probs come with generation, its hidden state costs one more token on the
     answer's cached context (the measured read time); a query it defers pays both answers."""
@@ -143,11 +148,7 @@ def router_costs(items: Items, small: str, large: str, prices: Any, unit: str,
         }
         for name, (ans, dfr) in calls.items():
             out.setdefault(name, []).append([query_cost(ans, prices, unit), query_cost(dfr, prices, unit)])
-    costs = {k: tuple(np.array(v).T) for k, v in out.items()}
-    band = band_from_quantiles(scores[CASCADE_STAGE1], CASCADE_BAND)
-    costs["cascade"] = cascade_costs(scores[CASCADE_STAGE1], band, *costs[CASCADE_STAGE1], *costs[CASCADE_VERIFIER])
-    return costs
-
+    return {k: tuple(np.array(v).T) for k, v in out.items()}
 
 def evaluate(items: Items, scores: dict[str, np.ndarray], costs: dict[str, Any], n_boot: int,
              seed: int) -> dict[str, Any]:
@@ -179,9 +180,8 @@ def cascade_sweep(items: Items, scores: dict[str, np.ndarray], costs: dict[str, 
     for s1 in ("bow", "hybrid_bow"):
         for s2 in ("plain_probe", "verify_probe", "verify_chow"):
             for frac in (0.25, 0.5, 0.75):
-                band = band_from_quantiles(scores[s1], frac)
-                m = method_summary(items.q_small, items.q_large, cascade_scores(scores[s1], scores[s2], band),
-                                   *cascade_costs(scores[s1], band, *costs[s1], *costs[s2]), large_cost)
+                score, (ans, dfr) = cascade(scores, costs, s1, s2, frac)
+                m = method_summary(items.q_small, items.q_large, score, ans, dfr, large_cost)
                 out.append({"stage1": s1, "verifier": s2, "band": frac, "apgr": m["apgr"],
                             "saving_at_target": m["saving_at_target"]})
     return out
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         shared_prefix(items, args.small, args.threads)
         embeddings(items, run_dir, name, args.threads)
         scores = router_scores(items, args.seed, args.folds)
-        costs = router_costs(items, args.small, args.large, prices, args.unit, scores)
+        costs = router_costs(items, args.small, args.large, prices, args.unit)
+        scores["cascade"], costs["cascade"] = cascade(scores, costs, CASCADE_STAGE1, CASCADE_VERIFIER, CASCADE_BAND)
         result["workloads"][name] = evaluate(items, scores, costs, args.n_boot, args.seed)
         plot_workload(name, result["workloads"][name], Path(args.out).with_name(f"routing_pays_{name}.png"))
         first_items = first_items or (items, w)
