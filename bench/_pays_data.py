@@ -43,7 +43,7 @@ class Items:
 
 def collect_workload(w: Workload, small: str, large: str, run_dir: Path, threads: int) -> None:
     """Both models answer every item (resumable; what is stored is reused)."""
-    from thrifty.route.collect import CollectConfig, collect
+    from thrifty.route.records.collect import CollectConfig, collect
 
     for split, n in w.splits.items():
         cfg = CollectConfig(models=[small, large], tasks=w.tasks, split=split, n_per_task=n,
@@ -56,7 +56,7 @@ def load_items(w: Workload, small: str, large: str, run_dir: Path) -> Items:
     """Every item with both generations, scored under the sandbox (scores stored under SCORE_VERSION)."""
     from thrifty.core.store import RunStore, record_key
     from thrifty.llm.base import GenParams
-    from thrifty.route.collect import generation_fields
+    from thrifty.route.records.collect import generation_fields
     from thrifty.tasks.loader import load_task
 
     params = GenParams(max_tokens=w.max_tokens, temperature=0.0, seed=0)
@@ -162,7 +162,7 @@ def embeddings(items: Items, run_dir: Path, name: str, threads: int) -> None:
     """all-MiniLM-L6-v2 embeddings of each item's last user message, its token counts and time per item."""
     from thrifty.core.types import content_hash
     from thrifty.llm.embed import load_embedder
-    from thrifty.route.baselines import last_user_text
+    from thrifty.route.replay.baselines import last_user_text
 
     texts = [last_user_text(ex.messages()) for ex in items.examples]
     path = run_dir / f"embed_{name}_{content_hash(texts)[:12]}.npz"

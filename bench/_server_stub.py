@@ -227,10 +227,10 @@ def serve_thrifty(router: str, port: int, ledger: str = "", timeout_s: float = 1
     import uvicorn
 
     from thrifty.llm.factory import load_model
-    from thrifty.route.deploy import load_deployment
-    from thrifty.route.server.app import build_app
-    from thrifty.route.server.ledger import Ledger
-    from thrifty.route.server.service import RoutingService, ServeConfig
+    from thrifty.route.serve.app import build_app
+    from thrifty.route.serve.deploy import load_deployment
+    from thrifty.route.serve.ledger import Ledger
+    from thrifty.route.serve.service import RoutingService, ServeConfig
 
     def loader(spec: str):  # the service's guard retries: the client itself does not
         return load_model(spec, max_retries=0, timeout_s=backend_timeout_s)

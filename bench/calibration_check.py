@@ -27,8 +27,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from thrifty.route.calibrate import fit_isotonic, threshold_for_defer_rate, threshold_for_quality  # noqa: E402
-from thrifty.route.policy import Calibrator  # noqa: E402
+from thrifty.route.decide.calibrators import fit_isotonic, threshold_for_defer_rate, threshold_for_quality  # noqa: E402
+from thrifty.route.decide.policy import Calibrator  # noqa: E402
 
 DEFER, QUALITY, DELTA = 0.30, 0.95, 0.10
 
@@ -78,7 +78,7 @@ def real(splits: int, seed: int, store: Path, probe: Path) -> dict | None:
     if not store.is_file() or not probe.is_file():
         return None
     from _common import DEMO_TASKS
-    from thrifty.route.predict_eval import PredictEvalConfig, gather_predictions
+    from thrifty.route.records.predictions import PredictEvalConfig, gather_predictions
 
     cfg = PredictEvalConfig(store=str(store), run_dir=str(store.parent / "calibration_check"),
                             model="qwen2.5-coder-0.5b-instruct", tasks=DEMO_TASKS, n_per_task=70,

@@ -20,10 +20,11 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from thrifty.route.collect import CollectConfig, collect  # noqa: E402
-from thrifty.route.ladder import build_ladder, save_ladder  # noqa: E402
-from thrifty.route.ladder_eval import LadderEvalConfig, evaluate_ladder, format_ladder  # noqa: E402
-from thrifty.route.router import CalibrateConfig, calibrate_router, load_router  # noqa: E402
+from thrifty.route.decide.files import load_router  # noqa: E402
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router  # noqa: E402
+from thrifty.route.fit.ladder import build_ladder, save_ladder  # noqa: E402
+from thrifty.route.records.collect import CollectConfig, collect  # noqa: E402
+from thrifty.route.replay.ladder_eval import LadderEvalConfig, evaluate_ladder, format_ladder  # noqa: E402
 
 TINY, SMALL, LARGE = "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
 PRICES = {TINY: 0.27, SMALL: 1.0, LARGE: 3.0}

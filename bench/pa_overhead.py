@@ -34,7 +34,7 @@ import time  # noqa: E402
 
 from thrifty.llm.base import GenParams  # noqa: E402
 from thrifty.llm.factory import load_model  # noqa: E402
-from thrifty.route.paradigms import ANSWER, answer, pa  # noqa: E402
+from thrifty.route.decide.paradigms import ANSWER, answer, pa  # noqa: E402
 from thrifty.route.predictors import ZeroShotPredictor  # noqa: E402
 from thrifty.route.predictors.sft import SFTPredictor  # noqa: E402
 from thrifty.tasks.loader import load_task  # noqa: E402

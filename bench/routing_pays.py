@@ -54,8 +54,9 @@ from _pays_data import (  # noqa: E402
     small_features,
 )
 from thrifty.evals.cost import Usage, default_prices, query_cost  # noqa: E402
-from thrifty.route.cascade import band_from_quantiles, cascade_costs, cascade_scores  # noqa: E402
-from thrifty.route.crossfit import apgr_diff_ci, method_summary, oof_p_good  # noqa: E402
+from thrifty.evals.routing_metrics import method_summary  # noqa: E402
+from thrifty.route.decide.cascade import band_from_quantiles, cascade_costs, cascade_scores  # noqa: E402
+from thrifty.route.replay.crossfit import apgr_diff_ci, oof_p_good  # noqa: E402
 
 WORKLOADS = {
     "humaneval": Workload("humaneval", ["humaneval"], {"train": 164, "val": 164, "test": 164}, 384),
@@ -69,8 +70,8 @@ EMBEDDER = "all-minilm-l6-v2"
 
 
 def _probe_fit_predict(X: np.ndarray, y: np.ndarray, seed: int):
+    from thrifty.route.fit.probe_fit import choose_l2
     from thrifty.route.predictors.probe import ProbeClassifier
-    from thrifty.route.probe_fit import choose_l2
 
     y3 = np.where(y, 2, 0)
 
@@ -84,8 +85,8 @@ def _probe_fit_predict(X: np.ndarray, y: np.ndarray, seed: int):
 
 def router_scores(items: Items, seed: int, folds: int) -> dict[str, np.ndarray]:
     """Out-of-fold p_good of every router."""
-    from thrifty.route.baselines import PromptRouter
-    from thrifty.route.embed_router import KNNRouter, LogisticEmbedRouter
+    from thrifty.route.replay.baselines import PromptRouter
+    from thrifty.route.replay.embed_router import KNNRouter, LogisticEmbedRouter
 
     y = items.q_small > 0.5
     E = items.feats["embedding"]

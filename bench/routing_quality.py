@@ -28,11 +28,11 @@ import numpy as np  # noqa: E402
 from thrifty.core.store import RunStore  # noqa: E402
 from thrifty.evals.bootstrap import bootstrap_ci  # noqa: E402
 from thrifty.evals.routing_metrics import apgr, cpt, operating_curve, oracle_curve  # noqa: E402
-from thrifty.route.collect import CollectConfig, collect  # noqa: E402
-from thrifty.route.evaluate import EvalConfig, evaluate_router  # noqa: E402
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router  # noqa: E402
+from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run  # noqa: E402
 from thrifty.route.predictors import build_report_card  # noqa: E402
-from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run  # noqa: E402
-from thrifty.route.router import CalibrateConfig, calibrate_router  # noqa: E402
+from thrifty.route.records.collect import CollectConfig, collect  # noqa: E402
+from thrifty.route.replay.evaluate import EvalConfig, evaluate_router  # noqa: E402
 
 SMALL, LARGE = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
 

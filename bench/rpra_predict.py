@@ -26,11 +26,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from thrifty.core.store import RunStore  # noqa: E402
-from thrifty.route.collect import CollectConfig, collect  # noqa: E402
-from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval  # noqa: E402
+from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run  # noqa: E402
+from thrifty.route.fit.sft import SFTConfig, train_sft  # noqa: E402
 from thrifty.route.predictors import build_report_card  # noqa: E402
-from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run  # noqa: E402
-from thrifty.route.sft import SFTConfig, train_sft  # noqa: E402
+from thrifty.route.records.collect import CollectConfig, collect  # noqa: E402
+from thrifty.route.records.predictions import PredictEvalConfig  # noqa: E402
+from thrifty.route.replay.predict_eval import format_markdown, predict_eval  # noqa: E402
 
 TASKS = DEMO_TASKS
 PAPER = "report cards and fine-tuning lift small models' exact accuracy far above zero-shot (up to +55 / +52 points)"

@@ -103,22 +103,36 @@ def test_every_module_says_its_job():
     assert not missing, "modules without a docstring: " + ", ".join(missing)
 
 
-SERVING = {"deploy", "ladder", "runtime", "engine", "single_call", "policy", "paradigms", "router_file", "cascade",
-           "server"}
-FITTING_AND_REPLAY = {"router", "probe_fit", "sft", "predict_eval", "predict_report", "evaluate", "crossfit",
-                      "ladder_eval", "selection", "collect", "audit", "report_html", "report_text", "eval_ci"}
+ROUTE_ROOMS = {  # route's rooms and the rooms each may import (besides itself): serve never reaches fitting, records
+    # or replay; fitting never reaches replay
+    "predictors": set(),
+    "decide": {"predictors"},
+    "records": {"decide", "predictors"},
+    "fit": {"records", "decide", "predictors"},
+    "replay": {"fit", "records", "decide", "predictors"},
+    "serve": {"decide", "predictors"},
+}
 
 
-def test_serving_never_imports_fitting_or_replay():
-    """What answers a request (engine, deployment, ladder, server) reads router files through ``router_file`` and
-    never pulls in calibration, fitting or evaluation code."""
+def test_route_modules_live_in_rooms():
+    loose = [p.name for p in (SRC / "route").glob("*.py") if p.name != "__init__.py"]
+    unknown = [p.name for p in (SRC / "route").iterdir() if p.is_dir() and not p.name.startswith("__")
+               and p.name not in ROUTE_ROOMS]
+    assert not loose and not unknown, f"route modules outside decide/fit/records/replay/serve/predictors: {loose + unknown}"
+
+
+def test_route_rooms_import_only_what_they_may():
+    """What answers a request (serve, decide) never pulls in records, fitting or replay code; fitting never pulls in
+    replay; a room imports only the rooms below it."""
     bad = []
     for path, room, tree in _modules():
         rel = path.relative_to(SRC)
-        if room != "route" or rel.parts[1].removesuffix(".py") not in SERVING:
+        if room != "route" or len(rel.parts) < 3:
             continue
+        here = rel.parts[1]
         for node, name in _thrifty_imports(tree):
             parts = name.split(".")
-            if parts[:2] == ["thrifty", "route"] and len(parts) > 2 and parts[2] in FITTING_AND_REPLAY:
-                bad.append(f"{rel}:{node.lineno} imports {name}")
-    assert not bad, "serving imports fitting/replay code:\n" + "\n".join(bad)
+            if parts[:2] == ["thrifty", "route"] and len(parts) > 2 and parts[2] != here \
+                    and parts[2] not in ROUTE_ROOMS[here]:
+                bad.append(f"{rel}:{node.lineno} ({here}) imports {name}")
+    assert not bad, "route rooms import across the allowed lines:\n" + "\n".join(bad)

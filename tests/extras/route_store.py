@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
-from thrifty.route.evaluate import EvalConfig, evaluate_router
-from thrifty.route.router import CalibrateConfig, calibrate_router
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
+from thrifty.route.records.collect import CollectConfig, collect
+from thrifty.route.replay.evaluate import EvalConfig, evaluate_router
 
 N_QUESTIONS = 120
 

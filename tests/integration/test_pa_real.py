@@ -8,7 +8,7 @@ import pytest
 from _bundled import open_bundled
 
 from thrifty.llm.base import GenParams
-from thrifty.route.paradigms import pa, rpra
+from thrifty.route.decide.paradigms import pa, rpra
 from thrifty.route.predictors import ZeroShotPredictor
 
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):

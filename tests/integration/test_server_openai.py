@@ -12,10 +12,10 @@ import pytest
 from _bundled import open_bundled
 
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.deploy import load_deployment
-from thrifty.route.server.app import build_app
-from thrifty.route.server.guard import ApiKeys, hash_key
-from thrifty.route.server.service import RoutingService, ServeConfig
+from thrifty.route.serve.app import build_app
+from thrifty.route.serve.deploy import load_deployment
+from thrifty.route.serve.guard import ApiKeys, hash_key
+from thrifty.route.serve.service import RoutingService, ServeConfig
 
 SMALL = "smollm2-135m-instruct"
 

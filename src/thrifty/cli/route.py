@@ -83,7 +83,7 @@ def register(rooms) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from thrifty.route.collect import CollectConfig, collect, format_table
+    from thrifty.route.records.collect import CollectConfig, collect, format_table
 
     cfg = resolve_config(CollectConfig, args, {"models": "models", "tasks": "tasks", "n": "n_per_task",
                                                "split": "split", "run_dir": "run_dir", "judge": "judge",
@@ -129,8 +129,8 @@ def _predict(args: argparse.Namespace) -> int:
     from thrifty.core.errors import ConfigError
     from thrifty.llm.base import GenParams
     from thrifty.llm.factory import load_model
-    from thrifty.route.paradigms import pa, rpra
-    from thrifty.route.policy import defer_if_p_bad_above
+    from thrifty.route.decide.paradigms import pa, rpra
+    from thrifty.route.decide.policy import defer_if_p_bad_above
     from thrifty.route.predictors.build import build_predictor
 
     if not 0.0 <= args.defer_above <= 1.0:
@@ -161,7 +161,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_eval(args: argparse.Namespace) -> int:
-    from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval
+    from thrifty.route.records.predictions import PredictEvalConfig
+    from thrifty.route.replay.predict_eval import format_markdown, predict_eval
 
     cfg = resolve_config(PredictEvalConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
                                                    "n": "n_per_task", "predictors": "predictors", "card": "card",
@@ -173,8 +174,8 @@ def _predict_eval(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from thrifty.route.evaluate import EvalConfig, evaluate_router, format_markdown
-    from thrifty.route.report_text import headline
+    from thrifty.route.replay.evaluate import EvalConfig, evaluate_router, format_markdown
+    from thrifty.route.replay.report_text import headline
 
     cfg = resolve_config(EvalConfig, args, {"router": "router", "store": "store", "tasks": "tasks",
                                             "n": "n_per_task", "run_dir": "run_dir"})

@@ -67,7 +67,7 @@ def register_verbs(verbs) -> None:
 
 
 def _sft(args: argparse.Namespace) -> int:
-    from thrifty.route.sft import SFTConfig, train_sft
+    from thrifty.route.fit.sft import SFTConfig, train_sft
 
     cfg = resolve_config(SFTConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
                                            "n": "n_per_task", "run_dir": "run_dir", "out": "out",
@@ -84,7 +84,7 @@ def _sft(args: argparse.Namespace) -> int:
 
 
 def _probe_fit(args: argparse.Namespace) -> int:
-    from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
+    from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run
 
     cfg = resolve_config(ProbeFitConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
                                                 "n": "n_per_task", "run_dir": "run_dir", "out": "out",
@@ -99,7 +99,7 @@ def _probe_fit(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from thrifty.route.router import CalibrateConfig, calibrate_router
+    from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
 
     cfg = resolve_config(CalibrateConfig, args, {
         "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",

@@ -40,7 +40,7 @@ def register_verbs(verbs) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from thrifty.route.ladder import build_ladder, save_ladder
+    from thrifty.route.fit.ladder import build_ladder, save_ladder
 
     record = build_ladder(args.routers, args.max_tries)
     out = save_ladder(record, args.out)
@@ -54,7 +54,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from thrifty.route.ladder_eval import LadderEvalConfig, evaluate_ladder, format_ladder
+    from thrifty.route.replay.ladder_eval import LadderEvalConfig, evaluate_ladder, format_ladder
 
     cfg = resolve_config(LadderEvalConfig, args, {"ladder": "ladder", "store": "store", "tasks": "tasks",
                                                   "n": "n_per_task", "run_dir": "run_dir"})
@@ -67,7 +67,7 @@ def _ask(args: argparse.Namespace) -> int:
     from thrifty.core.errors import ConfigError
     from thrifty.llm.base import GenParams
     from thrifty.llm.factory import threaded_loader
-    from thrifty.route.deploy import load_deployment
+    from thrifty.route.serve.deploy import load_deployment
 
     if args.max_tokens < 1 or args.threads < 1:
         raise ConfigError("--max-tokens and --threads must be >= 1")

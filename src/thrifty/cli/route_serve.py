@@ -60,14 +60,14 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from thrifty.core.errors import ConfigError
-    from thrifty.route.server.service import ServeConfig
+    from thrifty.route.serve.service import ServeConfig
 
     if args.router:
         args.overrides = [*args.overrides, *(f"routers.{n}={p}" for n, p in map(_router_arg, args.router))]
     cfg = resolve_config(ServeConfig, args, {"host": "host", "port": "port", "api_keys": "api_keys",
                                              "no_auth": "no_auth", "ledger": "ledger", "fallback": "fallback",
                                              "sticky": "sticky", "threads": "n_threads"})
-    from thrifty.route.server.guard import ApiKeys
+    from thrifty.route.serve.guard import ApiKeys
 
     keys = ApiKeys.load(cfg.api_keys or None, os.environ.get(cfg.api_keys_env))
     if not cfg.no_auth and not len(keys):
@@ -91,10 +91,10 @@ def _run(cfg, keys) -> int:
     import uvicorn
 
     from thrifty.llm.factory import load_model
-    from thrifty.route.deploy import load_deployment
-    from thrifty.route.server.app import build_app
-    from thrifty.route.server.ledger import Ledger
-    from thrifty.route.server.service import RoutingService
+    from thrifty.route.serve.app import build_app
+    from thrifty.route.serve.deploy import load_deployment
+    from thrifty.route.serve.ledger import Ledger
+    from thrifty.route.serve.service import RoutingService
 
     def loader(spec: str):  # HTTP backends time out on their own (the service's timeout), the guard retries
         extra = {"timeout_s": cfg.timeout_s, "max_retries": 0} if spec.startswith("openai:") else {}
@@ -118,7 +118,7 @@ def _run(cfg, keys) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from thrifty.route.audit import AuditConfig, audit
+    from thrifty.route.fit.audit import AuditConfig, audit
 
     cfg = resolve_config(AuditConfig, args, {"ledger": "ledger", "model": "model", "judge": "judge",
                                              "judge_model": "judge_model", "n": "n", "store": "store"})
@@ -134,7 +134,7 @@ def _key_new(args: argparse.Namespace) -> int:
     import os
 
     from thrifty.core.errors import ConfigError
-    from thrifty.route.server.guard import ApiKeys, hash_key, new_key
+    from thrifty.route.serve.guard import ApiKeys, hash_key, new_key
 
     path = Path(args.file)
     if path.exists() and args.name in ApiKeys.load(path)._by_name:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from thrifty.evals._checks import MetricInputError, as_float_1d, as_labels, same_length
+from thrifty.evals.prob_metrics import auroc
 
 GAP_EPS = 1e-12  # |r_S − r_W| at or below this makes PGR, APGR and CPT undefined (NaN)
 GRADE_QUALITY = (0.0, 0.5, 1.0)  # bad, ok, great
@@ -211,3 +212,29 @@ def routing_summary(curve: RoutingCurve, xs: tuple[float, ...] = (0.2, 0.5, 0.8)
     out.update({f"cpt_{round(100 * x)}": cpt(curve, x) for x in xs})
     out.update({"q_target": caq.q_target, "cost_at_q": caq.cost, "savings": caq.savings, "aiq": aiq_curve(curve)})
     return out
+
+
+def method_summary(q_small: Any, q_large: Any, p_good: Any | None, cost_answer: Any, cost_defer: Any,
+                   cost_large: Any, target: float = 0.95, curve_points: bool = False) -> dict[str, Any]:
+    """APGR, cost and saving at ``target`` × the large model's quality, deferral at that point, AUROC.
+
+    ``p_good`` None is the oracle (defers by quality gain). ``cost_large`` is always-large's per-item cost.
+    ``curve_points``: also the operating curve as ``curve`` = {cost, quality, defer} lists (for plots)."""
+    qs, ql = np.asarray(q_small, float), np.asarray(q_large, float)
+    if p_good is None:
+        curve = oracle_curve(qs, ql, cost_answer, cost_defer)
+        auc = float("nan")
+    else:
+        pg = np.asarray(p_good, float)
+        curve = operating_curve(qs, ql, 1.0 - pg, cost_answer, cost_defer)
+        auc = float(auroc(1.0 - pg, qs < 0.5))  # the deferral signal against "the small answer is bad"
+    at = cost_at_quality(curve, target * float(ql.mean()))
+    large = float(np.mean(cost_large))
+    out: dict[str, Any] = {
+        "apgr": float(apgr(curve)), "cost_at_target": at.cost, "saving_at_target": 1.0 - at.cost / large,
+        "defer_at_target": at.c, "auroc_bad": auc, "quality_small": float(qs.mean()),
+        "quality_large": float(ql.mean()), "cost_small": float(np.mean(cost_answer)), "cost_large": large}
+    if curve_points:
+        out["curve"] = {"cost": curve.cost.tolist(), "quality": curve.r.tolist(), "defer": curve.c.tolist()}
+    return out
+

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.deploy import load_deployment
-from thrifty.route.server.service import RoutingService, ServeConfig
+from thrifty.route.serve.deploy import load_deployment
+from thrifty.route.serve.service import RoutingService, ServeConfig
 
 GREAT = {"great": 0.8, "ok": 0.15, "bad": 0.05}
 BAD = {"great": 0.05, "ok": 0.15, "bad": 0.8}

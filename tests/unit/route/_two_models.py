@@ -8,7 +8,7 @@ import re
 from _route_tasks import AddTask
 
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
+from thrifty.route.records.collect import CollectConfig, collect
 from thrifty.tasks.base import Example
 
 

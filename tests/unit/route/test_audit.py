@@ -12,9 +12,9 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.llm.base import GenParams
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.audit import LIVE_TASK, AuditConfig, audit
+from thrifty.route.fit.audit import LIVE_TASK, AuditConfig, audit
 from thrifty.route.predictors import build_report_card
-from thrifty.route.server.ledger import Ledger
+from thrifty.route.serve.ledger import Ledger
 
 
 def _judge_model():

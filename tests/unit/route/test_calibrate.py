@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.calibrate import (
+from thrifty.route.decide.calibrators import (
     apply_temperature,
     bernstein_upper,
     candidate_thresholds,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.cascade import (
+from thrifty.route.decide.cascade import (
     ANSWER_NOW,
     DEFER_NOW,
     VERIFY,

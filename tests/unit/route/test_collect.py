@@ -11,7 +11,7 @@ from _route_tasks import AddTask
 from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect, format_table
+from thrifty.route.records.collect import CollectConfig, collect, format_table
 
 
 def _right(msg: str) -> str:
@@ -149,7 +149,7 @@ def test_unknown_judge_is_rejected_before_any_work():
 def test_the_same_prompt_in_two_tasks_is_visible_under_both(tmp_path):
     """A generation is keyed by its inputs, so task "b" (same prompts as "a") reuses "a"'s; readers that look
     answers up by task and split must still find them under "b"."""
-    from thrifty.route.router import stored_generations
+    from thrifty.route.records.joins import stored_generations
 
     model = FakeChatModel(default="Answer: 1")
     for tasks in (["a", "b"], ["a", "b", "c"]):  # one run with both, then a later run adding "c"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.crossfit import apgr_diff_ci, method_summary, oof_p_good
+from thrifty.evals.routing_metrics import method_summary
+from thrifty.route.replay.crossfit import apgr_diff_ci, oof_p_good
 
 
 def test_each_item_is_predicted_once_by_a_router_fitted_without_it():

@@ -5,10 +5,12 @@ from __future__ import annotations
 from _two_models import SplitAddTask, two_model_store
 
 from thrifty.core.store import RunStore
-from thrifty.route.evaluate import EvalConfig, evaluate_router
-from thrifty.route.predict_eval import PredictEvalConfig, predict_eval
+from thrifty.route.decide.files import load_router
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
 from thrifty.route.predictors import build_report_card
-from thrifty.route.router import CalibrateConfig, calibrate_router, load_router
+from thrifty.route.records.predictions import PredictEvalConfig
+from thrifty.route.replay.evaluate import EvalConfig, evaluate_router
+from thrifty.route.replay.predict_eval import predict_eval
 
 
 def test_the_demo_pipeline_end_to_end_on_scripted_models(tmp_path):
@@ -42,7 +44,7 @@ def test_the_demo_pipeline_end_to_end_on_scripted_models(tmp_path):
 def test_the_demo_pipeline_on_the_plain_prompt_probe_pays_nothing_extra_when_answering(tmp_path):
     from test_evaluate import _WordEmbedder
 
-    from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
+    from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run
 
     store, small = two_model_store(tmp_path, 12, splits=("train", "val", "test"))
     fit = fit_probe_run(ProbeFitConfig(store=str(store), run_dir=str(tmp_path / "probe"), model="s", tasks=["add"],

@@ -9,9 +9,9 @@ from test_ladder import _three_tier
 
 from thrifty.core.errors import ConfigError
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.deploy import load_deployment, read_routing_file, trim_history
-from thrifty.route.ladder import build_ladder, save_ladder
-from thrifty.route.policy import ANSWER, DEFER
+from thrifty.route.decide.policy import ANSWER, DEFER
+from thrifty.route.fit.ladder import build_ladder, save_ladder
+from thrifty.route.serve.deploy import load_deployment, read_routing_file, trim_history
 
 
 def _m(role, text):

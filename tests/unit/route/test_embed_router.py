@@ -9,7 +9,7 @@ import pytest
 
 from thrifty.core.errors import ConfigError
 from thrifty.evals.prob_metrics import auroc
-from thrifty.route.embed_router import (
+from thrifty.route.replay.embed_router import (
     DEFAULT_KS,
     KNNRouter,
     LogisticEmbedRouter,
@@ -116,7 +116,7 @@ def test_similarity_ties_keep_training_order():
 
 
 def test_many_query_blocks_agree_with_one(monkeypatch):
-    import thrifty.route.embed_router as er
+    import thrifty.route.replay.embed_router as er
 
     X, y = noisy(50)
     whole = KNNRouter(k=4).fit(X, y).p_good(X)

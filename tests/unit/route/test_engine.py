@@ -7,8 +7,8 @@ import pytest
 
 from thrifty.core.errors import ConfigError
 from thrifty.llm.base import Completion
-from thrifty.route.engine import FALLBACK, Hooks, NoTierAnswered, TierDown, climb
-from thrifty.route.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
+from thrifty.route.decide.engine import FALLBACK, Hooks, NoTierAnswered, TierDown, climb
+from thrifty.route.decide.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
 from thrifty.route.predictors.base import Prediction
 
 

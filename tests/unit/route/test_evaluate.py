@@ -9,9 +9,9 @@ import pytest
 from _two_models import SplitAddTask, two_model_store
 
 from thrifty.core.errors import ConfigError, DataError
-from thrifty.route.baselines import PromptRouter, prompt_features
-from thrifty.route.evaluate import EvalConfig, evaluate_router, format_markdown
-from thrifty.route.router import CalibrateConfig, calibrate_router
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
+from thrifty.route.replay.baselines import PromptRouter, prompt_features
+from thrifty.route.replay.evaluate import EvalConfig, evaluate_router, format_markdown
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -142,7 +142,7 @@ def test_replay_carries_the_predictor_selection_and_the_interval_setting(tmp_pat
 
 def test_every_route_eval_curve_gets_its_own_line_style_and_marker():
     from thrifty.evals.plots import curve_styles
-    from thrifty.route.evaluate import BASELINES
+    from thrifty.route.replay.evaluate import BASELINES
 
     styles = curve_styles(len(BASELINES) + 1)  # the router and every baseline
     assert len(set(styles)) == len(styles) and len({m for _, m in styles}) == len(styles)
@@ -168,7 +168,7 @@ def test_replay_notes_a_missing_train_split_and_refuses_bad_input(tmp_path):
 
 
 def test_report_escapes_whatever_the_names_hold(tmp_path):
-    from thrifty.route.report_html import render
+    from thrifty.route.replay.report_html import render
 
     summary = {"apgr": 0.5, "cpt_50": 0.5, "cpt_80": 0.8, "cost_at_q": 1.0, "savings": float("nan"), "aiq": 0.4}
     result = {"router": {"small": "<b>s</b>", "large": "l&l", "version": "v", "predictor": {"name": "x"},

@@ -11,10 +11,11 @@ from _two_models import Small, SplitAddTask, _large_answer
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
-from thrifty.route.ladder import build_ladder, ladder_curve, ladder_outcomes, load_ladder, save_ladder
-from thrifty.route.ladder_eval import LadderEvalConfig, evaluate_ladder
-from thrifty.route.router import CalibrateConfig, calibrate_router
+from thrifty.route.decide.files import load_ladder
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
+from thrifty.route.fit.ladder import build_ladder, save_ladder
+from thrifty.route.records.collect import CollectConfig, collect
+from thrifty.route.replay.ladder_eval import LadderEvalConfig, evaluate_ladder, ladder_curve, ladder_outcomes
 
 # 4 queries, 3 tiers. Tier 0 answers query 0; tier 1 answers query 1 (tier 0 deferred); queries 2 and 3 reach
 # the top (query 3's tier-0 prediction is unreadable: -1).

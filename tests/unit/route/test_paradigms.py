@@ -7,7 +7,7 @@ import pytest
 from thrifty.core.errors import ConfigError
 from thrifty.llm.base import GenParams
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.paradigms import PAResult, answer, defer_if_p_bad_above, pa, rpra
+from thrifty.route.decide.paradigms import PAResult, answer, defer_if_p_bad_above, pa, rpra
 from thrifty.route.predictors import Prediction, ReportCard, ReportCardPredictor, ZeroShotPredictor
 from thrifty.route.predictors.report_card import CardStats
 

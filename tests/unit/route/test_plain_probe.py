@@ -9,8 +9,8 @@ from test_probe import FakeModel, _examples, _store_with_grades
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.llm.base import Completion
-from thrifty.route.engine import climb
-from thrifty.route.policy import ANSWER, DEFER, Policy
+from thrifty.route.decide.engine import climb
+from thrifty.route.decide.policy import ANSWER, DEFER, Policy
 from thrifty.route.predictors.build import build_predictor
 from thrifty.route.predictors.plain_probe import (
     PlainProbePredictor,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.calibrate import apply_temperature, fit_isotonic
-from thrifty.route.policy import ANSWER, DEFER, REPAIR, Calibrator, Ladder, Policy
+from thrifty.route.decide.calibrators import apply_temperature, fit_isotonic
+from thrifty.route.decide.policy import ANSWER, DEFER, REPAIR, Calibrator, Ladder, Policy
 from thrifty.route.predictors.base import Prediction
 
 

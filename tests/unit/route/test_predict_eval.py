@@ -13,9 +13,10 @@ from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore, record_key
 from thrifty.evals import accuracy, auroc_bad, ece_binary, macro_f1, majority_baseline
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
-from thrifty.route.predict_eval import PredictEvalConfig, format_markdown, predict_eval
 from thrifty.route.predictors import build_report_card
+from thrifty.route.records.collect import CollectConfig, collect
+from thrifty.route.records.predictions import PredictEvalConfig
+from thrifty.route.replay.predict_eval import format_markdown, predict_eval
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -201,8 +202,8 @@ class ProbedAnswerer(Answerer):
 
 
 def test_probe_predictor_is_fitted_on_train_and_scored_on_test(setup):
+    from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run
     from thrifty.route.predictors.probe import ProbeClassifier
-    from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
 
     run, card_path = setup
     model = ProbedAnswerer()

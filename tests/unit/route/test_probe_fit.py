@@ -10,8 +10,14 @@ import pytest
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
+from thrifty.route.fit.probe_fit import (
+    ProbeFitConfig,
+    choose_l2,
+    cv_log_loss,
+    fit_probe_run,
+    stratified_folds,
+)
 from thrifty.route.predictors.probe import ProbeClassifier
-from thrifty.route.probe_fit import ProbeFitConfig, choose_l2, cv_log_loss, fit_probe_run, stratified_folds
 from thrifty.tasks.base import Example, Score
 
 

@@ -10,13 +10,13 @@ from _two_models import Small, _large_answer
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
+from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run
+from thrifty.route.fit.selection import choose_predictor
 from thrifty.route.predictors.build import build_predictor
 from thrifty.route.predictors.plain_probe import PlainProbePredictor
 from thrifty.route.predictors.probe import ProbeClassifier
-from thrifty.route.probe_fit import ProbeFitConfig, fit_probe_run
-from thrifty.route.router import CalibrateConfig, calibrate_router
-from thrifty.route.selection import choose_predictor
+from thrifty.route.records.collect import CollectConfig, collect
 from thrifty.tasks.base import Example
 
 _OFFSET = {"train": 0, "val": 1000, "test": 2000}

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from thrifty.route.router import price_source, price_table, query_costs
+from thrifty.route.records.joins import price_source, price_table, query_costs
 
 GENS = {"s": {("t", "e"): {"tokens_in": 100, "tokens_out": 50, "latency_s": 2.0}},
         "l": {("t", "e"): {"tokens_in": 100, "tokens_out": 60, "latency_s": 5.0}}}

@@ -10,7 +10,6 @@ import pytest
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore, record_key
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
 from thrifty.route.predictors import (
     CardStats,
     ReportCard,
@@ -19,6 +18,7 @@ from thrifty.route.predictors import (
     categories_of,
     summarise,
 )
+from thrifty.route.records.collect import CollectConfig, collect
 from thrifty.tasks.base import Example, Score
 
 

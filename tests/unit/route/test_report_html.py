@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-from thrifty.route.eval_ci import method_cis
-from thrifty.route.report_html import render
-from thrifty.route.report_text import cost_unit, format_markdown, headline, why_no_saving
+from thrifty.route.replay.eval_ci import method_cis
+from thrifty.route.replay.report_html import render
+from thrifty.route.replay.report_text import cost_unit, format_markdown, headline, why_no_saving
 
 
 def _summary(apgr: float, savings: float, auroc: float | None = None) -> dict:

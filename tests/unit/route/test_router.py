@@ -9,9 +9,10 @@ import pytest
 from _two_models import SplitAddTask, two_model_store
 
 from thrifty.core.errors import ConfigError, DataError
-from thrifty.route.policy import DEFER
+from thrifty.route.decide.files import load_router
+from thrifty.route.decide.policy import DEFER
+from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
 from thrifty.route.predictors.base import Prediction
-from thrifty.route.router import CalibrateConfig, calibrate_router, load_router
 from thrifty.tasks.base import Example
 
 
@@ -102,8 +103,8 @@ def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_
     from _two_models import Small, _large_answer
 
     from thrifty.llm.fake import FakeChatModel
-    from thrifty.route.collect import CollectConfig, collect
-    from thrifty.route.router import policy_for, task_policies
+    from thrifty.route.decide.files import policy_for, task_policies
+    from thrifty.route.records.collect import CollectConfig, collect
 
     models = {"s": Small(), "l": FakeChatModel(rules=[(lambda t: True, _large_answer)])}
     run = tmp_path / "collect"
@@ -127,7 +128,7 @@ def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_
 def test_routed_p_good_uses_each_rows_task_policy():
     import numpy as np
 
-    from thrifty.route.router import routed_p_good
+    from thrifty.route.fit.calibrate import routed_p_good
 
     router = {"policy": {"tau_good": 0.5},
               "task_policies": {"a": {"tau_good": 0.9, "calibrator": {"kind": "temperature", "temperature": 2.0}}}}

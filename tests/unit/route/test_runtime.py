@@ -7,9 +7,9 @@ import pytest
 from thrifty.core.errors import ConfigError
 from thrifty.llm.base import Completion
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
+from thrifty.route.decide.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
 from thrifty.route.predictors.zero_shot import ZeroShotPredictor
-from thrifty.route.runtime import REFINE_INSTRUCTION, route_ladder, route_query
+from thrifty.route.serve.runtime import REFINE_INSTRUCTION, route_ladder, route_query
 
 GREAT = {"great": 0.8, "ok": 0.15, "bad": 0.05}
 OK = {"great": 0.1, "ok": 0.7, "bad": 0.2}

@@ -8,8 +8,8 @@ import pytest
 from _serve_fakes import large, service
 from fastapi.testclient import TestClient
 
-from thrifty.route.server.app import build_app
-from thrifty.route.server.guard import ApiKeys, hash_key
+from thrifty.route.serve.app import build_app
+from thrifty.route.serve.guard import ApiKeys, hash_key
 
 KEY = "thr-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from thrifty.llm.openai_compat import UpstreamClientError
-from thrifty.route.server.app import build_app
-from thrifty.route.server.guard import ApiKeys, hash_key
+from thrifty.route.serve.app import build_app
+from thrifty.route.serve.guard import ApiKeys, hash_key
 
 KEY = "thr-edge-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -6,7 +6,7 @@ import pytest
 
 from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
-from thrifty.route.server.guard import (
+from thrifty.route.serve.guard import (
     CLOSED,
     HALF_OPEN,
     OPEN,
@@ -16,8 +16,8 @@ from thrifty.route.server.guard import (
     hash_key,
     new_key,
 )
-from thrifty.route.server.ledger import Ledger
-from thrifty.route.server.metrics import Metrics
+from thrifty.route.serve.ledger import Ledger
+from thrifty.route.serve.metrics import Metrics
 
 
 class Clock:

@@ -19,9 +19,9 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
 from thrifty.llm.base import GenParams
 from thrifty.llm.openai_compat import OpenAICompatModel, UpstreamClientError
-from thrifty.route.deploy import load_deployment
-from thrifty.route.server.ledger import Ledger
-from thrifty.route.server.service import RoutingService, ServeConfig, ServiceError
+from thrifty.route.serve.deploy import load_deployment
+from thrifty.route.serve.ledger import Ledger
+from thrifty.route.serve.service import RoutingService, ServeConfig, ServiceError
 
 P = GenParams(max_tokens=16)
 

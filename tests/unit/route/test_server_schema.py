@@ -14,7 +14,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from _serve_fakes import service  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from thrifty.route.server.app import build_app  # noqa: E402
+from thrifty.route.serve.app import build_app  # noqa: E402
 
 _svc, _ = service(Path(tempfile.mkdtemp(prefix="thrifty-schema-")), burst=1_000_000, rate=1_000_000.0)
 schema = schemathesis.openapi.from_asgi("/openapi.json", build_app(_svc))

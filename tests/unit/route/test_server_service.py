@@ -10,8 +10,8 @@ from _serve_fakes import ask, large, service, small
 from thrifty.core.errors import ConfigError, ModelError
 from thrifty.core.store import RunStore
 from thrifty.llm.base import GenParams
-from thrifty.route.server.ledger import Ledger
-from thrifty.route.server.service import ServeConfig, ServiceError
+from thrifty.route.serve.ledger import Ledger
+from thrifty.route.serve.service import ServeConfig, ServiceError
 
 P = GenParams(max_tokens=16)
 

@@ -11,7 +11,7 @@ import pytest
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.llm.hf import HFChatModel
-from thrifty.route.predict_eval import PredictEvalConfig, predict_eval
+from thrifty.route.fit.sft import SFTConfig, device_args, train_sft
 from thrifty.route.predictors.sft import (
     SFT_META,
     SFTItem,
@@ -24,7 +24,8 @@ from thrifty.route.predictors.sft import (
     target_token,
 )
 from thrifty.route.predictors.zero_shot import ZeroShotPredictor
-from thrifty.route.sft import SFTConfig, device_args, train_sft
+from thrifty.route.records.predictions import PredictEvalConfig
+from thrifty.route.replay.predict_eval import predict_eval
 from thrifty.tasks.base import Example, Score
 
 TASK = "words"

@@ -13,13 +13,13 @@ from _sse_backend import ANSWER_TOKENS, EASY, HARD, Backend
 from thrifty.llm.base import GenParams, RetryPolicy
 from thrifty.llm.fake import FakeChatModel
 from thrifty.llm.openai_compat import OpenAICompatModel
-from thrifty.route.engine import climb
-from thrifty.route.paradigms import pa
-from thrifty.route.policy import Policy
+from thrifty.route.decide.engine import climb
+from thrifty.route.decide.paradigms import pa
+from thrifty.route.decide.policy import Policy
+from thrifty.route.decide.single_call import single_call_fits
 from thrifty.route.predictors import ZeroShotPredictor
-from thrifty.route.server.app import build_app
-from thrifty.route.server.service import ServiceError, ToolRequest
-from thrifty.route.single_call import single_call_fits
+from thrifty.route.serve.app import build_app
+from thrifty.route.serve.service import ServiceError, ToolRequest
 
 P = GenParams(max_tokens=16)
 ANSWER = "".join(ANSWER_TOKENS)

@@ -13,7 +13,7 @@ import pytest
 
 from thrifty.llm.base import GenParams
 from thrifty.llm.openai_compat import OpenAICompatModel
-from thrifty.route.paradigms import pa
+from thrifty.route.decide.paradigms import pa
 
 STUB = Path(__file__).resolve().parents[3] / "bench" / "_server_stub.py"
 

@@ -9,7 +9,7 @@ readout as the other predictors. The base weights are untouched; the adapter is 
 
 This module holds what needs no torch: the training items (:func:`hindsight_items`), class balancing
 (:func:`balance`), the target token choice (:func:`target_token`), the adapter's metadata and the predictor. The
-training loop itself is :mod:`thrifty.route.sft`.
+training loop itself is :mod:`thrifty.route.fit.sft`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from thrifty.route.server.protocol import error_body
-from thrifty.route.server.service import Routed, ServiceError
+from thrifty.route.serve.protocol import error_body
+from thrifty.route.serve.service import Routed, ServiceError
 
 log = logging.getLogger("thrifty.server")
 

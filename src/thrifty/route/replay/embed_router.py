@@ -179,7 +179,7 @@ class KNNRouter:
         return {k: log_loss(p, y) for k, p in ps.items()}
 
     def _kfold(self, T: np.ndarray, y: np.ndarray, rng: random.Random) -> dict[int, float]:
-        from thrifty.route.probe_fit import stratified_folds
+        from thrifty.route.fit.probe_fit import stratified_folds
 
         folds = min(self.folds or 2, len(y))
         fold = np.asarray(stratified_folds(y.tolist(), folds, rng))
@@ -275,8 +275,8 @@ class LogisticEmbedRouter:
 
     def fit(self, X: Any, y: Any, seed: int = 0) -> LogisticEmbedRouter:
         """Choose the penalty by cross-validation (folds seeded by ``seed``), then fit on every row."""
+        from thrifty.route.fit.probe_fit import choose_l2
         from thrifty.route.predictors.probe import ProbeClassifier
-        from thrifty.route.probe_fit import choose_l2
 
         X, y = check_xy(X, y)
         y3 = np.where(y == 1, _GOOD, _BAD)

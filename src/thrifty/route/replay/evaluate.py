@@ -14,15 +14,15 @@ deferral signal, and sweeping the threshold gives its quality vs %-large-calls a
 - **embed kNN** (RouteLLM-style over real sentence embeddings, all-MiniLM-L6-v2): cosine kNN with k chosen by
   cross-validation on the same train-split grades; it pays the encoder on every query.
 - **prompt router** (RouteLLM-style, prompt only): p(acceptable) from hashed prompt features, trained on the
-  small model's judged train-split answers (:mod:`thrifty.route.baselines`); skipped with a note when the store
+  small model's judged train-split answers (:mod:`thrifty.route.replay.baselines`); skipped with a note when the store
   holds no train grades.
 
 Per method: APGR, CPT(50 %) and CPT(80 %), cost at 95 % of the large model's quality (and the saving against
 plain always-large, which pays no prediction), AIQ, and AUROC of the deferral signal against "the small answer is bad"; the router's overhead tokens
 and latency; APGR per task. Quality is the grade mapped bad 0 / ok 0.5 / great 1. Each method's APGR and saving
-carry a paired bootstrap 95 % interval over the queries (``n_boot`` resamples, :mod:`thrifty.route.eval_ci`).
-Outputs: JSON, markdown, two plots and one self-contained HTML page (:mod:`thrifty.route.report_html`; the words
-both share come from :mod:`thrifty.route.report_text`).
+carry a paired bootstrap 95 % interval over the queries (``n_boot`` resamples, :mod:`thrifty.route.replay.eval_ci`).
+Outputs: JSON, markdown, two plots and one self-contained HTML page (:mod:`thrifty.route.replay.report_html`; the words
+both share come from :mod:`thrifty.route.replay.report_text`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
-from thrifty.route.report_text import format_markdown
+from thrifty.route.replay.report_text import format_markdown
 from thrifty.tasks.base import Task, check_split
 
 BASELINES = ("random", "oracle", "prompt_router", "embed_knn", "p_true", "chow")
@@ -85,7 +85,7 @@ def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarr
     also the bootstrap intervals of its APGR and saving (``apgr_ci``, ``savings_ci``)."""
     from thrifty.evals import auroc
     from thrifty.evals.routing_metrics import routing_summary
-    from thrifty.route.eval_ci import method_cis, method_curve
+    from thrifty.route.replay.eval_ci import method_cis, method_curve
 
     curve = method_curve(name, q_small, q_large, score, cost_w, cost_s)
     out = {"summary": routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),
@@ -113,14 +113,14 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                     load_embedder: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Run the replay ``cfg`` describes; writes route_eval.{json,md} and plots; returns the result."""
     from thrifty.evals.routing_metrics import grade_quality
-    from thrifty.route.router import (
+    from thrifty.route.decide.files import load_router
+    from thrifty.route.fit.calibrate import routed_p_good
+    from thrifty.route.records.joins import (
         joined_rows,
-        load_router,
         prediction_arrays,
         price_source,
         query_costs,
         require_rows,
-        routed_p_good,
         router_predictions,
     )
 
@@ -172,7 +172,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
             notes.append("prompt_router skipped: the store needs the small model's graded train-split answers "
                          "with both acceptable and bad grades")
         else:
-            from thrifty.route.baselines import PromptRouter
+            from thrifty.route.replay.baselines import PromptRouter
 
             pr = PromptRouter().fit([(t, m) for (t, m), _ in train], [g for _, g in train], seed=cfg.seed)
             test_rows = [(r.task, messages[(r.task, r.example)]) for r in rows]
@@ -226,8 +226,8 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     scores are stored and reused. The small answer is always paid; P(True) also pays its verification read."""
     from thrifty.evals.cost import Usage, query_cost
     from thrifty.llm.factory import LazyChatModel, threaded_loader
-    from thrifty.route.baselines import POSTHOC
-    from thrifty.route.router import price_table, query_costs
+    from thrifty.route.records.joins import price_table, query_costs
+    from thrifty.route.replay.baselines import POSTHOC
 
     score_fn, version = POSTHOC[name]
     table = price_table([router["small"], router["large"]], kw["prices"], kw["cached_discount"])
@@ -259,8 +259,8 @@ def _embed_knn(methods: dict[str, Any], notes: list[str], train: list[Any], test
     the encoder is not pulled or cannot load."""
     from thrifty.core.errors import ModelError
     from thrifty.evals.cost import Usage, query_cost
-    from thrifty.route.baselines import EMBEDDER, embed_knn_scores
-    from thrifty.route.router import price_table
+    from thrifty.route.records.joins import price_table
+    from thrifty.route.replay.baselines import EMBEDDER, embed_knn_scores
 
     q_small, q_large, cw, cs, bad = arrays
     try:
@@ -278,7 +278,7 @@ def _embed_knn(methods: dict[str, Any], notes: list[str], train: list[Any], test
 def _train_rows(store: RunStore, train: dict[str, list[Any]], small: str,
                 judge: str) -> list[tuple[tuple[str, Any], bool]]:
     """((task, messages), acceptable) for the small model's graded train-split answers."""
-    from thrifty.route.predict_eval import gold_grades
+    from thrifty.route.records.predictions import gold_grades
 
     out = []
     for t, exs in train.items():
@@ -302,7 +302,7 @@ def _write(result: dict[str, Any], run_dir: Path) -> None:
     curve_plot([(k, v["cost"], v["r"]) for k, v in m.items()], run_dir / "quality_vs_cost.png",
                "quality vs cost", f"mean cost per query ({unit})", "mean quality",
                points=[("router at its threshold", op["cost"], op["quality"])])
-    from thrifty.route.report_html import write_report
+    from thrifty.route.replay.report_html import write_report
 
     write_report(result, run_dir)
 

@@ -5,10 +5,10 @@ token after an assistant prefix (``"Grade:"``), decides on the prediction, and, 
 continues generation from the same prompt plus ``"Grade: <label>\\n"`` — so a backend with a KV cache re-uses
 the whole prediction prompt and the answer costs only the few label tokens extra. On "defer" nothing is answered
 (the caller asks a stronger model). The decision is injected (any policy or ``decide`` callable;
-:func:`~thrifty.route.policy.defer_if_p_bad_above` by default) and the walk is the routing engine's one-tier
-climb (:func:`thrifty.route.engine.climb` with no top tier): thresholds live in policies, this module only
+:func:`~thrifty.route.decide.policy.defer_if_p_bad_above` by default) and the walk is the routing engine's one-tier
+climb (:func:`thrifty.route.decide.engine.climb` with no top tier): thresholds live in policies, this module only
 formats prompts. On a backend that declares ``label_stream`` (OpenAI-compatible ones) the climb makes prediction
-and answer one streamed call (:mod:`thrifty.route.single_call`), closed at the label on defer.
+and answer one streamed call (:mod:`thrifty.route.decide.single_call`), closed at the label on defer.
 
 RPRA (Reason-Predict-Reason-Answer/Act) adds one capped line of reasoning before the grade and, when answering,
 one capped line after it; the answer then continues from all of it. On defer the reasoning is discarded (kept
@@ -29,8 +29,8 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.judge.base import LABELS
 from thrifty.llm.base import Completion, GenParams
-from thrifty.route.engine import climb
-from thrifty.route.policy import DecisionRule, defer_if_p_bad_above
+from thrifty.route.decide.engine import climb
+from thrifty.route.decide.policy import DecisionRule, defer_if_p_bad_above
 from thrifty.route.predictors.base import Prediction, Predictor, read_prediction
 
 ANSWER, DEFER = "answer", "defer"

@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 from thrifty.llm.base import GenParams
-from thrifty.route.server.guard import ApiKeys, RateLimiter
-from thrifty.route.server.protocol import (
+from thrifty.route.serve.guard import ApiKeys, RateLimiter
+from thrifty.route.serve.protocol import (
     ERROR_STATUSES,
     ChatCompletion,
     ChatCompletionRequest,
@@ -31,8 +31,8 @@ from thrifty.route.server.protocol import (
     ModelList,
     error_body,
 )
-from thrifty.route.server.service import Routed, RoutingService, ServiceError, ToolRequest
-from thrifty.route.server.streaming import decision_headers, stream_reply
+from thrifty.route.serve.service import Routed, RoutingService, ServiceError, ToolRequest
+from thrifty.route.serve.streaming import decision_headers, stream_reply
 
 log = logging.getLogger("thrifty.server")
 

@@ -1,8 +1,8 @@
-"""The router file: read, check and look up the policy of a router written by ``thrifty route calibrate``.
+"""Router and ladder files read back: load, check, and a request's policy.
 
-What serving needs from a router file and nothing of how it was fitted: :func:`load_router` (one-line errors for a
-missing, unreadable or malformed file), :func:`policy_for` (a request's task policy, else the global one). The
-deployment, the ladder and the server import this module; fitting (:mod:`thrifty.route.router`) writes the file.
+What serving needs from these files and nothing of how they were fitted: :func:`load_router` and :func:`load_ladder`
+(one-line errors for a missing, unreadable or malformed file), :func:`policy_for` (a request's task policy, else the
+global one). Fitting writes the files (:mod:`thrifty.route.fit.calibrate`, :mod:`thrifty.route.fit.ladder`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.policy import Policy
+from thrifty.route.decide.policy import Policy
 
 ROUTER_VERSION = 1
 
@@ -54,4 +54,26 @@ def load_router(path: str | Path) -> tuple[Policy, dict[str, Any]]:
     return check_router(read_json_file(path, "router file", "write one with `thrifty route calibrate`"), path)
 
 
-__all__ = ["ROUTER_VERSION", "check_router", "load_router", "policy_for", "read_json_file", "task_policies"]
+LADDER_VERSION = 1
+
+
+def check_ladder(record: Any, path: str | Path) -> dict[str, Any]:
+    """A parsed ladder file's record; one-line errors for anything malformed."""
+    if not isinstance(record, dict) or record.get("kind") != "ladder" or record.get("v") != LADDER_VERSION:
+        raise ConfigError(f"{path}: not a version-{LADDER_VERSION} ladder file")
+    tiers, steps = record.get("tiers"), record.get("steps")
+    if not isinstance(tiers, list) or not isinstance(steps, list) or len(tiers) != len(steps) + 1 or not steps:
+        raise ConfigError(f"{path}: a ladder file needs tiers and one step per lower tier")
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or step.get("small") != tiers[i] or "policy" not in step:
+            raise ConfigError(f"{path}: step {i} is not a router for tier {tiers[i]!r}")
+    return record
+
+
+def load_ladder(path: str | Path) -> dict[str, Any]:
+    """A ladder file's record; one-line errors for anything malformed."""
+    return check_ladder(read_json_file(path, "ladder file", "write one with `thrifty route ladder build`"), path)
+
+
+__all__ = ["LADDER_VERSION", "ROUTER_VERSION", "check_ladder", "check_router", "load_ladder", "load_router",
+           "policy_for", "read_json_file", "task_policies"]

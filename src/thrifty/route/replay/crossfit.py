@@ -23,9 +23,8 @@ import numpy as np
 
 from thrifty.core.errors import ConfigError
 from thrifty.evals.bootstrap import BootstrapCI, bootstrap_ci
-from thrifty.evals.prob_metrics import auroc
-from thrifty.evals.routing_metrics import apgr, cost_at_quality, operating_curve, oracle_curve
-from thrifty.route.probe_fit import stratified_folds
+from thrifty.evals.routing_metrics import apgr, method_summary, operating_curve
+from thrifty.route.fit.probe_fit import stratified_folds
 
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(train indices, test indices) -> p_good for the test items, fitted on the train items only."""
@@ -44,31 +43,6 @@ def oof_p_good(fit_predict: FitPredict, y_good: Any, k: int = 5, seed: int = 0) 
         if p.shape != (len(test),) or not np.all((p >= 0) & (p <= 1)):
             raise ConfigError(f"fold {f}: a router must return one p_good in [0, 1] per test item")
         out[test] = p
-    return out
-
-
-def method_summary(q_small: Any, q_large: Any, p_good: Any | None, cost_answer: Any, cost_defer: Any,
-                   cost_large: Any, target: float = 0.95, curve_points: bool = False) -> dict[str, Any]:
-    """APGR, cost and saving at ``target`` × the large model's quality, deferral at that point, AUROC.
-
-    ``p_good`` None is the oracle (defers by quality gain). ``cost_large`` is always-large's per-item cost.
-    ``curve_points``: also the operating curve as ``curve`` = {cost, quality, defer} lists (for plots)."""
-    qs, ql = np.asarray(q_small, float), np.asarray(q_large, float)
-    if p_good is None:
-        curve = oracle_curve(qs, ql, cost_answer, cost_defer)
-        auc = float("nan")
-    else:
-        pg = np.asarray(p_good, float)
-        curve = operating_curve(qs, ql, 1.0 - pg, cost_answer, cost_defer)
-        auc = float(auroc(1.0 - pg, qs < 0.5))  # the deferral signal against "the small answer is bad"
-    at = cost_at_quality(curve, target * float(ql.mean()))
-    large = float(np.mean(cost_large))
-    out: dict[str, Any] = {
-        "apgr": float(apgr(curve)), "cost_at_target": at.cost, "saving_at_target": 1.0 - at.cost / large,
-        "defer_at_target": at.c, "auroc_bad": auc, "quality_small": float(qs.mean()),
-        "quality_large": float(ql.mean()), "cost_small": float(np.mean(cost_answer)), "cost_large": large}
-    if curve_points:
-        out["curve"] = {"cost": curve.cost.tolist(), "quality": curve.r.tolist(), "defer": curve.c.tolist()}
     return out
 
 

@@ -6,7 +6,7 @@ every lower tier's threshold with ``tau`` ∈ [0, 1] (an operating point chosen 
 ``router-<name>-<threshold>``). The bare ``<router>`` works too.
 
 A lower tier whose backend reads the label from its first streamed token (OpenAI-compatible backends) predicts and
-answers in one call (:mod:`thrifty.route.single_call`): closed at the label when it defers, streamed on when it
+answers in one call (:mod:`thrifty.route.decide.single_call`): closed at the label when it defers, streamed on when it
 answers, so an answered request costs one backend call.
 
 Every backend call (a prediction, an answer, a repair) runs under a timeout (in a worker pool, or in the request's
@@ -40,8 +40,7 @@ from thrifty.core.errors import ConfigError, TransientError
 from thrifty.llm.base import Completion, GenParams
 from thrifty.llm.capabilities import SELF_TIMED, STREAMS, TOOLS, supports
 from thrifty.llm.openai_compat import UpstreamClientError, call_deadline
-from thrifty.route.deploy import Deployment, trim_history
-from thrifty.route.engine import (
+from thrifty.route.decide.engine import (
     Hooks,
     NoTierAnswered,
     Routed,
@@ -50,10 +49,11 @@ from thrifty.route.engine import (
     continue_answer,
     prediction_dict,
 )
-from thrifty.route.policy import Ladder
-from thrifty.route.server.config import FALLBACKS, ServeConfig, tier_name
-from thrifty.route.server.guard import CircuitBreaker
-from thrifty.route.server.metrics import Metrics, server_metrics
+from thrifty.route.decide.policy import Ladder
+from thrifty.route.serve.config import FALLBACKS, ServeConfig, tier_name
+from thrifty.route.serve.deploy import Deployment, trim_history
+from thrifty.route.serve.guard import CircuitBreaker
+from thrifty.route.serve.metrics import Metrics, server_metrics
 
 log = logging.getLogger("thrifty.server")
 

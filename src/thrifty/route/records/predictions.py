@@ -1,10 +1,7 @@
-"""Prediction evaluation: run grade predictors on judged test examples, store every prediction, score them.
+"""Predictions over judged records: each predictor predicts the judge's grade of a model's stored answer.
 
-For one model and the examples of each task (rebuilt exactly as collection built them), each predictor predicts
-the judge's grade of the model's answer before it is given. Predictions are stored in the run store keyed by
-what produced them (predictor, model, card version, task, exact prompt, version), so a re-run makes no model
-call and does not even load the model. The stored judge grades are the gold labels; the metrics, tables and
-plots are built by :mod:`thrifty.route.predict_report`.
+Predictions are stored in the run store keyed by what produced them (predictor, model, artefact version, task,
+exact prompt, version), so a re-run makes no model call and does not even load the model.
 """
 
 from __future__ import annotations
@@ -14,28 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, ThriftyError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.llm.factory import LazyChatModel, threaded_loader
-from thrifty.route.predict_report import build_result, format_markdown, write_outputs
 from thrifty.route.predictors.build import PREDICTORS
 from thrifty.tasks.base import Example, Task, check_split
 
 PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
-
-__all__ = [
-    "PREDICTORS",
-    "PREDICT_EVAL_VERSION",
-    "Item",
-    "PredictEvalConfig",
-    "format_markdown",
-    "gather_predictions",
-    "gold_grades",
-    "predict_eval",
-    "prediction_fields",
-]
 
 
 @dataclass
@@ -115,8 +98,6 @@ def prediction_fields(predictor: Any, model: str, version: str | None, task: str
             "messages": messages, "prompt": predictor.prompt(messages, task), "v": PREDICT_EVAL_VERSION}
 
 
-
-
 def _make_predictors(cfg: PredictEvalConfig, model: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The predictors ``cfg`` lists, and the version of each one's artefact (None for zero-shot)."""
     from thrifty.route.predictors.build import artefact_of, build_predictor
@@ -133,23 +114,6 @@ def gold_grades(store: RunStore, model: str, task: str, split: str, judge: str) 
     from thrifty.judge.cache import stored_labels
 
     return {ex: label for (_, ex), label in stored_labels(store, model, split, judge, task).items()}
-
-
-def predict_eval(
-    cfg: PredictEvalConfig,
-    load_model: Callable[[str], Any] | None = None,
-    load_task: Callable[[str], Task] | None = None,
-) -> dict[str, Any]:
-    """Run the evaluation described by ``cfg`` and write its outputs; returns the JSON-able result."""
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.store_path.exists():
-        raise ConfigError(f"{cfg.store_path}: no run store here; collect with a judge first")
-    save_config(cfg, run_dir / "predict_eval_config.yaml")
-    items, counts, versions = gather_predictions(cfg, load_model, load_task)
-    result = build_result(cfg, items, counts, versions)
-    write_outputs(result, items, run_dir, cfg.bins)
-    return result
 
 
 def gather_predictions(
@@ -211,3 +175,4 @@ def _predict_one(store: RunStore, cfg: PredictEvalConfig, predictor: Any, versio
         return None
     counts["reused_predictions" if hit else "new_predictions"] += 1
     return value
+

@@ -5,7 +5,7 @@ interval, beside the oracle's and the best baseline's, and why when it saves not
 bootstrap intervals, what a cost number is, one-line metric definitions, the router's operating point and
 overhead, both curves, the per-task breakdown, the router read as a sentence and a table (with the predictor
 selection its file records, and the raw file folded away), and the package versions the run used. The words
-come from :mod:`thrifty.route.report_text`, shared with the markdown. Every value is HTML-escaped.
+come from :mod:`thrifty.route.replay.report_text`, shared with the markdown. Every value is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from thrifty.route.report_text import (
+from thrifty.route.replay.report_text import (
     cost_unit,
     cost_unit_short,
     definitions,

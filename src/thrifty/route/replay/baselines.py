@@ -49,8 +49,8 @@ class PromptRouter:
     def fit(self, rows: Sequence[tuple[str, Messages]], good: Sequence[bool], seed: int = 0,
             grid: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0)) -> PromptRouter:
         """Fit on (task, messages) rows labelled acceptable (True) or bad (False)."""
+        from thrifty.route.fit.probe_fit import choose_l2
         from thrifty.route.predictors.probe import ProbeClassifier
-        from thrifty.route.probe_fit import choose_l2
 
         if len(rows) != len(good) or len(rows) < 2:
             raise DataError("the prompt router needs at least two labelled training queries")
@@ -120,8 +120,8 @@ def embed_knn_scores(train: Sequence[tuple[tuple[str, Messages], bool]], test: S
                      seed: int = 0, embedder: Any = None) -> tuple[np.ndarray, np.ndarray, str]:
     """RouteLLM-style kNN over real sentence embeddings of the last user message: (p_good of each test query,
     the encoder's tokens per test query, the encoder's id). ``embedder`` None loads the bundled encoder; k is
-    chosen on the train rows (:class:`~thrifty.route.embed_router.KNNRouter`)."""
-    from thrifty.route.embed_router import KNNRouter
+    chosen on the train rows (:class:`~thrifty.route.replay.embed_router.KNNRouter`)."""
+    from thrifty.route.replay.embed_router import KNNRouter
 
     if embedder is None:
         from thrifty.llm.embed import load_embedder

@@ -21,9 +21,9 @@ from typing import Any
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import GenParams
-from thrifty.route.engine import Repair, Routed, self_refine
-from thrifty.route.policy import Ladder, Policy
-from thrifty.route.runtime import route_ladder
+from thrifty.route.decide.engine import Repair, Routed, self_refine
+from thrifty.route.decide.policy import Ladder, Policy
+from thrifty.route.serve.runtime import route_ladder
 
 
 def approx_tokens(text: str) -> int:
@@ -66,7 +66,7 @@ class Deployment:
 
     def ladder_for(self, task: str | None) -> Ladder:
         """The ladder with each tier's policy for ``task`` (its per-task policy when its router has one)."""
-        from thrifty.route.router_file import policy_for
+        from thrifty.route.decide.files import policy_for
 
         if not task or not any(step.get("task_policies") for step in self.record["steps"]):
             return self.ladder
@@ -85,8 +85,7 @@ class Deployment:
 def read_routing_file(path: str | Path) -> dict[str, Any]:
     """A router or ladder file as a ladder record: ``tiers``, ``steps`` (one router record per lower tier),
     ``max_tries``; a router file becomes a two-tier ladder. The file is read once."""
-    from thrifty.route.ladder import check_ladder
-    from thrifty.route.router_file import check_router, read_json_file
+    from thrifty.route.decide.files import check_ladder, check_router, read_json_file
 
     record = read_json_file(path, "routing file", "write one with `thrifty route calibrate`")
     if not isinstance(record, dict):

@@ -14,7 +14,7 @@ absent): a lower tier pays its prediction prompt whenever consulted and, when it
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ class LadderEvalConfig:
 
 def _step_predictions(cfg: LadderEvalConfig, step: dict[str, Any], tasks: list[str], load_model: Any,
                       load_task: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    from thrifty.route.router import router_predictions
+    from thrifty.route.records.joins import router_predictions
 
     items, _ = router_predictions(step, f"{cfg.ladder} ({step['small']})", cfg.store_path, cfg.run_dir, tasks,
                                   cfg.split, cfg.n_per_task, cfg.seed, cfg.n_threads, load_model, load_task)
@@ -64,8 +64,9 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     """Run the replay ``cfg`` describes; writes ladder_eval.{json,md}; returns the result."""
     from thrifty.evals.routing_metrics import cpt, grade_quality, routing_summary
     from thrifty.judge.cache import stored_labels
-    from thrifty.route.ladder import ladder_curve, ladder_outcomes, load_ladder
-    from thrifty.route.router import prediction_dict_arrays, routed_p_good, stored_generations
+    from thrifty.route.decide.files import load_ladder
+    from thrifty.route.fit.calibrate import routed_p_good
+    from thrifty.route.records.joins import prediction_dict_arrays, stored_generations
 
     record = load_ladder(cfg.ladder)
     tiers, steps = record["tiers"], record["steps"]
@@ -145,4 +146,61 @@ def _pct(x: float) -> str:
     return "never" if x != x else f"{100 * x:.1f} %"
 
 
-__all__ = ["LadderEvalConfig", "evaluate_ladder", "format_ladder"]
+__all__ = ["LadderEvalConfig", "evaluate_ladder", "format_ladder", "ladder_curve", "ladder_outcomes"]
+
+
+def ladder_outcomes(p_good: Any, taus: Any, quality: Any, answer_cost: Any, predict_cost: Any,
+                    max_tries: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(answering tier, quality, cost) per query.
+
+    ``p_good`` (n, T−1): calibrated p_good of each lower tier (−1 for an unreadable prediction: it defers);
+    ``taus`` (T−1,) thresholds, or (n, T−1) when each query has its own (per-task policies); ``quality`` and ``answer_cost`` (n, T): each tier's answer quality and cost
+    (for a lower tier, the cost beyond its prediction, whose prefix the answer continues); ``predict_cost``
+    (n, T−1): each lower tier's prediction cost, paid whenever that tier is consulted.
+    """
+    pg, q = np.asarray(p_good, dtype=float), np.asarray(quality, dtype=float)
+    ac, pc = np.asarray(answer_cost, dtype=float), np.asarray(predict_cost, dtype=float)
+    taus = np.asarray(taus, dtype=float)
+    n, lower = pg.shape
+    if q.shape != (n, lower + 1) or ac.shape != q.shape or pc.shape != pg.shape or taus.shape not in ((lower,),
+                                                                                                     pg.shape):
+        raise ConfigError("p_good/predict_cost must be (n, T-1), quality/answer_cost (n, T) and taus (T-1,) or "
+                          "(n, T-1)")
+    taus = np.broadcast_to(taus, pg.shape)
+    tries = lower if max_tries is None else min(lower, max_tries)
+    tier = np.full(n, lower)
+    for i in reversed(range(tries)):  # the lowest tier that answers wins
+        tier = np.where(pg[:, i] >= taus[:, i], i, tier)
+    rows = np.arange(n)
+    consulted = np.minimum(tier + 1, tries)  # lower tiers whose prediction was paid
+    paid = np.where(np.arange(lower)[None, :] < consulted[:, None], pc, 0.0).sum(axis=1)
+    return tier, q[rows, tier], ac[rows, tier] + paid
+
+
+def ladder_curve(p_good: Any, quality: Any, answer_cost: Any, predict_cost: Any, always_cost: Any,
+                 max_tries: int | None = None, rates: Sequence[float] | None = None) -> Any:
+    """Operating points of the ladder when every lower tier defers the same fraction d of queries (d swept over
+    ``rates``), as a RoutingCurve in normalised cost: c = (cost − cost of always-cheapest) / (cost of always-top −
+    cost of always-cheapest), with ``always_cost`` (n, T) each tier's plain answer cost. Points outside c ∈ [0, 1]
+    are dropped; the always-cheapest and always-top endpoints are added."""
+    from thrifty.evals.routing_metrics import RoutingCurve
+    from thrifty.route.decide.calibrators import threshold_for_defer_rate
+
+    pg, q, k = np.asarray(p_good, dtype=float), np.asarray(quality, dtype=float), np.asarray(always_cost, float)
+    rates = np.linspace(0.0, 1.0, 21) if rates is None else np.asarray(rates, dtype=float)
+    lo, hi = float(k[:, 0].mean()), float(k[:, -1].mean())
+    if hi <= lo:
+        raise ConfigError("the top tier must cost more than the cheapest for a normalised-cost curve")
+    pts = []
+    for d in rates:
+        # never below 0: an unreadable prediction (-1) defers at every operating point, as the policy does
+        taus = [max(threshold_for_defer_rate(pg[:, i], float(d)), 0.0) for i in range(pg.shape[1])]
+        _, qq, cc = ladder_outcomes(pg, taus, q, answer_cost, predict_cost, max_tries)
+        c = (cc.mean() - lo) / (hi - lo)
+        if 0.0 <= c <= 1.0:
+            pts.append((c, qq.mean(), cc.mean(), d))
+    r_w, r_s = float(q[:, 0].mean()), float(q[:, -1].mean())
+    pts = sorted([(0.0, r_w, lo, np.nan), *pts, (1.0, r_s, hi, np.nan)])
+    c, r, cost, d = (np.array(v) for v in zip(*pts, strict=True))
+    return RoutingCurve(d, c, r, cost, r_w, r_s, lo, hi)
+

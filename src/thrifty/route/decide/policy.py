@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.core.errors import ConfigError
-from thrifty.route.calibrate import Isotonic, apply_temperature
+from thrifty.route.decide.calibrators import Isotonic, apply_temperature
 
 ANSWER, REPAIR, DEFER = "answer", "repair", "defer"
 CALIBRATIONS = ("none", "temperature", "isotonic")

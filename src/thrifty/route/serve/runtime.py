@@ -1,5 +1,5 @@
 """Serving-time routing for two models or an N-tier ladder, without a server: thin entry points to the routing
-engine (:func:`thrifty.route.engine.climb`), which holds the one climber and the one :class:`Routed`.
+engine (:func:`thrifty.route.decide.engine.climb`), which holds the one climber and the one :class:`Routed`.
 
 - **answer**: the small model answers by continuing its own prediction prompt (prefix + predicted label);
 - **repair** (three-way policies): that answer, then :func:`self_refine` (or any ``repair`` callable);
@@ -14,7 +14,7 @@ from typing import Any
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import GenParams
-from thrifty.route.engine import (
+from thrifty.route.decide.engine import (
     REFINE_INSTRUCTION,
     Hooks,
     Repair,
@@ -23,7 +23,7 @@ from thrifty.route.engine import (
     continue_answer,
     self_refine,
 )
-from thrifty.route.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
+from thrifty.route.decide.policy import ANSWER, DEFER, REPAIR, Ladder, Policy
 
 
 def route_query(small: Any, large: Any, predictor: Any, policy: Policy, messages: Messages,

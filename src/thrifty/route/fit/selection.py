@@ -22,7 +22,7 @@ def candidate_summary(d: dict[str, Any], quality: float) -> dict[str, Any]:
     """Cost, saving against always-large and deferral at ``quality`` × large quality, APGR and AUROC of one
     candidate's gathered rows (``score``: the policy's signal per row, -1 where unreadable; ``q_small``/``q_large``
     and per-row costs)."""
-    from thrifty.route.crossfit import method_summary
+    from thrifty.evals.routing_metrics import method_summary
 
     m = method_summary(d["q_small"], d["q_large"], np.clip(d["score"], 0.0, 1.0), d["cost_answer"], d["cost_defer"],
                        d["cost_large"], target=quality)

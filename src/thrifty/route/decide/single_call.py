@@ -6,7 +6,7 @@ Here one streamed request carries both: the model's reply opens with the predict
 zero-shot or report-card prompt asks for exactly that), the label distribution comes from that token's
 ``top_logprobs``, and the policy decides before the second token is read. On defer the stream is closed at once,
 so the backend stops: a deferral costs the small model's prefill and about one token. On answer the rest of the
-reply goes on to the caller as it is generated. The routing engine (:func:`thrifty.route.engine.climb`) takes this
+reply goes on to the caller as it is generated. The routing engine (:func:`thrifty.route.decide.engine.climb`) takes this
 path for a lower tier when :func:`single_call_fits` says it fits:
 
 - the model declares ``label_stream`` (:mod:`thrifty.llm.capabilities`; OpenAI-compatible backends do);
@@ -36,7 +36,7 @@ from thrifty.core.types import Messages
 from thrifty.judge.base import LABELS
 from thrifty.llm.base import Completion, GenParams, LabelProbs
 from thrifty.llm.capabilities import LABEL_STREAM, supports
-from thrifty.route.policy import DEFER
+from thrifty.route.decide.policy import DEFER
 from thrifty.route.predictors.base import Prediction, PromptPredictor, read_prediction
 
 Sink = Callable[[Prediction, str], Callable[[str], None] | None]

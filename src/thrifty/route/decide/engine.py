@@ -2,13 +2,13 @@
 
 Every caller that routes a live query goes through :func:`climb` — the server (guarded calls, streaming, tools,
 fallback), ``thrifty route ask`` and :meth:`Deployment.route`, :func:`route_query`/:func:`route_ladder` and PA
-(:func:`thrifty.route.paradigms.pa`, a one-tier climb with no top tier). What differs between them is passed in as
+(:func:`thrifty.route.decide.paradigms.pa`, a one-tier climb with no top tier). What differs between them is passed in as
 :class:`Hooks`; the walk itself is written once:
 
 - tier i (from ``start``; at most ``max_tries`` lower tiers) predicts its own grade with its predictor; its policy
   (``policies[i].decide``: every threshold lives in the policy) says answer, repair or defer;
 - **answer**: the tier answers, continuing its own prediction prompt (prefix + label) so the prefill is reused —
-  or, where the tier's backend can (:mod:`thrifty.route.single_call`), prediction and answer are one streamed call
+  or, where the tier's backend can (:mod:`thrifty.route.decide.single_call`), prediction and answer are one streamed call
   that the decision closes at the label (defer) or lets run on (answer);
 - **repair** (three-way policies): that draft, then one cheap intervention on the same model (:func:`self_refine`
   by default) — skipped when the draft is a tool call; a failed repair leaves the draft standing;
@@ -28,8 +28,8 @@ from typing import Any
 from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import Completion, GenParams
-from thrifty.route.policy import ANSWER, DEFER, REPAIR
-from thrifty.route.single_call import SingleCall, single_call_fits
+from thrifty.route.decide.policy import ANSWER, DEFER, REPAIR
+from thrifty.route.decide.single_call import SingleCall, single_call_fits
 
 FALLBACK = "fallback"
 
@@ -156,7 +156,7 @@ class Hooks:
     the strongest lower tier that deferred answer when the top tier fails; ``on_answer_failed(tier)`` runs when
     an answer attempt fails (it may raise to stop the climb, e.g. once a reply has begun streaming).
 
-    ``single_call``: a lower tier that fits (:func:`~thrifty.route.single_call.single_call_fits`) predicts and
+    ``single_call``: a lower tier that fits (:func:`~thrifty.route.decide.single_call.single_call_fits`) predicts and
     answers in one call (guard kind "single"), bypassing ``answer``; ``sink(tier, prediction, action,
     consulted)`` then gives the callback its answer streams to (None: not streamed; called once it decided, with
     the action as ``answer`` gets it)."""

@@ -1,2 +1,0 @@
-"""The OpenAI-compatible routing server: protocol (pydantic), service (routing with guarded backends, metrics,
-ledger; no HTTP), app (`build_app(service)`), guard (keys, rate limits, circuit breakers)."""
