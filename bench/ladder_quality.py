@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     run = Path(args.run_dir)
-    _, mid = load_router(run / args.mid_router)
-    tasks, fitted = mid["fitted_on"]["tasks"], mid["fitted_on"]
+    mid = load_router(run / args.mid_router)
+    tasks, fitted = mid.fitted_on["tasks"], mid.fitted_on
     summary = json.loads((run / "routing_quality.json").read_text()) if (run / "routing_quality.json").exists() else {}
     conf = summary.get("config", {})
     n_val, n_test = fitted["n_per_task"], int(conf.get("n_test_per_task", 60))

@@ -40,16 +40,16 @@ def register_verbs(verbs) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from thrifty.route.decide.files import load_ladder
     from thrifty.route.fit.ladder import build_ladder, save_ladder
 
-    record = build_ladder(args.routers, args.max_tries)
-    out = save_ladder(record, args.out)
-    print(f"ladder {record['version']} written to {out}: {' → '.join(record['tiers'])}"
-          + (f" (at most {record['max_tries']} lower tiers consulted)" if record["max_tries"] else ""))
-    for step in record["steps"]:
-        pol = step["policy"]
-        print(f"  {step['small']}: {step['predictor']['name']} predictor, answers when calibrated p_good >= "
-              f"{pol['tau_good']:.4g}, else passes up")
+    out = save_ladder(build_ladder(args.routers, args.max_tries), args.out)
+    ladder = load_ladder(out)  # what was written, read back as serving will read it
+    print(f"ladder {ladder.version} written to {out}: {' → '.join(ladder.tiers)}"
+          + (f" (at most {ladder.max_tries} lower tiers consulted)" if ladder.max_tries else ""))
+    for step in ladder.steps:
+        print(f"  {step.small}: {step.predictor.name} predictor, answers when calibrated p_good >= "
+              f"{step.policy.tau_good:.4g}, else passes up")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from _two_models import SplitAddTask, two_model_store
 
 from thrifty.core.store import RunStore
-from thrifty.route.decide.files import load_router
+from thrifty.route.decide.files import PredictorRef, load_router
 from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
 from thrifty.route.predictors import build_report_card
 from thrifty.route.records.predictions import PredictEvalConfig
@@ -26,9 +26,11 @@ def test_the_demo_pipeline_end_to_end_on_scripted_models(tmp_path):
                           n_per_task=12, predictor="report_card", card=str(card_path), target="defer_rate",
                           defer_rate=0.5)
     router = calibrate_router(cal, load_model=lambda s: small, load_task=SplitAddTask)
-    policy, again = load_router(cal.out_path)
+    again = load_router(cal.out_path)
+    policy = again.policy
     assert policy.calibrator.kind == "temperature"
-    assert again["predictor"] == {"name": "report_card", "version": card.version, "artefact": str(card_path)}
+    assert again.record["predictor"] == {"name": "report_card", "version": card.version, "artefact": str(card_path)}
+    assert again.predictor == PredictorRef("report_card", str(card_path), card.version)
     res = evaluate_router(EvalConfig(router=str(cal.out_path), store=str(store), run_dir=str(tmp_path / "eval"),
                                      n_per_task=12, train_n_per_task=12),
                           load_model=lambda s: small, load_task=SplitAddTask)

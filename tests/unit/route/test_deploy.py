@@ -9,9 +9,10 @@ from test_ladder import _three_tier
 
 from thrifty.core.errors import ConfigError
 from thrifty.llm.fake import FakeChatModel
+from thrifty.route.decide.files import load_routing_file
 from thrifty.route.decide.policy import ANSWER, DEFER
 from thrifty.route.fit.ladder import build_ladder, save_ladder
-from thrifty.route.serve.deploy import load_deployment, read_routing_file, trim_history
+from thrifty.route.serve.deploy import load_deployment, trim_history
 
 
 def _m(role, text):
@@ -37,8 +38,8 @@ def _q(i):
 
 def test_router_file_loads_as_a_two_tier_deployment_and_routes(tmp_path):
     _, models, (r_sm, _) = _three_tier(tmp_path, n=8)
-    record = read_routing_file(r_sm)
-    assert record["tiers"] == ["s", "m"] and len(record["steps"]) == 1
+    record = load_routing_file(r_sm)
+    assert record.tiers == ("s", "m") and len(record.steps) == 1 and record.version == record.steps[0].version
     dep = load_deployment(r_sm, load_model=models.__getitem__)
     assert dep.tiers == ("s", "m")
     even, odd = dep.route(_q(0)), dep.route(_q(3))
@@ -62,10 +63,10 @@ def test_ladder_file_routes_across_three_tiers_and_sticky_escalation_skips_lower
 
 def test_unreadable_files_fail_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
-        read_routing_file(tmp_path / "missing.json")
+        load_routing_file(tmp_path / "missing.json")
     (tmp_path / "junk.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="not a router or ladder"):
-        read_routing_file(tmp_path / "junk.json")
+        load_routing_file(tmp_path / "junk.json")
     (tmp_path / "r.json").write_text(json.dumps({"v": 99}))
     with pytest.raises(ConfigError, match="router file"):
         load_deployment(tmp_path / "r.json", load_model=lambda s: FakeChatModel())

@@ -92,7 +92,9 @@ def test_ladder_file_round_trip_and_broken_chains(tmp_path):
     record = build_ladder([r_sm, r_ml], max_tries=2)
     assert record["tiers"] == ["s", "m", "l"] and record["max_tries"] == 2 and len(record["version"]) == 12
     out = save_ladder(record, tmp_path / "ladder.json")
-    assert load_ladder(out) == json.loads(out.read_text()) == record
+    typed = load_ladder(out)
+    assert typed.record == json.loads(out.read_text()) == record
+    assert typed.tiers == ("s", "m", "l") and typed.max_tries == 2 and [s.small for s in typed.steps] == ["s", "m"]
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text(r_sm.read_text().replace('"large": "m"', '"large": "x"'))
     with pytest.raises(ConfigError, match="not a stronger tier"):

@@ -30,8 +30,11 @@ def test_defer_rate_target_writes_a_router_that_reads_back_and_reruns_free(tmp_p
     assert fit["quality_small"] == 0.5 and fit["quality_large"] == 1.0 and fit["parse_failures"] == 0
     assert fit["cost_large_always"] > fit["cost_small_always"] > 0
     assert all(math.isfinite(fit[k][m]) for k in ("before", "after") for m in ("ece", "brier"))
-    policy, again = load_router(cfg.out_path)
-    assert again == json.loads(cfg.out_path.read_text()) and again["version"] == router["version"]
+    again = load_router(cfg.out_path)
+    policy = again.policy
+    assert again.record == json.loads(cfg.out_path.read_text()) and again.version == router["version"]
+    assert (again.small, again.large, again.predictor.name, again.judge) == ("s", "l", router["predictor"]["name"],
+                                                                              router["judge"])
     assert policy.calibrator.kind == "temperature" and policy.tau_good == router["policy"]["tau_good"]
     assert policy.decide(Prediction(0.1, 0.2, 0.7)) == DEFER
     calls = small.pred.n_calls
@@ -103,7 +106,7 @@ def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_
     from _two_models import Small, _large_answer
 
     from thrifty.llm.fake import FakeChatModel
-    from thrifty.route.decide.files import policy_for, task_policies
+    from thrifty.route.decide.files import RouterFile
     from thrifty.route.records.collect import CollectConfig, collect
 
     models = {"s": Small(), "l": FakeChatModel(rules=[(lambda t: True, _large_answer)])}
@@ -118,8 +121,9 @@ def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_
     assert set(router["task_policies"]) == {"add"} and router["task_fit"]["add"]["n"] == 30
     assert router["task_fit"]["add"]["defer_rate"] == 0.5 and router["task_fit"]["add"]["quality"] == 1.0
     assert router["fit"]["defer_rate"] == pytest.approx(15 / 45)  # the global fit: ties at the cut stay answered
-    own, glob = policy_for(router, "add"), policy_for(router, "even")
-    assert own == task_policies(router)["add"] and glob == policy_for(router, None) == load_router(cfg.out_path)[0]
+    typed = RouterFile.from_record(router, "router")
+    own, glob = typed.policy_for("add"), typed.policy_for("even")
+    assert own == typed.task_policies["add"] and glob == typed.policy_for(None) == load_router(cfg.out_path).policy
     plain = calibrate_router(CalibrateConfig(**{**cfg.__dict__, "per_task": False}), load_model=models.__getitem__,
                              load_task=_tasks)
     assert "task_policies" not in plain and plain["version"] != router["version"]
@@ -128,10 +132,13 @@ def test_per_task_policies_for_tasks_with_enough_rows_and_the_global_policy_for_
 def test_routed_p_good_uses_each_rows_task_policy():
     import numpy as np
 
+    from thrifty.route.decide.files import RouterFile
     from thrifty.route.fit.calibrate import routed_p_good
 
-    router = {"policy": {"tau_good": 0.5},
-              "task_policies": {"a": {"tau_good": 0.9, "calibrator": {"kind": "temperature", "temperature": 2.0}}}}
+    router = RouterFile.from_record({
+        "v": 1, "small": "s", "large": "l", "predictor": {"name": "zero_shot"}, "version": "x",
+        "policy": {"tau_good": 0.5},
+        "task_policies": {"a": {"tau_good": 0.9, "calibrator": {"kind": "temperature", "temperature": 2.0}}}}, "r")
     probs = np.array([[0.1, 0.2, 0.7], [0.1, 0.2, 0.7], [0.6, 0.2, 0.2]])
     p_good, tau = routed_p_good(router, probs, np.array([True, True, False]), ["a", "b", "a"])
     t2 = np.sqrt(probs[0]) / np.sqrt(probs[0]).sum()  # temperature 2 on log-probs: p^(1/2), renormalised
@@ -142,7 +149,7 @@ def test_expected_grade_signal_is_fitted_and_recorded(tmp_path):
     store, small = two_model_store(tmp_path, 20)
     cfg = _cfg(tmp_path, store, 20, target="defer_rate", defer_rate=0.5, calibration="none", signal="expected_grade")
     router = calibrate_router(cfg, load_model=lambda s: small, load_task=SplitAddTask)
-    policy, _ = load_router(cfg.out_path)
+    policy = load_router(cfg.out_path).policy
     assert policy.signal == "expected_grade" and router["fit"]["defer_rate"] == 0.5
     # raw predictions: odd questions (bad 0.7, ok 0.2, great 0.1) → 0.2; even (0.2, 0.3, 0.5) → 0.65
     assert policy.tau_good == pytest.approx(0.65)

@@ -33,7 +33,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
-from thrifty.route.decide.files import ROUTER_VERSION, policy_for
+from thrifty.route.decide.files import ROUTER_VERSION, RouterFile
 from thrifty.route.decide.policy import CALIBRATIONS, SIGNALS, Calibrator, Policy
 from thrifty.route.records.joins import (
     joined_rows,
@@ -256,14 +256,14 @@ def _fit_policy(cfg: CalibrateConfig, probs: np.ndarray, parsed: np.ndarray, y: 
     return Policy(tau_good=tau, calibrator=calibrator, signal=cfg.signal), fit
 
 
-def routed_p_good(router: dict[str, Any], probs: np.ndarray, parsed: np.ndarray,
+def routed_p_good(router: RouterFile, probs: np.ndarray, parsed: np.ndarray,
                   tasks: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per row: calibrated p_good (each row by its task's calibrator when it has one; -1 when unreadable) and
     the threshold that applies to it."""
     p_good, tau = np.empty(len(tasks)), np.empty(len(tasks))
     for t in set(tasks):
         sel = np.array([x == t for x in tasks])
-        pol = policy_for(router, t)
+        pol = router.policy_for(t)
         p_good[sel] = calibrated_p_good(pol, probs[sel], parsed[sel])
         tau[sel] = pol.tau_good
     return p_good, tau

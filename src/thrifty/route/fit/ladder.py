@@ -30,18 +30,18 @@ def build_ladder(router_paths: Sequence[str | Path], max_tries: int | None = Non
 
     if not router_paths:
         raise ConfigError("a ladder needs at least one router file")
-    steps = [load_router(p)[1] for p in router_paths]
-    tiers = [s["small"] for s in steps] + [steps[-1]["large"]]
+    routers = [load_router(p) for p in router_paths]
+    tiers = [r.small for r in routers] + [routers[-1].large]
     if len(set(tiers)) != len(tiers):
         raise ConfigError(f"a ladder's tiers must be distinct models, got {' → '.join(tiers)}")
-    for i, (path, step) in enumerate(zip(router_paths, steps, strict=True)):
-        if step["large"] not in tiers[i + 1:]:
-            raise ConfigError(f"{path}: defers to {step['large']!r}, which is not a stronger tier of this ladder "
+    for i, (path, router) in enumerate(zip(router_paths, routers, strict=True)):
+        if router.large not in tiers[i + 1:]:
+            raise ConfigError(f"{path}: defers to {router.large!r}, which is not a stronger tier of this ladder "
                               f"({' → '.join(tiers)})")
     if max_tries is not None and max_tries < 1:
         raise ConfigError("max_tries must be >= 1 (or omitted: no cap)")
-    record: dict[str, Any] = {"v": LADDER_VERSION, "kind": "ladder", "tiers": tiers, "steps": steps,
-                              "max_tries": max_tries}
+    record: dict[str, Any] = {"v": LADDER_VERSION, "kind": "ladder", "tiers": tiers,
+                              "steps": [r.record for r in routers], "max_tries": max_tries}
     record["version"] = content_hash({k: v for k, v in record.items()})[:12]
     return record
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
+from thrifty.route.decide.files import RouterFile
 from thrifty.tasks.base import Task
 
 
@@ -44,7 +45,7 @@ def prediction_dict_arrays(predictions: list[dict[str, Any]]) -> tuple[np.ndarra
     return probs, np.array([bool(d.get("parsed", True)) for d in predictions])
 
 
-def router_predictions(router: dict[str, Any], where: str, store: str | Path, run_dir: str | Path,
+def router_predictions(router: RouterFile, where: str, store: str | Path, run_dir: str | Path,
                        tasks: list[str], split: str, n_per_task: int, seed: int, n_threads: int,
                        load_model: Callable[[str], Any] | None = None,
                        load_task: Callable[[str], Task] | None = None) -> tuple[list[Any], dict[str, Any]]:
@@ -53,16 +54,15 @@ def router_predictions(router: dict[str, Any], where: str, store: str | Path, ru
     from thrifty.route.predictors.build import ARTEFACT_FIELD
     from thrifty.route.records.predictions import PredictEvalConfig, gather_predictions
 
-    pred = router["predictor"]
-    key = ARTEFACT_FIELD.get(pred["name"])
-    pe = PredictEvalConfig(store=str(store), run_dir=str(run_dir), model=router["small"], tasks=tasks, split=split,
-                           n_per_task=n_per_task, seed=seed, predictors=[pred["name"]],
-                           judge=router.get("judge", "verifier"), n_threads=n_threads,
-                           **({key: pred.get("artefact", "")} if key else {}))
+    pred = router.predictor
+    key = ARTEFACT_FIELD.get(pred.name)
+    pe = PredictEvalConfig(store=str(store), run_dir=str(run_dir), model=router.small, tasks=tasks, split=split,
+                           n_per_task=n_per_task, seed=seed, predictors=[pred.name], judge=router.judge,
+                           n_threads=n_threads, **({key: pred.artefact} if key else {}))
     items, counts, versions = gather_predictions(pe, load_model, load_task)
-    if pred.get("version") and versions.get(pred["name"]) != pred["version"]:
-        raise ConfigError(f"{where}: fitted with {pred['name']} version {pred['version']}, but the artefact now has "
-                          f"version {versions.get(pred['name'])}; calibrate again")
+    if pred.version and versions.get(pred.name) != pred.version:
+        raise ConfigError(f"{where}: fitted with {pred.name} version {pred.version}, but the artefact now has "
+                          f"version {versions.get(pred.name)}; calibrate again")
     return items, counts
 
 

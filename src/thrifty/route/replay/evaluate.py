@@ -39,6 +39,7 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
+from thrifty.route.decide.files import RouterFile
 from thrifty.route.replay.report_text import format_markdown
 from thrifty.tasks.base import Task, check_split
 
@@ -124,12 +125,12 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
         router_predictions,
     )
 
-    policy, router = load_router(cfg.router)
-    target = router.get("target", {})
-    tasks = list(cfg.tasks or router.get("fitted_on", {}).get("tasks", []))
+    router = load_router(cfg.router)
+    target = router.target
+    tasks = list(cfg.tasks or router.fitted_on.get("tasks", []))
     if not tasks:
         raise ConfigError("no tasks: give tasks, or use a router file that records the tasks it was fitted on")
-    judge = router.get("judge", "verifier")
+    judge = router.judge
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "route_eval_config.yaml")
@@ -142,17 +143,17 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                 for ex in task.examples(cfg.split, cfg.n_per_task, cfg.seed)}
     train: list[tuple[tuple[str, Any], bool]] = []
     with RunStore(cfg.store_path) as store:
-        rows, large, gens = joined_rows(store, items, router["small"], router["large"], tasks, cfg.split, judge)
+        rows, large, gens = joined_rows(store, items, router.small, router.large, tasks, cfg.split, judge)
         if {"prompt_router", "embed_knn"} & set(cfg.baselines):
             train = _train_rows(store, {t: task.examples("train", cfg.train_n_per_task, cfg.seed)
-                                        for t, task in loaded.items()}, router["small"], judge)
+                                        for t, task in loaded.items()}, router.small, judge)
     require_rows(rows, cfg.split)
     q_small = grade_quality([r.gold for r in rows])
     q_large = grade_quality([large[(r.task, r.example)] for r in rows])
     bad = np.array([r.gold == "bad" for r in rows])
-    kw = {"small": router["small"], "large": router["large"], "cost": target.get("cost", "tokens"),
+    kw = {"small": router.small, "large": router.large, "cost": target.get("cost", "tokens"),
           "prices": target.get("prices", {}), "cached_discount": float(target.get("cached_discount", 0.1))}
-    cw_r, cs_r = query_costs(rows, gens, **kw, predictor=router["predictor"]["name"])
+    cw_r, cs_r = query_costs(rows, gens, **kw, predictor=router.predictor.name)
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)
     probs, parsed = prediction_arrays(rows)
     p_good, tau_row = routed_p_good(router, probs, parsed, [r.task for r in rows])  # per-task policies if any
@@ -160,7 +161,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     methods = {"router": _method("router", q_small, q_large, 1.0 - p_good, cw_r, cs_r, bad, **boot)}
     answered = parsed & (p_good >= tau_row)
     methods["router"]["operating_point"] = {
-        "tau": policy.tau_good, "defer_rate": float(np.mean(~answered)),
+        "tau": router.policy.tau_good, "defer_rate": float(np.mean(~answered)),
         "quality": float(np.where(answered, q_small, q_large).mean()),
         "cost": float(np.where(answered, cw_r, cs_r).mean())}
     for name in ("random", "oracle"):
@@ -202,14 +203,15 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
                 "tokens_out": float(np.mean([r.prediction.get("tokens_out", 0) for r in rows])),
                 "latency_s": float(np.mean([r.prediction.get("latency_s", 0.0) for r in rows])),
                 "parse_failures": int((~parsed).sum())}
-    selection = (router.get("fit") or {}).get("selection")  # candidates compared by `route calibrate`
-    result = {"router": {**{k: router[k] for k in ("version", "small", "large", "predictor", "policy")},
-                         "own_policy_tasks": sorted(router.get("task_policies") or {}),
-                         **{k: router[k] for k in ("judge", "target", "fitted_on") if k in router},
+    selection = router.fit.get("selection")  # candidates compared by `route calibrate`
+    rec = router.record  # the report quotes the file as written
+    result = {"router": {**{k: rec[k] for k in ("version", "small", "large", "predictor", "policy")},
+                         "own_policy_tasks": sorted(router.task_policies),
+                         **{k: rec[k] for k in ("judge", "target", "fitted_on") if k in rec},
                          **({"selection": selection} if selection else {})},
               "split": cfg.split, "tasks": tasks, "n": len(rows), "counts": counts, "overhead": overhead,
-              "pricing": {"unit": kw["cost"], "source": price_source([router["small"], router["large"]], kw["prices"]),
-                          "cached_discount": kw["cached_discount"], "models": [router["small"], router["large"]],
+              "pricing": {"unit": kw["cost"], "source": price_source([router.small, router.large], kw["prices"]),
+                          "cached_discount": kw["cached_discount"], "models": [router.small, router.large],
                           "prices": dict(kw["prices"])},
               "q_small": float(q_small.mean()), "q_large": float(q_large.mean()), "methods": methods,
               "per_task": per_task, "notes": notes,
@@ -219,7 +221,7 @@ def evaluate_router(cfg: EvalConfig, load_model: Callable[[str], Any] | None = N
     return result
 
 
-def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: list[Any],
+def _posthoc_method(name: str, cfg: EvalConfig, router: RouterFile, rows: list[Any],
                     messages: dict[Any, Any], gens: dict[str, Any], kw: dict[str, Any], q_small: np.ndarray,
                     q_large: np.ndarray, bad: np.ndarray, load_model: Any) -> dict[str, Any]:
     """A baseline that scores the small model's stored answer after it was given (``p_true`` or ``chow``);
@@ -230,21 +232,21 @@ def _posthoc_method(name: str, cfg: EvalConfig, router: dict[str, Any], rows: li
     from thrifty.route.replay.baselines import POSTHOC
 
     score_fn, version = POSTHOC[name]
-    table = price_table([router["small"], router["large"]], kw["prices"], kw["cached_discount"])
-    small = LazyChatModel(router["small"], loader=load_model or threaded_loader(cfg.n_threads))
+    table = price_table([router.small, router.large], kw["prices"], kw["cached_discount"])
+    small = LazyChatModel(router.small, loader=load_model or threaded_loader(cfg.n_threads))
     scores, extra = [], []
-    with RunStore(cfg.store_path) as store, Progress(len(rows), f"{name} {router['small']}") as bar:
+    with RunStore(cfg.store_path) as store, Progress(len(rows), f"{name} {router.small}") as bar:
         for r in rows:
-            answer = str(gens[router["small"]][(r.task, r.example)].get("text", ""))
+            answer = str(gens[router.small][(r.task, r.example)].get("text", ""))
             msgs = messages[(r.task, r.example)]
-            fields = {"predictor": name, "model": router["small"], "answer": answer, "task": r.task,
+            fields = {"predictor": name, "model": router.small, "answer": answer, "task": r.task,
                       "example": r.example, "v": version, "messages": msgs}
-            tags = {"model": router["small"], "task": r.task, "example": r.example, "split": cfg.split,
+            tags = {"model": router.small, "task": r.task, "example": r.example, "split": cfg.split,
                     "predictor": name}
             value, _ = store.get_or_compute("prediction", fields,
                                             lambda a=answer, m=msgs: score_fn(small, m, a), tags)
             scores.append(float(value["defer"]))
-            check = Usage(router["small"], int(value["tokens_in"]), 0, 0, float(value["latency_s"]))
+            check = Usage(router.small, int(value["tokens_in"]), 0, 0, float(value["latency_s"]))
             extra.append(query_cost([check], table, "latency" if kw["cost"] == "latency" else "tokens"))
             bar.advance()
     cw, cs = query_costs(rows, gens, **kw, with_prediction=False)

@@ -24,6 +24,7 @@ import numpy as np
 from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
+from thrifty.route.decide.files import RouterFile
 from thrifty.tasks.base import Task, check_split
 
 
@@ -50,11 +51,11 @@ class LadderEvalConfig:
         return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
 
 
-def _step_predictions(cfg: LadderEvalConfig, step: dict[str, Any], tasks: list[str], load_model: Any,
+def _step_predictions(cfg: LadderEvalConfig, step: RouterFile, tasks: list[str], load_model: Any,
                       load_task: Any) -> dict[tuple[str, str], dict[str, Any]]:
     from thrifty.route.records.joins import router_predictions
 
-    items, _ = router_predictions(step, f"{cfg.ladder} ({step['small']})", cfg.store_path, cfg.run_dir, tasks,
+    items, _ = router_predictions(step, f"{cfg.ladder} ({step.small})", cfg.store_path, cfg.run_dir, tasks,
                                   cfg.split, cfg.n_per_task, cfg.seed, cfg.n_threads, load_model, load_task)
     return {(it.task, it.example): it.prediction for it in items}
 
@@ -68,16 +69,16 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     from thrifty.route.fit.calibrate import routed_p_good
     from thrifty.route.records.joins import prediction_dict_arrays, stored_generations
 
-    record = load_ladder(cfg.ladder)
-    tiers, steps = record["tiers"], record["steps"]
-    tasks = list(cfg.tasks or steps[0].get("fitted_on", {}).get("tasks", []))
+    ladder = load_ladder(cfg.ladder)
+    tiers, steps = list(ladder.tiers), ladder.steps
+    tasks = list(cfg.tasks or steps[0].fitted_on.get("tasks", []))
     if not tasks:
         raise ConfigError("no tasks: give tasks, or use routers that record the tasks they were fitted on")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "ladder_eval_config.yaml")
     preds = [_step_predictions(cfg, s, tasks, load_model, load_task) for s in steps]
-    judge = steps[0].get("judge", "verifier")
+    judge = steps[0].judge
     with RunStore(cfg.store_path) as store:
         labels = [stored_labels(store, m, cfg.split, judge) for m in tiers]
         gens = [stored_generations(store, m, cfg.split) for m in tiers]
@@ -88,7 +89,7 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
                         f"prediction; collect all of {', '.join(tiers)} on the {cfg.split} split with a judge first")
     prices: dict[str, float] = {}
     for s in steps:
-        prices.update(s.get("target", {}).get("prices", {}))
+        prices.update(s.target.get("prices", {}))
     price = np.array([float(prices.get(m, 1.0)) for m in tiers]) / 1000.0
     quality = np.stack([grade_quality([lab[k] for k in keys]) for lab in labels], axis=1)
     tok = {f: np.array([[float(g[k].get(f, 0)) for g in gens] for k in keys]) for f in ("tokens_in", "tokens_out")}
@@ -100,17 +101,17 @@ def evaluate_ladder(cfg: LadderEvalConfig, load_model: Callable[[str], Any] | No
     fitted = [routed_p_good(s, *prediction_dict_arrays([p[k] for k in keys]), task_of) for s, p in zip(steps, preds, strict=True)]
     p_good = np.stack([pg for pg, _ in fitted], axis=1)
     taus = np.stack([tau for _, tau in fitted], axis=1)
-    tier, q, cost = ladder_outcomes(p_good, taus, quality, answer_cost, predict_cost, record.get("max_tries"))
-    curve = ladder_curve(p_good, quality, answer_cost, predict_cost, always, record.get("max_tries"))
+    tier, q, cost = ladder_outcomes(p_good, taus, quality, answer_cost, predict_cost, ladder.max_tries)
+    curve = ladder_curve(p_good, quality, answer_cost, predict_cost, always, ladder.max_tries)
     two = ladder_curve(p_good[:, :1], quality[:, [0, -1]], answer_cost[:, [0, -1]], predict_cost[:, :1],
                        always[:, [0, -1]])
     result = {
-        "ladder": cfg.ladder, "version": record["version"], "tiers": tiers, "split": cfg.split, "tasks": tasks,
+        "ladder": cfg.ladder, "version": ladder.version, "tiers": tiers, "split": cfg.split, "tasks": tasks,
         "n": len(keys), "prices_per_1k": dict(zip(tiers, (1000 * price).tolist(), strict=True)),
         "fitted": {"quality": float(q.mean()), "cost": float(cost.mean()),
                    "c": float((cost.mean() - curve.cost_weak) / (curve.cost_strong - curve.cost_weak)),
                    "share": {m: float(np.mean(tier == i)) for i, m in enumerate(tiers)},
-                   "thresholds": [s["policy"]["tau_good"] for s in steps], "max_tries": record.get("max_tries")},
+                   "thresholds": [s.policy.tau_good for s in steps], "max_tries": ladder.max_tries},
         "always": {m: {"quality": float(quality[:, i].mean()), "cost": float(always[:, i].mean())}
                    for i, m in enumerate(tiers)},
         "ladder_curve": {**routing_summary(curve, (0.5, 0.8)), "c": curve.c.tolist(), "r": curve.r.tolist(),

@@ -22,7 +22,8 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.types import Messages
 from thrifty.llm.base import GenParams
 from thrifty.route.decide.engine import Repair, Routed, self_refine
-from thrifty.route.decide.policy import Ladder, Policy
+from thrifty.route.decide.files import LadderFile, load_routing_file
+from thrifty.route.decide.policy import Ladder
 from thrifty.route.serve.runtime import route_ladder
 
 
@@ -57,21 +58,23 @@ class Deployment:
     models: list[Any]
     predictors: list[Any]
     ladder: Ladder
-    record: dict[str, Any]
+    file: LadderFile
     history_tokens: int | None = 2048
 
     @property
     def tiers(self) -> tuple[str, ...]:
         return self.ladder.tiers
 
+    @property
+    def version(self) -> str:
+        """The routing file's version (a router's, or the ladder's)."""
+        return self.file.version
+
     def ladder_for(self, task: str | None) -> Ladder:
         """The ladder with each tier's policy for ``task`` (its per-task policy when its router has one)."""
-        from thrifty.route.decide.files import policy_for
-
-        if not task or not any(step.get("task_policies") for step in self.record["steps"]):
+        if not task or not any(step.task_policies for step in self.file.steps):
             return self.ladder
-        return Ladder(self.ladder.tiers, tuple(policy_for(s, task) for s in self.record["steps"]),
-                      self.ladder.max_tries)
+        return self.file.ladder(task)
 
     def route(self, messages: Messages, params: GenParams | None = None, task: str | None = None,
               start_tier: int = 0, repair: Repair = self_refine) -> Routed:
@@ -82,21 +85,6 @@ class Deployment:
                             trim_history(messages, self.history_tokens), params, task, repair, start=start_tier)
 
 
-def read_routing_file(path: str | Path) -> dict[str, Any]:
-    """A router or ladder file as a ladder record: ``tiers``, ``steps`` (one router record per lower tier),
-    ``max_tries``; a router file becomes a two-tier ladder. The file is read once."""
-    from thrifty.route.decide.files import check_ladder, check_router, read_json_file
-
-    record = read_json_file(path, "routing file", "write one with `thrifty route calibrate`")
-    if not isinstance(record, dict):
-        raise ConfigError(f"{path}: not a router or ladder file (a JSON object is expected)")
-    if record.get("kind") == "ladder":
-        return check_ladder(record, path)
-    _, router = check_router(record, path)
-    return {"kind": "ladder", "tiers": [router["small"], router["large"]], "steps": [router], "max_tries": None,
-            "version": router["version"]}
-
-
 def load_deployment(path: str | Path, load_model: Callable[[str], Any] | None = None,
                     history_tokens: int | None = 2048) -> Deployment:
     """Load every tier's model (once each) and every lower tier's predictor for a router or ladder file."""
@@ -104,18 +92,15 @@ def load_deployment(path: str | Path, load_model: Callable[[str], Any] | None = 
     from thrifty.llm.factory import load_model as default_loader
     from thrifty.route.predictors.build import build_predictor
 
-    record = read_routing_file(path)
+    file = load_routing_file(path)
     loader = load_model or default_loader
-    models: list[Any] = [LazyChatModel(spec, loader=loader) for spec in record["tiers"]]
-    predictors, policies = [], []
-    for i, step in enumerate(record["steps"]):
-        pred = step["predictor"]
-        predictor, _ = build_predictor(pred["name"], step["small"], models[i], pred.get("artefact", ""))
+    models: list[Any] = [LazyChatModel(spec, loader=loader) for spec in file.tiers]
+    predictors = []
+    for i, step in enumerate(file.steps):
+        predictor, _ = build_predictor(step.predictor.name, step.small, models[i], step.predictor.artefact)
         models[i] = predictor.model  # the sft predictor answers with its own adapter-wrapped model
         predictors.append(predictor)
-        policies.append(Policy.from_dict(step["policy"]))
-    ladder = Ladder(tuple(record["tiers"]), tuple(policies), record.get("max_tries"))
-    return Deployment(models, predictors, ladder, record, history_tokens)
+    return Deployment(models, predictors, file.ladder(), file, history_tokens)
 
 
-__all__ = ["Deployment", "approx_tokens", "load_deployment", "read_routing_file", "trim_history"]
+__all__ = ["Deployment", "approx_tokens", "load_deployment", "trim_history"]

@@ -345,7 +345,7 @@ class RoutingService:
                         "; ".join(errors) or exc.message)
             # failed requests are traffic too: the ledger keeps every routed request
             self._log_decision(messages, name, model, key_name, task, conversation, {
-                "request_id": request_id, "router_version": str(dep.record.get("version", "")),
+                "request_id": request_id, "router_version": dep.version,
                 "action": "error", "status": exc.status, "model": None, "errors": [*errors, exc.message],
                 "latency_s": time.perf_counter() - t0})
             raise
@@ -415,7 +415,7 @@ class RoutingService:
         except NoTierAnswered:
             raise ServiceError(503, UNAVAILABLE, "server_error", "backend_unavailable") from None
         res.errors = errors
-        res.request_id, res.router, res.router_version = uuid.uuid4().hex, name, str(dep.record.get("version", ""))
+        res.request_id, res.router, res.router_version = uuid.uuid4().hex, name, dep.version
         if tools is not None:
             res.tools = "passed" if _declares(dep.models[res.tier], TOOLS) else "ignored"
         return res
