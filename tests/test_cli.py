@@ -193,7 +193,7 @@ def test_ladder_build_chains_router_files_and_refuses_a_broken_chain(tmp_path, c
 
 
 def test_keys_new_prints_a_key_once_and_stores_only_its_hash(tmp_path, capsys):
-    from thrifty.route.server.guard import ApiKeys
+    from thrifty.route.serve.guard import ApiKeys
 
     keys = tmp_path / "keys"
     assert main(["route", "keys", "new", "--file", str(keys), "--name", "alice"]) == 0

@@ -32,10 +32,22 @@ def resolve_config(cls, args: argparse.Namespace, flags: dict[str, str] | None =
     """Load ``cls`` from --config, then --set overrides, then the dedicated flags given on the command line.
 
     ``flags`` maps an argparse destination to the config field it sets (e.g. ``{"n": "n_per_task"}``); flags
-    left unset (None) do not override anything.
+    added by :func:`add_field_flags` are mapped already. Flags left unset (None) do not override anything.
     """
     from thrifty.core.config import load_config
 
-    extra = [f"{field}={getattr(args, dest)}" for dest, field in (flags or {}).items()
-             if getattr(args, dest) is not None]
+    flags = {**getattr(args, "_config_flags", {}), **(flags or {})}
+    extra = [f"{field}={getattr(args, dest)}" for dest, field in flags.items() if getattr(args, dest) is not None]
     return load_config(cls, args.config, [*args.overrides, *extra])
+
+
+def add_field_flags(p: argparse.ArgumentParser, specs: dict[str, dict]) -> None:
+    """Add one flag per config field from its spec (``flag``, ``help``, ``type``, ``choices``: e.g.
+    ``thrifty.route.records.config.record_flags``); :func:`resolve_config` sets the field from it."""
+    mapping = dict(p.get_default("_config_flags") or {})
+    for name, spec in specs.items():
+        kw = {"help": spec["help"], "type": spec.get("type", str)}
+        if spec.get("choices"):
+            kw["choices"] = list(spec["choices"])
+        mapping[p.add_argument(spec["flag"], **kw).dest] = name
+    p.set_defaults(_config_flags=mapping)

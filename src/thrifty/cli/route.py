@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_config
+from thrifty.cli._common import add_config_args, add_field_flags, add_verb, add_verbs, resolve_config
 from thrifty.cli.route_fit import register_verbs as register_fit_verbs
 from thrifty.cli.route_ladder import register_verbs as register_ladder_verbs
 from thrifty.cli.route_serve import register_verbs as register_serve_verbs
+from thrifty.route.records.config import record_flags
 
 
 def register(rooms) -> None:
@@ -18,12 +19,11 @@ def register(rooms) -> None:
                  _collect)
     add_config_args(p)
     p.add_argument("--models", help="comma-separated model specs (bundled names, *.gguf, openai:URL#MODEL, hf:DIR)")
-    p.add_argument("--tasks", help="comma-separated task specs (see `thrifty tasks list`)")
-    p.add_argument("--n", type=int, help="examples per task")
-    p.add_argument("--split", choices=["train", "val", "test"], help="which split to answer")
-    p.add_argument("--run-dir", help="where config.yaml, store.sqlite and summary.json go")
-    p.add_argument("--judge", help="grade answers with this judge: verifier (default), rubric, rubric_isolated, "
-                   "reference, mischievous; '' for none")
+    add_field_flags(p, record_flags("tasks", "n_per_task", "split", "run_dir", "judge",
+                                    split="which split to answer",
+                                    run_dir="where config.yaml, store.sqlite and summary.json go",
+                                    judge="grade answers with this judge: verifier (default), rubric, "
+                                    "rubric_isolated, reference, mischievous; '' for none"))
     p.add_argument("--judge-model", help="model spec of the LLM judge (rubric judges)")
 
     card = verbs.add_parser("report-card", help="build or show a model's report card (from graded train records)",
@@ -45,24 +45,22 @@ def register(rooms) -> None:
     pe = add_verb(verbs, "predict-eval", "evaluate grade predictors against judge grades on held-out records "
                   "(accuracy vs majority baseline, macro-F1, kappa, AUROC, ECE, Brier, CIs, plots)", _predict_eval)
     add_config_args(pe)
-    pe.add_argument("--store", help="run store holding the model's generations and judge grades")
+    add_field_flags(pe, record_flags("store"))
     pe.add_argument("--model", help="model spec whose grades are predicted (as tagged in the store)")
-    pe.add_argument("--tasks", help="comma-separated task specs (as collected)")
-    pe.add_argument("--n", type=int, help="examples per task")
+    add_field_flags(pe, record_flags("tasks", "n_per_task"))
     pe.add_argument("--predictors", help="comma-separated: zero_shot, report_card, probe, sft")
     pe.add_argument("--card", help="report card JSON (needed by report_card)")
     pe.add_argument("--probe", help="probe file from `route probe fit` (needed by probe)")
     pe.add_argument("--adapter", help="adapter directory from `route sft` (needed by sft)")
-    pe.add_argument("--run-dir", help="where predict_eval.{json,md} and the plots go")
+    add_field_flags(pe, record_flags("run_dir", run_dir="where predict_eval.{json,md} and the plots go"))
 
     ev = add_verb(verbs, "eval", "replay a router file and its baselines (random, oracle, prompt-only router) over "
                   "stored test records: APGR, CPT, cost at 95 percent of the large quality, AIQ, AUROC, curves", _eval)
     add_config_args(ev)
     ev.add_argument("--router", help="router file from `route calibrate`")
-    ev.add_argument("--store", help="run store with both models' judged test answers")
-    ev.add_argument("--tasks", help="comma-separated task specs (default: the router's)")
-    ev.add_argument("--n", type=int, help="test examples per task")
-    ev.add_argument("--run-dir", help="where route_eval.{json,md} and the plots go")
+    add_field_flags(ev, record_flags("store", "tasks", "n_per_task", "run_dir",
+                                     tasks="comma-separated task specs (default: the router's)",
+                                     run_dir="where route_eval.{json,md} and the plots go"))
 
     register_fit_verbs(verbs)
     register_ladder_verbs(verbs)
@@ -85,9 +83,7 @@ def register(rooms) -> None:
 def _collect(args: argparse.Namespace) -> int:
     from thrifty.route.records.collect import CollectConfig, collect, format_table
 
-    cfg = resolve_config(CollectConfig, args, {"models": "models", "tasks": "tasks", "n": "n_per_task",
-                                               "split": "split", "run_dir": "run_dir", "judge": "judge",
-                                               "judge_model": "judge_model"})
+    cfg = resolve_config(CollectConfig, args, {"models": "models", "judge_model": "judge_model"})
     result = collect(cfg)
     print(format_table(result.table))
     print(f"\nrun dir: {result.run_dir}  store: {cfg.store_path}  new generations: {result.new_generations}  "
@@ -164,9 +160,8 @@ def _predict_eval(args: argparse.Namespace) -> int:
     from thrifty.route.records.predictions import PredictEvalConfig
     from thrifty.route.replay.predict_eval import format_markdown, predict_eval
 
-    cfg = resolve_config(PredictEvalConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
-                                                   "n": "n_per_task", "predictors": "predictors", "card": "card",
-                                                   "probe": "probe", "adapter": "adapter", "run_dir": "run_dir"})
+    cfg = resolve_config(PredictEvalConfig, args, {"model": "model", "predictors": "predictors", "card": "card",
+                                                   "probe": "probe", "adapter": "adapter"})
     result = predict_eval(cfg)
     print(format_markdown(result))
     print(f"\nwritten to {cfg.run_dir}: predict_eval.json, predict_eval.md, reliability_*.png, confusion_*.png")
@@ -177,8 +172,7 @@ def _eval(args: argparse.Namespace) -> int:
     from thrifty.route.replay.evaluate import EvalConfig, evaluate_router, format_markdown
     from thrifty.route.replay.report_text import headline
 
-    cfg = resolve_config(EvalConfig, args, {"router": "router", "store": "store", "tasks": "tasks",
-                                            "n": "n_per_task", "run_dir": "run_dir"})
+    cfg = resolve_config(EvalConfig, args, {"router": "router"})
     result = evaluate_router(cfg)
     print(format_markdown(result))
     print(headline(result))

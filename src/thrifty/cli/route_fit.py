@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from thrifty.cli._common import add_config_args, add_verb, resolve_config
+from thrifty.cli._common import add_config_args, add_field_flags, add_verb, resolve_config
 from thrifty.route.predictors.build import PREDICTORS
+from thrifty.route.records.config import record_flags
 
 
 def _common_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="run store holding the model's judged train-split answers")
+    add_field_flags(p, record_flags("store"))
     p.add_argument("--model", help="model spec whose grades are learned (as tagged in the store)")
-    p.add_argument("--tasks", help="comma-separated task specs (as collected)")
-    p.add_argument("--n", type=int, help="examples per task")
-    p.add_argument("--run-dir", help="where the config, outputs and summaries go")
+    add_field_flags(p, record_flags("tasks", "n_per_task", "run_dir"))
     p.add_argument("--out", help="output path (default: inside --run-dir)")
 
 
@@ -44,11 +43,10 @@ def register_verbs(verbs) -> None:
     c = add_verb(verbs, "calibrate", "fit a calibrated answer-or-defer policy on held-out (val) records for a "
                  "defer-rate, quality or budget target; writes the router file", _calibrate)
     add_config_args(c)
-    c.add_argument("--store", help="run store holding both models' judged val-split answers")
+    add_field_flags(c, record_flags("store"))
     c.add_argument("--small", help="model spec that predicts and answers")
     c.add_argument("--large", help="model spec deferred to")
-    c.add_argument("--tasks", help="comma-separated task specs (as collected)")
-    c.add_argument("--n", type=int, help="examples per task")
+    add_field_flags(c, record_flags("tasks", "n_per_task"))
     c.add_argument("--predictor", choices=list(PREDICTORS), help="grade predictor")
     c.add_argument("--candidates", help="comma-separated predictors to compare on the split; the router keeps the "
                    "one cheapest at select_quality (default 0.95) x the large model's quality there")
@@ -62,15 +60,14 @@ def register_verbs(verbs) -> None:
                    "(default) or the expected grade 0.5 p(ok) + p(great)")
     c.add_argument("--per-task", action="store_const", const=True, help="also fit one policy per task (domain) "
                    "with enough rows (min_task_n, default 30)")
-    c.add_argument("--run-dir", help="where the config and router go")
+    add_field_flags(c, record_flags("run_dir", run_dir="where the config and router go"))
     c.add_argument("--out", help="router file path (default: <run-dir>/router.json)")
 
 
 def _sft(args: argparse.Namespace) -> int:
     from thrifty.route.fit.sft import SFTConfig, train_sft
 
-    cfg = resolve_config(SFTConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
-                                           "n": "n_per_task", "run_dir": "run_dir", "out": "out",
+    cfg = resolve_config(SFTConfig, args, {"model": "model", "out": "out",
                                            "hf_model": "hf_model", "steps": "max_steps"})
     meta = train_sft(cfg)
     losses = meta["losses"]
@@ -86,8 +83,7 @@ def _sft(args: argparse.Namespace) -> int:
 def _probe_fit(args: argparse.Namespace) -> int:
     from thrifty.route.fit.probe_fit import ProbeFitConfig, fit_probe_run
 
-    cfg = resolve_config(ProbeFitConfig, args, {"store": "store", "model": "model", "tasks": "tasks",
-                                                "n": "n_per_task", "run_dir": "run_dir", "out": "out",
+    cfg = resolve_config(ProbeFitConfig, args, {"model": "model", "out": "out",
                                                 "position": "position"})
     s = fit_probe_run(cfg)
     print(f"probe {s['version']} ({s['position']} position) written to {s['probe']}")
@@ -102,10 +98,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     from thrifty.route.fit.calibrate import CalibrateConfig, calibrate_router
 
     cfg = resolve_config(CalibrateConfig, args, {
-        "store": "store", "small": "small", "large": "large", "tasks": "tasks", "n": "n_per_task",
+        "small": "small", "large": "large",
         "predictor": "predictor", "card": "card", "probe": "probe", "adapter": "adapter",
         "prompt_router": "prompt_router", "candidates": "candidates",
-        "calibration": "calibration", "target": "target", "per_task": "per_task", "signal": "signal", "run_dir": "run_dir",
+        "calibration": "calibration", "target": "target", "per_task": "per_task", "signal": "signal",
         "out": "out"})
     r = calibrate_router(cfg)
     f, pol = r["fit"], r["policy"]

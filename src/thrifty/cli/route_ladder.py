@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from thrifty.cli._common import add_config_args, add_verb, resolve_config
+from thrifty.cli._common import add_config_args, add_field_flags, add_verb, resolve_config
+from thrifty.route.records.config import record_flags
 
 
 def register_verbs(verbs) -> None:
@@ -23,10 +24,9 @@ def register_verbs(verbs) -> None:
     e.set_defaults(func=_eval)
     add_config_args(e)
     e.add_argument("--ladder", help="ladder file from `route ladder build`")
-    e.add_argument("--store", help="run store with every tier's judged test answers")
-    e.add_argument("--tasks", help="comma-separated task specs (default: the routers')")
-    e.add_argument("--n", type=int, help="test examples per task")
-    e.add_argument("--run-dir", help="where ladder_eval.{json,md} go")
+    add_field_flags(e, record_flags("store", "tasks", "n_per_task", "run_dir",
+                                    tasks="comma-separated task specs (default: the routers')",
+                                    run_dir="where ladder_eval.{json,md} go"))
 
     a = add_verb(verbs, "ask", "route one question with a router or ladder file: predict, then answer, repair or "
                  "defer", _ask)
@@ -56,8 +56,7 @@ def _build(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from thrifty.route.replay.ladder_eval import LadderEvalConfig, evaluate_ladder, format_ladder
 
-    cfg = resolve_config(LadderEvalConfig, args, {"ladder": "ladder", "store": "store", "tasks": "tasks",
-                                                  "n": "n_per_task", "run_dir": "run_dir"})
+    cfg = resolve_config(LadderEvalConfig, args, {"ladder": "ladder"})
     print(format_ladder(evaluate_ladder(cfg)))
     print(f"written to {cfg.run_dir}: ladder_eval.json, ladder_eval.md")
     return 0

@@ -174,3 +174,14 @@ def save_config(cfg: Any, path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
+           choices: Sequence[str] | None = None, factory: Any = dataclasses.MISSING) -> Any:
+    """A config field that also describes its command-line flag: ``help`` (the one text for the CLI, docs/cli.md
+    and readers of the config), ``flag`` (default ``--field-name``) and ``choices``. The CLI builds the flag from
+    this (``thrifty.cli._common.add_config_flags``), so a field, its flag and its help are written once."""
+    meta = {"help": help, "flag": flag, "choices": tuple(choices) if choices is not None else None}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)

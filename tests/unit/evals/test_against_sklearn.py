@@ -28,7 +28,7 @@ from thrifty.evals.label_metrics import (  # noqa: E402
     quadratic_weighted_kappa,
 )
 from thrifty.evals.prob_metrics import average_precision, brier_binary  # noqa: E402
-from thrifty.route.calibrate import fit_isotonic  # noqa: E402
+from thrifty.route.decide.calibrators import fit_isotonic  # noqa: E402
 from thrifty.route.predictors.probe import ABSENT_FLOOR, ProbeClassifier  # noqa: E402
 
 LABELS = [0, 1, 2]

@@ -7,7 +7,7 @@ import pytest
 from thrifty.core.errors import ConfigError
 from thrifty.core.store import RunStore, record_key
 from thrifty.llm.fake import FakeChatModel
-from thrifty.route.collect import CollectConfig, collect
+from thrifty.route.records.collect import CollectConfig, collect
 from thrifty.tasks.loader import load_task
 
 

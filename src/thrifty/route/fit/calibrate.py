@@ -35,6 +35,7 @@ from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
 from thrifty.route.decide.files import ROUTER_VERSION, RouterFile
 from thrifty.route.decide.policy import CALIBRATIONS, SIGNALS, Calibrator, Policy
+from thrifty.route.records.config import check_records, record_field, store_path
 from thrifty.route.records.joins import (
     joined_rows,
     prediction_arrays,
@@ -42,7 +43,7 @@ from thrifty.route.records.joins import (
     query_costs,
     require_rows,
 )
-from thrifty.tasks.base import Task, check_split
+from thrifty.tasks.base import Task
 
 TARGETS = ("defer_rate", "quality", "budget")
 COSTS = ("tokens", "latency")
@@ -52,14 +53,14 @@ COSTS = ("tokens", "latency")
 class CalibrateConfig:
     """What to calibrate: ``small``'s predictor deciding between answering and deferring to ``large``."""
 
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/calibrate"
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/calibrate")
     small: str = ""
     large: str = ""
-    tasks: list[str] = field(default_factory=list)
-    split: str = "val"
-    n_per_task: int = 50
-    seed: int = 0
+    tasks: list[str] = record_field("tasks", [])
+    split: str = record_field("split", "val")
+    n_per_task: int = record_field("n_per_task", 50)
+    seed: int = record_field("seed", 0)
     predictor: str = "zero_shot"  # zero_shot, report_card, probe, sft
     card: str = ""
     probe: str = ""
@@ -69,7 +70,7 @@ class CalibrateConfig:
     # select_quality × the large model's quality there (ties: higher APGR); empty: just ``predictor``
     candidates: list[str] = field(default_factory=list)
     select_quality: float = 0.95
-    judge: str = "verifier"
+    judge: str = record_field("judge", "verifier")
     calibration: str = "temperature"  # none, temperature, isotonic
     signal: str = "p_good"  # p_good (p_ok + p_great) or expected_grade (0.5 p_ok + p_great)
     target: str = "quality"  # defer_rate, quality, budget
@@ -83,15 +84,13 @@ class CalibrateConfig:
     cached_discount: float = 0.1  # a cached prompt token costs this fraction of an uncached one
     per_task: bool = False  # also fit one policy per task (domain) with at least min_task_n rows
     min_task_n: int = 30
-    n_threads: int = 1
+    n_threads: int = record_field("n_threads", 1)
     out: str = ""  # default: <run_dir>/router.json
 
     def __post_init__(self) -> None:
+        check_records(self)
         if not self.small or not self.large or self.small == self.large:
             raise ConfigError("small and large must name two different models")
-        if not self.tasks:
-            raise ConfigError("tasks must name at least one task")
-        check_split(self.split)
         for name, value, allowed in (("calibration", self.calibration, CALIBRATIONS), ("signal", self.signal, SIGNALS),
                                      ("target", self.target, TARGETS), ("cost", self.cost, COSTS)):
             if value not in allowed:
@@ -104,8 +103,6 @@ class CalibrateConfig:
             raise ConfigError(f"prices must be non-negative numbers, got {self.prices}")
         if not 0.0 <= self.cached_discount <= 1.0:
             raise ConfigError(f"cached_discount must be in [0, 1], got {self.cached_discount}")
-        if self.n_per_task < 1:
-            raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if self.min_task_n < 2:
             raise ConfigError(f"min_task_n must be >= 2, got {self.min_task_n}")
         from thrifty.route.predictors.build import PREDICTORS
@@ -119,7 +116,7 @@ class CalibrateConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
     @property
     def out_path(self) -> Path:

@@ -25,7 +25,8 @@ from thrifty.core.progress import peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
-from thrifty.tasks.base import Task, check_split
+from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.tasks.base import Task
 
 DEFAULT_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -34,14 +35,14 @@ DEFAULT_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 class ProbeFitConfig:
     """What to fit: a probe on ``model``'s hidden states for its judged ``split`` answers to ``tasks``."""
 
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/probe"
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/probe")
     model: str = ""
-    tasks: list[str] = field(default_factory=list)
-    split: str = "train"
-    n_per_task: int = 100
-    seed: int = 0
-    judge: str = "verifier"
+    tasks: list[str] = record_field("tasks", [])
+    split: str = record_field("split", "train")
+    n_per_task: int = record_field("n_per_task", 100)
+    seed: int = record_field("seed", 0)
+    judge: str = record_field("judge", "verifier")
     l2: list[float] = field(default_factory=lambda: list(DEFAULT_L2_GRID))  # one value: no cross-validation
     folds: int = 5
     layer: int | None = None  # None: the backend's default (the final layer)
@@ -50,15 +51,13 @@ class ProbeFitConfig:
     # or "prompt" (no hidden state: hashed words of the query and its task tag — a prompt router, predictor
     # prompt_router; no model is loaded)
     position: str = "instruction"
-    n_threads: int = 1
+    n_threads: int = record_field("n_threads", 1)
     out: str = ""  # default: <run_dir>/probe.npz
 
     def __post_init__(self) -> None:
+        check_records(self)
         if not self.model:
             raise ConfigError("model must name the model whose hidden states are probed")
-        if not self.tasks:
-            raise ConfigError("tasks must name at least one task")
-        check_split(self.split)
         if self.split == "test":
             raise ConfigError("fit the probe on the train (or val) split; the test split is for evaluation")
         if not self.l2 or any(not (isinstance(v, (int, float)) and v > 0) for v in self.l2):
@@ -72,7 +71,7 @@ class ProbeFitConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
     @property
     def out_path(self) -> Path:

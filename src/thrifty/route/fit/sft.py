@@ -31,7 +31,8 @@ from thrifty.core.progress import Progress, peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.route.predictors.base import DEFAULT_PREFIX
-from thrifty.tasks.base import Task, check_split
+from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.tasks.base import Task
 
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -41,15 +42,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 class SFTConfig:
     """What to fine-tune: ``model``'s grade predictor on its judged ``split`` answers to ``tasks``."""
 
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/sft"
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/sft")
     model: str = ""  # the model whose judged answers label the data (as named in the store)
     hf_model: str = ""  # local HF directory of that model; default: export of the bundled/GGUF ``model``
-    tasks: list[str] = field(default_factory=list)
-    split: str = "train"
-    n_per_task: int = 100
-    seed: int = 0
-    judge: str = "verifier"
+    tasks: list[str] = record_field("tasks", [])
+    split: str = record_field("split", "train")
+    n_per_task: int = record_field("n_per_task", 100)
+    seed: int = record_field("seed", 0)
+    judge: str = record_field("judge", "verifier")
     balance: bool = True
     instruction: str = "brief"  # prompt style: brief (reply format only) or full (the zero-shot rubric)
     lora_r: int = 8
@@ -61,18 +62,16 @@ class SFTConfig:
     max_steps: int = 0  # > 0 overrides epochs
     batch_size: int = 4
     grad_accum: int = 1
-    n_threads: int = 1
+    n_threads: int = record_field("n_threads", 1)
     device: str = "cpu"  # cpu, cuda, or auto (cuda when one is visible)
     precision: str = "fp32"  # fp32, or bf16 / fp16 mixed precision (fp16 only on cuda)
     report_to: list[str] = field(default_factory=list)  # trainer loggers, e.g. [tensorboard]; none by default
     out: str = ""  # adapter directory; default: <run_dir>/adapter
 
     def __post_init__(self) -> None:
+        check_records(self)
         if not self.model:
             raise ConfigError("model must name the model whose judged answers label the training data")
-        if not self.tasks:
-            raise ConfigError("tasks must name at least one task")
-        check_split(self.split)
         if self.split == "test":
             raise ConfigError("fine-tune on the train (or val) split; the test split is for evaluation")
         positive = {"n_per_task": self.n_per_task, "lora_r": self.lora_r, "batch_size": self.batch_size,
@@ -99,7 +98,7 @@ class SFTConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
     @property
     def out_dir(self) -> Path:

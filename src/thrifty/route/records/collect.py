@@ -19,7 +19,8 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore, record_key
 from thrifty.core.types import to_jsonable
 from thrifty.llm.base import GenParams, RetryPolicy, chat_batch
-from thrifty.tasks.base import Example, Task, check_split
+from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.tasks.base import Example, Task
 
 COLLECT_VERSION = 1  # bump when the prompt layout or record format changes
 
@@ -29,35 +30,31 @@ class CollectConfig:
     """What to collect: models × task mix × split, and how to generate."""
 
     models: list[str] = field(default_factory=lambda: ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
-    tasks: list[str] = field(default_factory=lambda: ["gym:basic_arithmetic", "gym:chain_sum"])
-    split: str = "test"
-    n_per_task: int = 8
-    seed: int = 0
+    tasks: list[str] = record_field("tasks", ["gym:basic_arithmetic", "gym:chain_sum"])
+    split: str = record_field("split", "test")
+    n_per_task: int = record_field("n_per_task", 8)
+    seed: int = record_field("seed", 0)
     max_tokens: int = 384
     temperature: float = 0.0
     concurrency: int = 1
-    n_threads: int = 1
+    n_threads: int = record_field("n_threads", 1)
     # llama.cpp: reuse the KV cache of a shared prompt prefix between calls. Off by default here: CPU kernels are
     # not batch-invariant, so with reuse an answer can depend on the previous call; off, every stored generation
     # is a pure function of (model, params, messages), whatever order a resumed run visits them in.
     prefix_cache: bool = False
     timeout_s: float = 600.0
     retries: int = 1
-    run_dir: str = "runs/collect"
-    store: str = ""  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/collect")
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
     # Grading: a judge name from thrifty.judge.JUDGES ("" = none; "verifier" grades with the task's own scorer,
     # "rubric"/"rubric_isolated"/"reference"/"mischievous" need judge_model, a model spec).
-    judge: str = "verifier"
+    judge: str = record_field("judge", "verifier")
     judge_model: str = ""
 
     def __post_init__(self) -> None:
+        check_records(self)
         if not self.models:
             raise ValueError("models must name at least one model")
-        if not self.tasks:
-            raise ValueError("tasks must name at least one task")
-        check_split(self.split)
-        if self.n_per_task < 1:
-            raise ValueError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if self.concurrency < 1 or self.n_threads < 1:
             raise ValueError("concurrency and n_threads must be >= 1")
         from thrifty.judge import JUDGES
@@ -69,7 +66,7 @@ class CollectConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
     def gen_params(self) -> GenParams:
         return GenParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)

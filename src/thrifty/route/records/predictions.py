@@ -16,7 +16,8 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.llm.factory import LazyChatModel, threaded_loader
 from thrifty.route.predictors.build import PREDICTORS
-from thrifty.tasks.base import Example, Task, check_split
+from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.tasks.base import Example, Task
 
 PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
 
@@ -25,31 +26,27 @@ PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key change
 class PredictEvalConfig:
     """What to evaluate: one model's grade predictors on the judged ``split`` examples of ``tasks``."""
 
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/predict_eval"
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/predict_eval")
     model: str = ""
-    tasks: list[str] = field(default_factory=list)
-    split: str = "test"
-    n_per_task: int = 8
-    seed: int = 0
+    tasks: list[str] = record_field("tasks", [])
+    split: str = record_field("split", "test")
+    n_per_task: int = record_field("n_per_task", 8)
+    seed: int = record_field("seed", 0)
     predictors: list[str] = field(default_factory=lambda: ["zero_shot"])
     card: str = ""  # report card JSON (needed when "report_card" is listed)
     probe: str = ""  # fitted probe file (needed when "probe" is listed; `thrifty route probe fit`)
     adapter: str = ""  # SFT adapter directory (needed when "sft" is listed; `thrifty route sft`)
     prompt_router: str = ""  # prompt-router file (needed when "prompt_router" is listed; probe fit --position prompt)
-    judge: str = "verifier"  # judge name tag of the grade records used as gold labels
-    n_threads: int = 1
+    judge: str = record_field("judge", "verifier")  # judge name tag of the grade records used as gold labels
+    n_threads: int = record_field("n_threads", 1)
     n_boot: int = 1000
     bins: int = 15
 
     def __post_init__(self) -> None:
+        check_records(self)
         if not self.model:
             raise ConfigError("model must name the model whose grades are predicted")
-        if not self.tasks:
-            raise ConfigError("tasks must name at least one task")
-        check_split(self.split)
-        if self.n_per_task < 1:
-            raise ConfigError(f"n_per_task must be >= 1, got {self.n_per_task}")
         if not self.predictors:
             raise ConfigError(f"predictors must list at least one of {', '.join(PREDICTORS)}")
         unknown = [p for p in self.predictors if p not in PREDICTORS]
@@ -76,7 +73,7 @@ class PredictEvalConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.route.decide.files import RouterFile
+from thrifty.route.records.config import check_records, record_field, store_path
 from thrifty.route.replay.report_text import format_markdown
-from thrifty.tasks.base import Task, check_split
+from thrifty.tasks.base import Task
 
 BASELINES = ("random", "oracle", "prompt_router", "embed_knn", "p_true", "chow")
 
@@ -51,21 +52,21 @@ class EvalConfig:
     """Replay ``router`` (a router file) and the baselines on the judged ``split`` records of ``tasks``."""
 
     router: str = ""
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/route_eval"
-    tasks: list[str] = field(default_factory=list)  # default: the tasks the router was fitted on
-    split: str = "test"
-    n_per_task: int = 50
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/route_eval")
+    tasks: list[str] = record_field("tasks", [])  # default: the tasks the router was fitted on
+    split: str = record_field("split", "test")
+    n_per_task: int = record_field("n_per_task", 50)
     train_n_per_task: int = 100  # prompt router's training examples per task (train split)
-    seed: int = 0
+    seed: int = record_field("seed", 0)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    n_threads: int = 1
+    n_threads: int = record_field("n_threads", 1)
     n_boot: int = 1000  # bootstrap resamples for the APGR and saving intervals (0: no intervals)
 
     def __post_init__(self) -> None:
+        check_records(self, tasks_required=False)
         if not self.router:
             raise ConfigError("router must name a router file (from `thrifty route calibrate`)")
-        check_split(self.split)
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
@@ -76,7 +77,7 @@ class EvalConfig:
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
 
 def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarray | None,

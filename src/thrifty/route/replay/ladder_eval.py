@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +25,29 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.route.decide.files import RouterFile
-from thrifty.tasks.base import Task, check_split
+from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.tasks.base import Task
 
 
 @dataclass
 class LadderEvalConfig:
     ladder: str = ""
-    store: str = ""  # default: <run_dir>/store.sqlite
-    run_dir: str = "runs/ladder_eval"
-    tasks: list[str] = field(default_factory=list)  # default: the tasks the first step was fitted on
-    split: str = "test"
-    n_per_task: int = 50
-    seed: int = 0
-    n_threads: int = 1
+    store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
+    run_dir: str = record_field("run_dir", "runs/ladder_eval")
+    tasks: list[str] = record_field("tasks", [])  # default: the tasks the first step was fitted on
+    split: str = record_field("split", "test")
+    n_per_task: int = record_field("n_per_task", 50)
+    seed: int = record_field("seed", 0)
+    n_threads: int = record_field("n_threads", 1)
 
     def __post_init__(self) -> None:
+        check_records(self, tasks_required=False)
         if not self.ladder:
             raise ConfigError("ladder must name a ladder file (from `thrifty route ladder build`)")
-        check_split(self.split)
-        if self.n_per_task < 1:
-            raise ConfigError("n_per_task must be >= 1")
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.run_dir) / "store.sqlite"
+        return store_path(self)
 
 
 def _step_predictions(cfg: LadderEvalConfig, step: RouterFile, tasks: list[str], load_model: Any,
