@@ -104,6 +104,10 @@ check_video() {
     --set stage2_lengths=[48] --set stage3_lengths=[48] --set n_eval=2 --set eval_length=48 --set eval_every=4
   "$BIN/thrifty" video eval --run-dir tempo --n 2 --budgets 0.5,1 --lengths 48 | tail -n 2
   ls tempo/eval/*.png >/dev/null
+  step "[video]: a real encoded file: needle video as mp4, then compress it with the trained run"
+  "$BIN/thrifty" video synth --n 1 --lengths 64 --tasks attribute --format mp4 --out needles | tail -n 1
+  "$BIN/thrifty" video compress needles/needle_000.mp4 --query "What colour is the star?" --budget 16 \
+    --run-dir tempo | tail -n 2
 }
 
 check_train() {

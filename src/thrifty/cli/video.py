@@ -16,19 +16,9 @@ def register(rooms) -> None:
     a.add_argument("--budget", type=int, required=True, help="visual token budget B")
     a.add_argument("--m-max", type=int, default=128, help="tokens per segment at most (M)")
     a.add_argument("--k-min", type=int, default=4, help="anchor tokens every segment keeps (ATA and kin)")
-    a.add_argument("--rule", default="ata", help="ata | uniform | topk_no_anchor | softmax | bolt | aks | random | "
-                   "oracle")
-    a.add_argument("--preset", choices=("faithful", "fixed"), help="ATA: the released rule, or every fix on")
-    a.add_argument("--normalize", choices=("minmax", "absolute", "rank", "softmax"), help="ATA score normaliser")
-    a.add_argument("--fill", choices=("off", "water", "relevance"), help="ATA: spend the unused budget")
-    a.add_argument("--overflow", choices=("faithful", "pool", "drop_lowest", "raise"),
-                   help="ATA: what to do when the segments cannot all fit the budget")
-    a.add_argument("--count-timestamps", action="store_true", default=None,
-                   help="ATA: pay timestamp tokens out of the budget")
+    _rule_args(a, "ata | uniform | uniform_spread | topk_no_anchor | softmax | bolt | aks | random | oracle")
     a.add_argument("--timestamp-tokens", type=int, default=6, help="tokens per timestamp in the accounting")
-    a.add_argument("--tau", type=float, help="temperature (softmax rule, or ATA with --normalize softmax)")
     a.add_argument("--relevance", help="oracle: the ground-truth 0/1 mask, comma-separated")
-    a.add_argument("--seed", type=int, default=0, help="random: seed of its generator")
     a.add_argument("--frames-per-segment", type=int, default=8, help="for tokens per frame")
     a.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     s = add_verb(verbs, "synth", "generate seeded needle videos and print what each asks, its answer and which "
@@ -38,8 +28,36 @@ def register(rooms) -> None:
     s.add_argument("--lengths", default="64,256,1024", help="frames per video, comma-separated")
     s.add_argument("--tasks", default="all", help="comma-separated subset of attribute, presence, timing, order, "
                    "counting, global (default: all)")
-    s.add_argument("--out", help="folder for needle_NNN.npz (frames, evidence) and summary.jsonl")
+    s.add_argument("--out", help="folder for needle_NNN.<format> and summary.jsonl")
+    s.add_argument("--format", choices=("npz", "mp4", "webm"), default="npz",
+                   help="npz: frames and evidence arrays; mp4 (H.264) or webm (VP9): a real encoded video at the "
+                   "generator's fps, read back by `video compress` (needs PyAV)")
+    s.add_argument("--quality", choices=("lossless", "standard"), default="lossless",
+                   help="mp4/webm: 4:4:4 at quantiser 0 (≤ 1 grey level off after RGB↔YUV), or 4:2:0 at everyday "
+                   "quality (crf 23 / 32; pair it with --scale)")
+    s.add_argument("--scale", type=int, default=1, help="mp4/webm: upscale frames by this whole factor (pixels "
+                   "repeated) so the decoder's resize has work to do")
     s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    c = add_verb(verbs, "compress", "Tempo on a video file: decode it (PyAV), sample frames at --fps, cut 8-frame "
+                 "segments, score their relevance to the query (a trained tiny compressor with --run-dir, else a "
+                 "labelled uniform fallback), allocate the visual budget; per-segment tokens and timestamps, token "
+                 "accounting and, for needle-form questions, the tiny decoder's answer", _compress)
+    c.add_argument("video", help="the video file (mp4, webm, mkv, mov, ... whatever the bundled FFmpeg reads)")
+    c.add_argument("--query", required=True, help="the question asked of the video")
+    c.add_argument("--budget", type=int, required=True, help="visual token budget B")
+    c.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (Tempo: 2)")
+    c.add_argument("--min-frames", type=int, default=4, help="sample at least this many frames")
+    c.add_argument("--max-frames", type=int, default=1024, help="sample at most this many frames")
+    c.add_argument("--run-dir", help="a `thrifty video train` run: its compressor scores relevance and its decoder "
+                   "answers (default: uniform scores, no answer)")
+    _rule_args(c, "ata | uniform | uniform_spread | topk_no_anchor | softmax | bolt | aks | random")
+    c.add_argument("--m-max", type=int, help="tokens per segment at most (default: the run's M, else Tempo's 128)")
+    c.add_argument("--k-min", type=int, help="anchor tokens per segment (default: the run's, else Tempo's 4)")
+    c.add_argument("--timestamp-tokens", type=int,
+                   help="tokens per timestamp (default: 1 for the tiny decoder, else 6 as for Tempo's text stamps)")
+    c.add_argument("--fit", choices=("pad", "crop", "stretch"), default="pad",
+                   help="how a non-square frame becomes the compressor's square: letterbox, centre crop or stretch")
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     t = add_verb(verbs, "train", "train the tiny query-conditioned compressor and answer decoder from scratch on needle "
                  "videos in stages (stem captions, full memory, random head truncation, allocated budgets); resumes exactly",
                  _train)
@@ -58,6 +76,27 @@ def register(rooms) -> None:
         e.add_argument("--truncation", choices=("head", "tail", "random", "merge"), default="head",
                        help="which k of a segment's M memory states the decoder reads: the first k (the design), "
                        "the last k, k at random, or ToMe-style merging of the most similar (ablations)")
+
+
+def _rule_args(p: argparse.ArgumentParser, rules: str) -> None:
+    """The allocation rule and its ATA switches (shared by allocate and compress)."""
+    p.add_argument("--rule", default="ata", help=rules)
+    p.add_argument("--preset", choices=("faithful", "fixed"), help="ATA: the released rule, or every fix on")
+    p.add_argument("--normalize", choices=("minmax", "absolute", "rank", "softmax"), help="ATA score normaliser")
+    p.add_argument("--fill", choices=("off", "water", "relevance"), help="ATA: spend the unused budget")
+    p.add_argument("--overflow", choices=("faithful", "pool", "drop_lowest", "raise"),
+                   help="ATA: what to do when the segments cannot all fit the budget")
+    p.add_argument("--count-timestamps", action="store_true", default=None,
+                   help="ATA: pay timestamp tokens out of the budget")
+    p.add_argument("--tau", type=float, help="temperature (softmax rule, or ATA with --normalize softmax)")
+    p.add_argument("--seed", type=int, default=0, help="random: seed of its generator")
+
+
+def _rule_options(args: argparse.Namespace) -> dict:
+    """The allocator options given on the command line (unset flags left out)."""
+    flags = {"preset": args.preset, "normalize": args.normalize, "fill_budget": args.fill,
+             "overflow": args.overflow, "count_timestamps": args.count_timestamps, "tau": args.tau}
+    return {k: v for k, v in flags.items() if v is not None}
 
 
 def _numbers(text: str, flag: str, cast=float) -> list:
@@ -82,13 +121,9 @@ def _allocate(args: argparse.Namespace) -> int:
     from thrifty.video.budget import account, allocation_stats
 
     scores = _numbers(args.scores, "--scores")
-    ata_flags = {"preset": args.preset, "normalize": args.normalize, "fill_budget": args.fill,
-                 "overflow": args.overflow, "count_timestamps": args.count_timestamps}
-    opts = {k: v for k, v in ata_flags.items() if v is not None}
+    opts = _rule_options(args)
     if args.rule in ("ata", "random", "oracle"):  # ATA underneath: one timestamp size for rule and accounting
         opts["timestamp_tokens"] = args.timestamp_tokens
-    if args.tau is not None:
-        opts["tau"] = args.tau
     if args.rule == "random":
         opts["rng"] = np.random.default_rng(args.seed)
     if args.relevance is not None:
@@ -136,10 +171,11 @@ def _synth(args: argparse.Namespace) -> int:
     import numpy as np
 
     from thrifty.core.errors import ConfigError
+    from thrifty.video.encode import write_video
     from thrifty.video.synth import TASKS, make_benchmark
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    if args.n < 1 or args.scale < 1:
+        raise ConfigError(f"--n and --scale must be at least 1, got {args.n} and {args.scale}")
     lengths = _numbers(args.lengths, "--lengths", int)
     tasks = TASKS if args.tasks == "all" else tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     unknown = [t for t in tasks if t not in TASKS]
@@ -151,11 +187,13 @@ def _synth(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     lines = []
     for i, v in enumerate(videos):
-        row = {"id": i, **v.summary()}
+        row = {"id": i, **v.summary(), **({"file": f"needle_{i:03d}.{args.format}"} if out else {})}
         lines.append(json.dumps(row))
-        if out:
+        if out and args.format == "npz":
             np.savez_compressed(out / f"needle_{i:03d}.npz", frames=v.frames, evidence_frames=v.evidence_frames,
                                 evidence=v.evidence)
+        elif out:
+            write_video(v.frames, out / f"needle_{i:03d}.{args.format}", v.fps, args.quality, args.scale)
         if args.json:
             print(lines[-1])
         else:
@@ -165,6 +203,20 @@ def _synth(args: argparse.Namespace) -> int:
     if out:
         (out / "summary.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {len(videos)} videos and summary.jsonl to {out}")
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    import json
+
+    from thrifty.video.compress_file import compress_file, render
+    from thrifty.video.segment import SegmentConfig
+
+    segments = SegmentConfig(fps=args.fps, min_frames=args.min_frames, max_frames=args.max_frames)
+    report = compress_file(args.video, args.query, args.budget, segments=segments, rule=args.rule,
+                           options=_rule_options(args), run_dir=args.run_dir, m_max=args.m_max, k_min=args.k_min,
+                           timestamp_tokens=args.timestamp_tokens, fit=args.fit, seed=args.seed)
+    print(json.dumps(report) if args.json else render(report))
     return 0
 
 
