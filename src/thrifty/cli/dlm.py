@@ -37,9 +37,9 @@ def register(rooms) -> None:
     s.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--show-steps", action="store_true", help="print each answer token's step")
-    r = add_verb(verbs, "rl", "policy optimisation from an SFT run: diffu-GRPO, DiFFPO (2-MF surrogate, importance "
-                 "weights, joint sampler), dTRPO or VRPO (offline preference pairs), or the equal-compute SFT control; "
-                 "resumes exactly", _rl)
+    r = add_verb(verbs, "rl", "policy optimisation from an SFT run or, with LoRA, a Hugging Face checkpoint: "
+                 "diffu-GRPO, DiFFPO (2-MF surrogate, importance weights, joint sampler), dTRPO or VRPO (offline "
+                 "preference pairs), or the equal-compute SFT control; resumes exactly", _rl)
     add_config_args(r)
     r.add_argument("--algo", choices=("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft"), help="the algorithm")
     r.add_argument("--init-run", help="the `dlm train-sft` run to start from (also the reference)")
@@ -48,6 +48,14 @@ def register(rooms) -> None:
     r.add_argument("--max-wall-s", type=float, help="also stop after this much training time (equal-compute runs)")
     r.add_argument("--max-cpu-s", type=float, help="also stop after this much process CPU time of training")
     r.add_argument("--seed", type=int, help="seed of rollouts, masks and pairs")
+    r.add_argument("--hf-model", help="start from a local Hugging Face masked-diffusion checkpoint (LLaDA/Dream "
+                   "style) instead of --init-run: LoRA-trained, the reference is the model with the adapter off, "
+                   "checkpoints save the adapter (hf_model); needs --prompts-file and --reward")
+    r.add_argument("--prompts-file", help="--hf-model: JSONL prompts, one {\"prompt\": text or chat messages, other "
+                   "columns...} per line (prompts_file)")
+    r.add_argument("--reward", action="append", metavar="MODULE:FUNCTION", help="--hf-model: a reward "
+                   "f(prompts, completions, **columns) -> list[float | None] as module:function or file.py:function; "
+                   "repeatable, summed (replaces reward_funcs)")
     p = add_verb(verbs, "pairs", "preference pairs from a model's own samples: G answers per training prompt ranked by "
                  "the verifier, best against worst (for dTRPO and VRPO)", _pairs)
     p.add_argument("--run-dir", required=True, help="a `dlm train-sft` run whose model samples")
@@ -59,6 +67,9 @@ def register(rooms) -> None:
     p.add_argument("--decoding", choices=("rollout", "eval"), default="rollout",
                    help="rollout: the rollout sampler (blocks of a quarter, two tokens a step); eval: the evaluation "
                    "decoder (one token a step, the run's evaluation blocks) at --temperature (pair_decoding in dlm rl)")
+    p.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence",
+                   help="which positions each step commits: the most confident, or a model-free random choice (then "
+                   "a trajectory's token replay is its exact probability up to a constant; pair_remasking in dlm rl)")
     p.add_argument("--seed", type=int, default=0, help="seed of prompts and samples")
 
 
@@ -82,12 +93,16 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _rl(args: argparse.Namespace) -> int:
+    import json
+
     from thrifty.dlm.rl.config import DlmRLConfig
     from thrifty.dlm.rl.loop import train_rl
 
+    if args.reward:  # a list: passed as one JSON (= YAML) override
+        args.overrides = [*args.overrides, f"reward_funcs={json.dumps(args.reward)}"]
     cfg = resolve_config(DlmRLConfig, args, {"algo": "algo", "init_run": "init_run", "run_dir": "run_dir",
                                               "steps": "steps", "max_wall_s": "max_wall_s", "max_cpu_s": "max_cpu_s",
-                                              "seed": "seed"})
+                                              "seed": "seed", "hf_model": "hf_model", "prompts_file": "prompts_file"})
     res = train_rl(cfg)
     print(f"{cfg.algo}: step {res['step']} after {res['wall_s']:.0f} s of training: held-out reward "
           f"{res.get('eval_reward', 0):.3f}, solved {res.get('eval_solved', 0):.3f}; metrics.jsonl and checkpoint "
@@ -108,8 +123,9 @@ def _pairs(args: argparse.Namespace) -> int:
     torch.set_num_threads(cfg.n_threads)
     pairs, stats = sample_pairs(model, task, args.prompts, args.samples, torch.Generator().manual_seed(args.seed),
                                 args.seed, args.min_gap, args.temperature, decoding=args.decoding,
-                                eval_block_len=cfg.eval_block_len)
-    save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir), "pair_decoding": args.decoding})
+                                eval_block_len=cfg.eval_block_len, remasking=args.remasking)
+    save_pairs(pairs, args.out, {"task": task.name, "init_run": str(args.run_dir), "pair_decoding": args.decoding,
+                                 "pair_remasking": args.remasking})
     print(f"{len(pairs)} pairs from {args.prompts} prompts × {args.samples} samples, {args.decoding} decoding (mean reward "
           f"{stats['sample_reward']:.3f}; chosen {stats['chosen_reward']:.3f}, rejected "
           f"{stats['rejected_reward']:.3f}) -> {args.out}")
@@ -147,10 +163,11 @@ def _sample_hf(args: argparse.Namespace) -> int:
     model = HFMaskedDiffusion.from_pretrained(args.hf_model)
     sampler = build_sampler(model.mask_id, args.gen_len, args.sampler, args.steps, args.threshold, args.gamma, args.block_len,
                             args.temperature)
+    device = next(model.parameters()).device  # the logits stay there: so do the prompt and the sampler's noise
     for text in args.prompt:
-        prompt = model.encode(text)
+        prompt = model.encode(text).to(device)
         with torch.no_grad():
-            out = sampler.sample(model, prompt, args.gen_len, torch.Generator().manual_seed(args.seed))
+            out = sampler.sample(model, prompt, args.gen_len, torch.Generator(device=device).manual_seed(args.seed))
         answer = out.tokens[0, prompt.shape[1]:].tolist()
         if model.eos_id is not None and model.eos_id in answer:
             answer = answer[:answer.index(model.eos_id)]

@@ -5,7 +5,8 @@ The mask and EOS ids are read from the tokenizer or the model config — never w
 tokenizer's ``mask_token``, then ``mask_token_id`` in the config, then the tokenizer's own id for a known mask
 token name (LLaDA's ``<|mdm_mask|>``, Dream's ``<|mask|>``). Dream-style models predict token i from position i − 1
 (``shift_logits``); the adapter shifts their logits so position i always scores token i. Everything loads with
-``local_files_only`` (no hub access); a GPU is used when present.
+``local_files_only`` (no hub access); a GPU is used when present. Logits stay on the model's device and in its dtype
+(bf16 models give bf16 logits); :mod:`thrifty.dlm.hf_train` wraps the model in a LoRA adapter for the RL trainers.
 """
 
 from __future__ import annotations
@@ -68,10 +69,12 @@ class HFMaskedDiffusion(nn.Module):
         config = AutoConfig.from_pretrained(path, **kw)
         tokenizer = AutoTokenizer.from_pretrained(path, **kw)
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is not None:
+            kw["dtype"] = dtype
         try:
-            model = AutoModelForMaskedLM.from_pretrained(path, torch_dtype=dtype, **kw)
+            model = AutoModelForMaskedLM.from_pretrained(path, **kw)
         except (ValueError, KeyError):  # LLaDA-style repos register only AutoModel
-            model = AutoModel.from_pretrained(path, torch_dtype=dtype, **kw)
+            model = AutoModel.from_pretrained(path, **kw)
         model = model.to(dev).eval()
         if shift_logits is None:
             shift_logits = str(getattr(config, "model_type", "")).lower() in SHIFTED_MODEL_TYPES
@@ -84,6 +87,8 @@ class HFMaskedDiffusion(nn.Module):
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
                 return_hidden: bool = False):
+        """Logits (B, L, V) on the model's device in its dtype (no copy back to the ids' device: callers gather the
+        few positions they need there; see :func:`thrifty.dlm.likelihood._answer_logp`)."""
         if positions is not None or attn_mask is not None:
             raise ConfigError("custom positions and attention masks are not passed to Hugging Face models; score "
                               "blocks as separate rows instead")
@@ -92,8 +97,7 @@ class HFMaskedDiffusion(nn.Module):
         logits = out.logits if hasattr(out, "logits") else out[0]
         if self.shift_logits:  # position i − 1 predicts token i: move each prediction onto its own position
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-        logits = logits.float().to(ids.device)
-        return (logits, out.hidden_states[-1].float().to(ids.device)) if return_hidden else logits
+        return (logits, out.hidden_states[-1]) if return_hidden else logits
 
 
 __all__ = ["MASK_TOKEN_NAMES", "HFMaskedDiffusion", "resolve_eos_id", "resolve_mask_id"]

@@ -23,7 +23,9 @@ number of forward passes it costs.
 Gradients flow through every estimator but the brute force (training calls them with grad enabled; evaluation
 wraps them in ``torch.no_grad()``). The model maps ids (B, L) to logits (B, L, V); the mask id is passed in, and the mask token is left out of every
 distribution (it is never an answer token; the samplers never propose it either). Inputs are a prompt (B, P) and an answer
-(B, G); results are per sequence (B,) unless said otherwise.
+(B, G); results are per sequence (B,) unless said otherwise. Only the answer positions of the logits are normalised,
+in float32 (never float64 over the vocabulary, never the prompt's positions), on the model's device; the per-token
+log-probs (B, G) come back as float64 on the inputs' device.
 """
 
 from __future__ import annotations
@@ -38,11 +40,27 @@ from thrifty.core.errors import ConfigError
 from thrifty.dlm.masking import sample_times
 
 
-def _logp(model: Any, x: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """Log-probabilities over the vocabulary without the mask token (never an answer token, as in sampling)."""
-    logits = model(x).double()
-    logits[..., mask_id] = float("-inf")
-    return torch.log_softmax(logits, dim=-1)
+def _answer_logp(model: Any, x: torch.Tensor, answer_ids: torch.Tensor, start: int, mask_id: int) -> torch.Tensor:
+    """(B, G) float64: log p(answer_ids | x) at positions ``start .. start + G`` of ``x``, the mask token left out
+    of each distribution (never an answer token, as in sampling).
+
+    Only the answer positions' logits are normalised — never the prompt's — and in float32 (or the logits' own dtype
+    when wider): the largest intermediate is (B, G, V) float32, whatever the prompt length. The log-normaliser is
+    max + log1p(Σ of the other exp-terms), which keeps log-probs near 0 accurate to float32's relative precision.
+    The per-token results (B, G) come back as float64 on ``answer_ids``' device; the logits stay where the model put
+    them."""
+    logits = model(x)
+    g = answer_ids.shape[1]
+    part = logits[:, start:start + g]
+    if part.dtype not in (torch.float32, torch.float64):
+        part = part.float()
+    vocab = torch.arange(part.shape[-1], device=part.device)
+    part = part.masked_fill(vocab == mask_id, float("-inf"))
+    top, arg = part.max(dim=-1, keepdim=True)  # not detached: the maximum carries its own −1/(1 + rest) gradient
+    rest = torch.exp(part - top).scatter(-1, arg, 0.0).sum(dim=-1)  # every term but one maximum (exp(0) = 1)
+    target = answer_ids.to(part.device)[..., None]
+    picked = part.gather(-1, target).squeeze(-1)
+    return (picked - top.squeeze(-1) - torch.log1p(rest)).double().to(answer_ids.device)
 
 
 def _check(prompt_ids: torch.Tensor, answer_ids: torch.Tensor) -> tuple[int, int]:
@@ -62,7 +80,7 @@ def trajectory_replay(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Te
     total = torch.zeros(prompt_ids.shape[0], dtype=torch.float64)
     for s in steps:
         now = step_map == s
-        lp = _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+        lp = _answer_logp(model, x, answer_ids, p, mask_id)
         total += (lp * now).sum(dim=1)
         x = torch.cat([x[:, :p], torch.where(now, answer_ids, x[:, p:])], dim=1)  # new tensor: autograd keeps x
     return total, len(steps)
@@ -79,7 +97,7 @@ def one_step_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.
         hide = torch.rand(prompt.shape, generator=generator) < prompt_mask_p
         prompt[hide] = mask_id
     x = torch.cat([prompt, torch.full_like(answer_ids, mask_id)], dim=1)
-    return _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1), 1
+    return _answer_logp(model, x, answer_ids, p, mask_id), 1
 
 
 def _step_choice(steps: list[int], generator: torch.Generator) -> int:
@@ -99,8 +117,8 @@ def two_times_mean_field(model: Any, prompt_ids: torch.Tensor, answer_ids: torch
     blank = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
     before = step_map < (t[:, None] if isinstance(t, torch.Tensor) else t)
     x_t = torch.cat([prompt_ids, torch.where(before, answer_ids, torch.full_like(answer_ids, mask_id))], dim=1)
-    lp_blank = _logp(model, blank, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
-    lp_t = _logp(model, x_t, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+    lp_blank = _answer_logp(model, blank, answer_ids, p, mask_id)
+    lp_t = _answer_logp(model, x_t, answer_ids, p, mask_id)
     return torch.where(before, lp_blank, lp_t), 2
 
 
@@ -139,9 +157,8 @@ def block_single_pass(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Te
     per_seq = block_states(answer_ids, step_map, block_len, mask_id, generator, draws)
     n_blocks = g // block_len
     states = torch.stack([torch.cat([prompt_ids[b], st]) for b, rows in enumerate(per_seq) for _, st, _, _ in rows])
-    lp = _logp(model, states, mask_id)[:, p:]  # (B·N_B, G, V): all blocks of all sequences in one call
-    answers = answer_ids.repeat_interleave(n_blocks, dim=0)
-    tok = lp.gather(-1, answers[..., None]).squeeze(-1).view(answer_ids.shape[0], n_blocks, g)
+    answers = answer_ids.repeat_interleave(n_blocks, dim=0)  # all blocks of all sequences in one call
+    tok = _answer_logp(model, states, answers, p, mask_id).view(answer_ids.shape[0], n_blocks, g)
     new = torch.stack([torch.stack([nw for _, _, nw, _ in rows]) for rows in per_seq])  # (B, N_B, G)
     weight = torch.tensor([[float(tb) for *_, tb in rows] for rows in per_seq], dtype=torch.float64)  # T_b
     return ((tok * new).sum(dim=2) * weight).sum(dim=1), 1
@@ -157,7 +174,7 @@ def mc_elbo(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, mask
     for t in sample_times(n, generator, low_discrepancy=antithetic).tolist():
         masked = torch.rand(answer_ids.shape, generator=generator) < t
         x = torch.cat([prompt_ids, torch.where(masked, torch.full_like(answer_ids, mask_id), answer_ids)], dim=1)
-        lp = _logp(model, x, mask_id)[:, p:].gather(-1, answer_ids[..., None]).squeeze(-1)
+        lp = _answer_logp(model, x, answer_ids, p, mask_id)
         total += (lp * masked).sum(dim=1) / t
     return total / n, n
 
@@ -174,7 +191,7 @@ def exact_any_order(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tens
         x = torch.cat([prompt_ids, torch.full_like(answer_ids, mask_id)], dim=1)
         lp_order = torch.zeros(prompt_ids.shape[0], dtype=torch.float64)
         for k in order:
-            lp = _logp(model, x, mask_id)[:, p + k].gather(-1, answer_ids[:, k:k + 1]).squeeze(-1)
+            lp = _answer_logp(model, x, answer_ids[:, k:k + 1], p + k, mask_id).squeeze(-1)
             lp_order += lp
             x[:, p + k] = answer_ids[:, k]
         per_order.append(lp_order)

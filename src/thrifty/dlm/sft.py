@@ -96,8 +96,7 @@ def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], samp
     out = sampler.sample(model, prompts, task.answer_len, torch.Generator().manual_seed(seed))
     model.train(was_training)
     texts = [task.decode(row.tolist()) for row in out.tokens[:, prompts.shape[1]:]]
-    rewards = [task.reward(ex, t) for ex, t in zip(examples, texts, strict=True)]
-    solved = [task.solved(ex, t) for ex, t in zip(examples, texts, strict=True)]
+    rewards, solved = task.score(examples, texts)
     return {"reward": sum(rewards) / len(rewards), "solved": sum(solved) / len(solved),
             "nfe": float(out.nfe_per_seq.float().mean())}
 

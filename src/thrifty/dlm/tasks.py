@@ -77,6 +77,12 @@ class DlmTask:
     def solved(self, ex: DlmExample, text: str) -> bool:
         return self.reward(ex, text) >= 1.0
 
+    def score(self, examples: list[DlmExample], texts: list[str]) -> tuple[list[float], list[bool]]:
+        """(rewards, solved) of a batch of decoded answers — one row at a time here; tasks whose rewards score a
+        batch at once (:class:`thrifty.dlm.data.PromptTask`) override it."""
+        pairs = list(zip(examples, texts, strict=True))
+        return [self.reward(ex, t) for ex, t in pairs], [self.solved(ex, t) for ex, t in pairs]
+
     @property
     def seq_len(self) -> int:
         return self.prompt_len + 1 + self.answer_len

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from thrifty.core.errors import ConfigError
+from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import (
     clipped_pg_loss,
     dpo_loss,
@@ -68,6 +69,9 @@ def test_sequence_and_token_aggregation_differ_as_they_should():
     seq, _ = clipped_pg_loss(logp, logp, adv, mask, agg="sequence")
     tok, _ = clipped_pg_loss(logp, logp, adv, mask, agg="token")
     assert seq.item() == pytest.approx((-1 + -3) / 2) and tok.item() == pytest.approx((-1 - 1 - 3) / 3)
+    # d1 averages over every completion token of the batch: the default, in the loss and in the RL config
+    assert clipped_pg_loss(logp, logp, adv, mask)[0].item() == pytest.approx(tok.item())
+    assert DlmRLConfig().agg == "token"
     with pytest.raises(ConfigError, match="aggregation"):
         clipped_pg_loss(logp, logp, adv, mask, agg="batchwise")
 

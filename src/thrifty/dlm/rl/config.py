@@ -1,5 +1,5 @@
-"""The one config of `thrifty dlm rl`: which algorithm, the SFT run it starts from, and every switch the algorithms
-expose (each documented where it is defined; YAML files under configs/dlm/ set them)."""
+"""The one config of `thrifty dlm rl`: which algorithm, the SFT run or Hugging Face checkpoint it starts from, and every
+switch the algorithms expose (each documented where it is defined; YAML files under configs/dlm/ set them)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ ALGOS = ("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft")
 ESTIMATORS = ("auto", "one_step", "two_times")
 PREF_ESTIMATORS = ("auto", "block", "replay", "elbo")
 PAIR_DECODINGS = ("rollout", "eval")  # how preference pairs are decoded (thrifty.dlm.rl.pairs.pair_sampler)
+HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
 class DlmRLConfig:
     algo: str = "diffu_grpo"  # diffu_grpo | diffpo | dtrpo | vrpo | sft (the equal-compute SFT-only control)
     init_run: str = "runs/dlm_sudoku4"  # a `dlm train-sft` run: its checkpoint is the policy's start and the reference
+    # (or hf_model below: a Hugging Face checkpoint)
     run_dir: str = "runs/dlm_rl"
     seed: int = 0
     steps: int = 200  # optimiser steps (an online rollout takes `mu` of them)
@@ -39,7 +41,7 @@ class DlmRLConfig:
     eps: float = 0.5  # PPO clip
     beta: float = 0.04  # k3 KL weight
     scale_rewards: bool = False  # d1: advantages are not divided by the group std
-    agg: str = "sequence"  # per-sequence token mean then batch mean | "token": mean over all batch tokens
+    agg: str = "token"  # d1: mean over all the batch's completion tokens | "sequence": per-sequence, then batch
     estimator: str = "auto"  # auto (diffu_grpo: one_step, diffpo: two_times) | one_step | two_times
     prompt_mask_p: float = 0.15  # one-step mean-field: each prompt token masked with this probability
     random_masking: bool = True  # fresh mask seeds per rollout batch (False: seed 42 always, as d1's option)
@@ -66,8 +68,26 @@ class DlmRLConfig:
     # evaluation decoder: low-confidence, one token a step, the SFT run's eval blocks); both draw tokens at
     # rollout_temperature. dTRPO's blocks follow the pairs' decoding blocks.
     pair_decoding: str = "rollout"
+    pair_remasking: str = "low_confidence"  # pair order: low_confidence | random (token replay exact up to a constant)
+    trajectory_terms: str = "auto"  # tokens | tokens+positions | auto (dTRPO scores: +positions; DiFFPO μ: tokens)
     # SFT control
     sft_batch: int = 64
+    # a Hugging Face masked-diffusion checkpoint (LLaDA/Dream style) instead of a `dlm train-sft` run
+    # (thrifty.dlm.hf_train): LoRA-trained, the reference is the same model with the adapter switched off
+    hf_model: str = ""  # a local model directory; init_run is then unused
+    prompts_file: str = ""  # JSONL, one {"prompt": text or chat messages, other columns...} per line
+    eval_file: str = ""  # held-out prompts in the same format (default: n_eval rows drawn out of prompts_file)
+    reward_funcs: list[str] = field(default_factory=list)  # module:function or file.py:function, each
+    # f(prompts, completions, **columns) -> list[float | None]; summed per completion
+    reward_weights: list[float] = field(default_factory=list)  # one per reward function (default: all 1)
+    gen_len: int = 256  # answer tokens (d1: max_completion 256)
+    max_prompt_len: int = 200  # longer prompts keep their last tokens (d1: 200)
+    chat_template: bool = True  # apply the tokenizer's chat template when it has one
+    lora_r: int = 128  # d1: r 128, alpha 64 (d1's LoRA dropout 0.05 is not used: the model trains without dropout)
+    lora_alpha: float = 64.0
+    lora_target_modules: list[str] = field(default_factory=list)  # module names; empty: every linear layer but
+    # the output head (PEFT's "all-linear")
+    hf_dtype: str = "auto"  # auto (bfloat16 on a GPU that supports it, else float32) | float32 | bfloat16 | float16
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -79,6 +99,14 @@ class DlmRLConfig:
                               f"{', '.join(PREF_ESTIMATORS)}")
         if self.pair_decoding not in PAIR_DECODINGS:
             raise ConfigError(f"unknown pair_decoding {self.pair_decoding!r}; choose one of {', '.join(PAIR_DECODINGS)}")
+        from thrifty.dlm.rl.trajectory import TRAJECTORY_TERMS
+        from thrifty.dlm.samplers.low_confidence import REMASKING
+
+        if self.pair_remasking not in REMASKING:
+            raise ConfigError(f"unknown pair_remasking {self.pair_remasking!r}; choose one of {', '.join(REMASKING)}")
+        if self.trajectory_terms not in TRAJECTORY_TERMS:
+            raise ConfigError(f"unknown trajectory_terms {self.trajectory_terms!r}; choose one of "
+                              f"{', '.join(TRAJECTORY_TERMS)}")
         if self.is_level not in ("token", "sequence", "none"):
             raise ConfigError(f"is_level must be token, sequence or none, got {self.is_level!r}")
         for name in ("steps", "n_threads", "n_train", "n_eval", "eval_every", "checkpoint_every", "prompts_per_step",
@@ -93,6 +121,25 @@ class DlmRLConfig:
             raise ConfigError("gamma_grid must list non-negative entropy bounds")
         if not self.train_policy and not self.joint_sampler:
             raise ConfigError("train_policy: false leaves nothing to train unless joint_sampler is on")
+        if self.hf_model:
+            self._check_hf()
+
+    def _check_hf(self) -> None:
+        if self.algo == "sft":
+            raise ConfigError("hf_model: prompt files carry no reference answers, so the SFT control does not apply")
+        if self.joint_sampler or not self.train_policy:
+            raise ConfigError("hf_model: the joint sampler head is for the small model only (train_policy stays on)")
+        if self.ref_sync_every:
+            raise ConfigError("hf_model: the reference is the base model (LoRA switched off); ref_sync_every must be 0")
+        if not self.prompts_file or not self.reward_funcs:
+            raise ConfigError("hf_model needs prompts_file (JSONL) and at least one reward_funcs entry")
+        if self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
+                              f"{len(self.reward_funcs)} reward_funcs")
+        if self.gen_len < 1 or self.max_prompt_len < 1 or self.lora_r < 1 or not self.lora_alpha > 0:
+            raise ConfigError("gen_len, max_prompt_len and lora_r must be >= 1 and lora_alpha > 0")
+        if self.hf_dtype not in HF_DTYPES:
+            raise ConfigError(f"unknown hf_dtype {self.hf_dtype!r}; choose one of {', '.join(HF_DTYPES)}")
 
     def pg_estimator(self) -> str:
         if self.estimator != "auto":
@@ -105,4 +152,4 @@ class DlmRLConfig:
         return "elbo" if self.algo == "vrpo" else "block"
 
 
-__all__ = ["ALGOS", "PAIR_DECODINGS", "DlmRLConfig"]
+__all__ = ["ALGOS", "HF_DTYPES", "PAIR_DECODINGS", "DlmRLConfig"]

@@ -4,11 +4,15 @@
   so the policy, old policy and reference share it); tokens committed before t scored with the answer fully
   masked, the rest given the state just before t.
 - Importance weights w = sg[min(π̃_old / μ, c)] between the surrogate and the sampler's behaviour probabilities
-  recorded during the rollout, per token (or per sequence), scaling the clipped objective.
+  recorded during the rollout, per token (or per sequence), scaling the clipped objective. μ is the token's draw
+  probability (``trajectory_terms: tokens``, what ``auto`` gives here) or that times the token's even share of its
+  step's position-choice probability (``tokens+positions``: per sequence, μ is then the exact probability of the
+  sampled trajectory; per token the split is our choice). The surrogate π̃ scores answers without an order, so
+  neither μ makes the weight exact: the weight would need the answer's marginal Σ_orders P(τ), which is intractable.
 - Joint sampler training: a head picks γ per prompt from a grid; rollouts decode with the entropy-bounded sampler at
   that γ; the choice's log-prob enters the same clipped ratio and the reward may price forward passes.
 Every piece is switchable in :class:`~thrifty.dlm.rl.config.DlmRLConfig` (``estimator``, ``is_level``,
-``joint_sampler``, ``nfe_price``, ``train_policy``).
+``trajectory_terms``, ``joint_sampler``, ``nfe_price``, ``train_policy``).
 """
 
 from __future__ import annotations

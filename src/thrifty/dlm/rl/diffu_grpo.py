@@ -21,6 +21,7 @@ from thrifty.dlm.likelihood import one_step_mean_field
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import clipped_pg_loss, group_advantages, importance_weights, nfe_priced_reward
 from thrifty.dlm.rl.rollout import Rollouts, SamplerHead, answer_mask, collect, rollout_sampler, rollout_shape
+from thrifty.dlm.rl.trajectory import resolve_terms
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 # estimator(model, rollouts, mask_id, seed) -> per-token log-probs (N, G), with gradients when enabled
@@ -48,6 +49,7 @@ class PolicyGradient:
         self.estimator, self.head, self.weighted = estimator, head, weighted
         self.block_len, self.steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
         self.sampler = rollout_sampler(task, self.steps, self.block_len, cfg.rollout_temperature)
+        self.behaviour_terms = resolve_terms(cfg.trajectory_terms, "behaviour")  # DiFFPO's μ: tokens (+ positions)
         self.params = [p for group in opt.param_groups for p in group["params"]]
 
     def _seeds(self, gen: torch.Generator) -> list[int]:
@@ -82,7 +84,7 @@ class PolicyGradient:
             ref_j = ref[j] if ref is not None else None
             weights = None
             if self.weighted and cfg.is_level != "none":
-                weights = importance_weights(old_j, roll.behaviour_logp, mask, cfg.is_cap, cfg.is_level)
+                weights = importance_weights(old_j, self._behaviour(roll), mask, cfg.is_cap, cfg.is_level)
             tok_mask = mask if cfg.train_policy else torch.zeros_like(mask)
             if self.head is not None:  # the γ choice: one more token, exact behaviour (weight 1), no KL
                 g_logp = self._gamma_logp(roll)
@@ -103,6 +105,13 @@ class PolicyGradient:
         if roll.gamma_idx is not None and self.head is not None:
             totals["gamma_mean"] = float(torch.tensor(self.head.grid)[roll.gamma_idx].mean())
         return cfg.mu, totals
+
+    def _behaviour(self, roll: Rollouts) -> torch.Tensor:
+        """μ per token: the draw's log-prob, plus its share of the step's position-choice log-prob when
+        ``trajectory_terms`` resolves to tokens+positions (then a sequence's sum is its exact log P(τ))."""
+        if self.behaviour_terms == "tokens" or roll.position_logp is None:
+            return roll.behaviour_logp
+        return roll.behaviour_logp + roll.position_logp
 
     def _gamma_logp(self, roll: Rollouts) -> torch.Tensor:
         assert self.head is not None and roll.gamma_idx is not None

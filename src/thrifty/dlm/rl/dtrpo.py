@@ -9,6 +9,12 @@ forward per step — the cost dTRPO avoids) or ``elbo`` (VRPO's MC-ELBO, :mod:`.
 the pairs were decoded in (``pair_decoding``: the rollout blocks, or the evaluation decoder's — one block of the
 whole answer unless the SFT run set ``eval_block_len``); pairs whose step maps do not go block by block in those
 blocks are refused, since the re-masked states would not be states the sampler visited.
+
+Under confidence-ordered decoding the token sums are not the trajectory probability: which positions a step commits
+is itself a model-dependent draw. ``trajectory_terms`` (:mod:`.trajectory`; ``auto`` = ``tokens+positions`` here)
+adds each visited step's position-choice log-prob, under the policy and under the reference, to the ``block`` and
+``replay`` scores, making ``replay`` the exact trajectory log-ratio and ``block`` an unbiased estimate of it;
+``tokens`` gives the token-only scores (dTRPO's "newly unmasked tokens" as published).
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import block_single_pass, trajectory_replay
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import dpo_loss
-from thrifty.dlm.rl.pairs import Pairs
+from thrifty.dlm.rl.pairs import Pairs, pair_sampler
 from thrifty.dlm.rl.rollout import rollout_shape
+from thrifty.dlm.rl.trajectory import (
+    IMPOSSIBLE_LOGP,
+    block_terms,
+    decoded_in_blocks,
+    replay_terms,
+    resolve_terms,
+)
 from thrifty.dlm.rl.vrpo import elbo_scores
+from thrifty.dlm.samplers.choice import ChoiceRule
 from thrifty.dlm.tasks import DlmTask
 
 
@@ -41,20 +55,20 @@ def block_draws(step_map: torch.Tensor, block_len: int, generator: torch.Generat
     return out
 
 
-def decoded_in_blocks(step_map: torch.Tensor, block_len: int) -> bool:
-    """Whether every row was decoded block by block in blocks of ``block_len``: each block's steps all come before
-    the next block's (what :func:`~thrifty.dlm.likelihood.block_single_pass`'s re-masked states assume)."""
-    if step_map.shape[1] % block_len:
-        return False
-    blocks = step_map.view(step_map.shape[0], -1, block_len)
-    return bool((blocks.amax(dim=2)[:, :-1] < blocks.amin(dim=2)[:, 1:]).all())
-
-
 def block_scores(policy: Any, ref: Any, prompt: torch.Tensor, answer: torch.Tensor, steps: torch.Tensor,
-                 mask_id: int, generator: torch.Generator, block_len: int = 4,
-                 **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R̂ under the policy with gradients, R̂ under the reference) on one shared set of block draws."""
+                 mask_id: int, generator: torch.Generator, block_len: int = 4, terms: str = "tokens",
+                 rule: ChoiceRule | None = None, **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R̂ under the policy with gradients, R̂ under the reference) on one shared set of block draws; with
+    ``terms="tokens+positions"`` each drawn step also scores its position choice under ``rule``."""
     draws = block_draws(steps, block_len, generator)
+    if terms == "tokens+positions":
+        rule = _need_rule(rule)
+        tok, pos, _ = block_terms(policy, prompt, answer, steps, block_len, mask_id, rule, generator, draws,
+                                  IMPOSSIBLE_LOGP)
+        with torch.no_grad():
+            ref_tok, ref_pos, _ = block_terms(ref, prompt, answer, steps, block_len, mask_id, rule, generator, draws,
+                                              IMPOSSIBLE_LOGP)
+        return tok + pos, ref_tok + ref_pos
     theta = block_single_pass(policy, prompt, answer, steps, block_len, mask_id, generator, draws)[0]
     with torch.no_grad():
         reference = block_single_pass(ref, prompt, answer, steps, block_len, mask_id, generator, draws)[0]
@@ -62,12 +76,27 @@ def block_scores(policy: Any, ref: Any, prompt: torch.Tensor, answer: torch.Tens
 
 
 def replay_scores(policy: Any, ref: Any, prompt: torch.Tensor, answer: torch.Tensor, steps: torch.Tensor,
-                  mask_id: int, generator: torch.Generator, **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(exact trajectory log-prob under the policy with gradients, under the reference): one forward per step."""
+                  mask_id: int, generator: torch.Generator, block_len: int | None = None, terms: str = "tokens",
+                  rule: ChoiceRule | None = None, **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(trajectory log-prob under the policy with gradients, under the reference): one forward per step. With
+    ``terms="tokens"`` the token replay (the exact trajectory log-prob only for model-free or deterministic
+    orders); with ``"tokens+positions"`` the exact log-prob of the recorded trajectory under ``rule``."""
+    if terms == "tokens+positions":
+        rule = _need_rule(rule)
+        tok, pos, _ = replay_terms(policy, prompt, answer, steps, mask_id, rule, block_len, IMPOSSIBLE_LOGP)
+        with torch.no_grad():
+            ref_tok, ref_pos, _ = replay_terms(ref, prompt, answer, steps, mask_id, rule, block_len, IMPOSSIBLE_LOGP)
+        return tok + pos, ref_tok + ref_pos
     theta = trajectory_replay(policy, prompt, answer, steps, mask_id)[0]
     with torch.no_grad():
         reference = trajectory_replay(ref, prompt, answer, steps, mask_id)[0]
     return theta, reference
+
+
+def _need_rule(rule: ChoiceRule | None) -> ChoiceRule:
+    if rule is None:
+        raise ConfigError("position terms need the rule the pairs were decoded with")
+    return rule
 
 
 SCORES: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
@@ -85,7 +114,13 @@ class PreferenceUpdate:
         self.launch, self.n_updates = launch or Launch(), 0
         self.score = SCORES[cfg.preference_estimator()]
         self.block_len = block_len or rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
-        if cfg.preference_estimator() == "block" and not all(
+        self.terms = resolve_terms(cfg.trajectory_terms, "score")
+        # the rule the pairs were decoded with (both pair decodings order by confidence unless pair_remasking says)
+        self.rule = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
+                                 remasking=cfg.pair_remasking).choice_rule()
+        needs_blocks = cfg.preference_estimator() == "block" or (
+            cfg.preference_estimator() == "replay" and self.terms == "tokens+positions")
+        if needs_blocks and not all(
                 decoded_in_blocks(s, self.block_len) for s in (pairs.chosen_steps, pairs.rejected_steps)):
             raise ConfigError(f"the pairs were not decoded block by block in blocks of {self.block_len} tokens, so "
                               "dTRPO's re-masked states would be wrong; set pair_decoding to the decoding that built "
@@ -103,7 +138,7 @@ class PreferenceUpdate:
         answer = torch.cat([batch.chosen, batch.rejected])
         steps = torch.cat([batch.chosen_steps, batch.rejected_steps])
         theta, reference = self.score(self.policy, self.ref, prompt, answer, steps, self.task.vocab.mask_id, local,
-                                      block_len=self.block_len, n=cfg.mc_n)
+                                      block_len=self.block_len, n=cfg.mc_n, terms=self.terms, rule=self.rule)
         m = len(idx)
         loss, stats = dpo_loss(theta[:m], theta[m:], reference[:m], reference[m:], cfg.dpo_beta)
         self.opt.zero_grad()

@@ -4,7 +4,10 @@
 An update is an object with ``update(pool, generator) -> (optimiser steps, stats)``: online policy gradient
 (:class:`~thrifty.dlm.rl.diffu_grpo.PolicyGradient`: diffu-GRPO, DiFFPO), offline preference optimisation
 (:class:`~thrifty.dlm.rl.dtrpo.PreferenceUpdate`: dTRPO, VRPO) or continued SFT (the equal-compute control). The
-reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). ``metrics.jsonl``
+reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). With ``hf_model`` the
+start is a Hugging Face masked-diffusion checkpoint instead: LoRA-trained on a JSONL prompt file with the user's
+reward functions, the reference being the same model with the adapter switched off, checkpoints holding the adapter
+only (:mod:`thrifty.dlm.hf_train`). ``metrics.jsonl``
 gets one record per update — training wall and CPU time (evaluation excluded), cumulative forward passes of the policy and
 the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
 ``eval_every`` steps (mirrored to TensorBoard event files under ``<run_dir>/tb/`` with ``tensorboard: true``).
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +76,9 @@ def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, 
         return load_pairs(run / "pairs.safetensors"), {}
     pairs, stats = sample_pairs(policy, task, cfg.pair_prompts, cfg.pair_samples, gen, cfg.seed, cfg.min_gap,
                                 cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps, cfg.pair_decoding,
-                                eval_block_len)
-    save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding})
+                                eval_block_len, cfg.pair_remasking)
+    save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding,
+                                                  "pair_remasking": cfg.pair_remasking})
     return pairs, stats
 
 
@@ -112,10 +117,57 @@ def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: 
 
         pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len)  # every process builds the same pairs
         sampler = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
-                               eval_block_len)
+                               eval_block_len, cfg.pair_remasking)
         return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch,
                                 block_len=decoding_block_len(sampler, task)), stats
     return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
+
+
+@dataclass
+class Setup:
+    """What a run trains and on what: the task, the policy and its reference, the trained parameters, the modules
+    a checkpoint saves (and a hook run after each save), the training pool and the held-out examples."""
+
+    task: DlmTask
+    policy: torch.nn.Module
+    ref: torch.nn.Module
+    head: SamplerHead | None
+    params: list[torch.nn.Parameter]
+    modules: dict[str, Any]
+    pool: list[DlmExample]
+    test: list[DlmExample]
+    eval_block_len: int | None
+    after_save: Callable[[Path], Any] | None = None
+    stats: dict[str, float] = field(default_factory=dict)  # logged with the step-0 evaluation
+
+
+def _own_setup(cfg: DlmRLConfig) -> Setup:
+    """The small model of a `dlm train-sft` run: the policy trains in full, the reference is a frozen copy."""
+    sft_cfg, task, policy = load_model(cfg.init_run)
+    policy.train()
+    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    head = SamplerHead(policy.cfg.d_model, cfg.gamma_grid, torch.Generator().manual_seed(cfg.seed + 3)) \
+        if cfg.joint_sampler and cfg.algo == "diffpo" else None
+    params = list(policy.parameters()) if cfg.train_policy else []
+    policy.requires_grad_(cfg.train_policy)
+    params += list(head.parameters()) if head is not None else []
+    modules = {"model": policy, **({"head": head} if head is not None else {})}
+    pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
+    test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
+    return Setup(task, policy, ref, head, params, modules, pool, test, sft_cfg.eval_block_len)
+
+
+def _hf_setup(cfg: DlmRLConfig) -> Setup:
+    """A Hugging Face checkpoint with a LoRA adapter; the reference is the same model with the adapter off
+    (:mod:`thrifty.dlm.hf_train`); evaluation decodes in the rollout blocks."""
+    from thrifty.dlm.hf_train import hf_setup as load
+
+    hf = load(cfg)
+    pool, test = hf.task.examples("train", cfg.n_train), hf.task.examples("test", cfg.n_eval)
+    block = rollout_shape(hf.task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
+    stats = {"lora_modules": float(hf.lora_modules), "trained_params": float(sum(p.numel() for p in hf.params)),
+             "prompt_len": float(hf.task.prompt_len), "prompts_truncated": float(hf.task.truncated)}
+    return Setup(hf.task, hf.policy, hf.ref, None, hf.params, hf.modules, pool, test, block, hf.after_save, stats)
 
 
 def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
@@ -126,27 +178,19 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     launch = Launch()
     if launch.is_main:
         save_config(cfg, run / "config.yaml")
-    sft_cfg, task, policy = load_model(cfg.init_run)
-    policy.train()
-    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    s = _hf_setup(cfg) if cfg.hf_model else _own_setup(cfg)
+    task, policy, ref, head, modules, pool, test = s.task, s.policy, s.ref, s.head, s.modules, s.pool, s.test
     gen = torch.Generator().manual_seed(cfg.seed)
-    head = SamplerHead(policy.cfg.d_model, cfg.gamma_grid, torch.Generator().manual_seed(cfg.seed + 3)) \
-        if cfg.joint_sampler and cfg.algo == "diffpo" else None
-    params = list(policy.parameters()) if cfg.train_policy else []
-    policy.requires_grad_(cfg.train_policy)
-    params += list(head.parameters()) if head is not None else []
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    modules = {"model": policy, **({"head": head} if head is not None else {})}
+    opt = torch.optim.AdamW(s.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, extra = load_checkpoint(run, modules, opt, gen)
     if "ref" in extra:
         ref.load_state_dict(extra["ref"])
     wall, cpu, fwd = float(extra.get("wall_s", 0.0)), float(extra.get("cpu_s", 0.0)), dict(extra.get("forward", {}))
-    pool = task.examples("train", cfg.n_train, seed=sft_cfg.seed)
-    test = task.examples("test", cfg.n_eval, seed=sft_cfg.seed + 1000)
-    eval_sampler = default_sampler(task, sft_cfg.eval_block_len)
+    eval_sampler = default_sampler(task, s.eval_block_len)
     counter = ForwardCounter(policy, ref)
     t_setup, c_setup = time.perf_counter(), time.process_time()
-    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch, sft_cfg.eval_block_len)
+    updater, setup_stats = build_update(cfg, task, policy, ref, head, opt, pool, run, gen, launch, s.eval_block_len)
+    setup_stats = {**s.stats, **setup_stats}
     if step == 0:
         wall, cpu = wall + time.perf_counter() - t_setup, cpu + time.process_time() - c_setup
     # a fresh start (no checkpoint) also drops the step-0 line of an attempt that died before its first checkpoint
@@ -191,6 +235,8 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
             log.flush()
             extra = {"wall_s": wall, "cpu_s": cpu, "forward": fwd, **({"ref": ref.state_dict()} if cfg.ref_sync_every else {})}
             save_checkpoint(run, step, modules, opt, gen, extra)
+            if s.after_save is not None:
+                s.after_save(run)
             launch.barrier()
     bar.close()
     if log is not None:
@@ -201,4 +247,4 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     return {"step": step, "wall_s": wall, "cpu_s": cpu, **last, "forward": fwd, "config": asdict(cfg)}
 
 
-__all__ = ["ContinuedSFT", "build_update", "train_rl"]
+__all__ = ["ContinuedSFT", "Setup", "build_update", "train_rl"]

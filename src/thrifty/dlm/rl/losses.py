@@ -3,9 +3,11 @@
 - :func:`group_advantages` — A_i = r_i − mean of its group (d1: no division by the std; optional).
 - :func:`k3_kl` — the k3 estimate exp(ref − θ) − (ref − θ) − 1 of KL(π_θ ‖ π_ref), per token.
 - :func:`importance_weights` — DiFFPO's correction (our reconstruction): w = sg[min(π̃_old / μ, c)] between the
-  surrogate policy's old log-probs and the sampler's behaviour log-probs, per token or per sequence.
+  surrogate policy's old log-probs and the sampler's behaviour log-probs (the tokens' draws, plus — when the
+  caller adds them — each token's share of its step's position-choice log-prob), per token or per sequence.
 - :func:`clipped_pg_loss` — PPO's clipped objective per token, times the importance weight, plus β·k3 KL;
-  averaged per sequence then over the batch (``agg="sequence"``) or over every token (``agg="token"``).
+  averaged over every completion token of the batch (``agg="token"``, the default: d1's Σ L·m / Σ m) or per
+  sequence then over the batch (``agg="sequence"``).
 - :func:`dpo_loss` — −log σ(β[(θ − ref)(chosen) − (θ − ref)(rejected)]) on sequence log-ratio estimates (dTRPO on
   trajectory ratios, VRPO on ELBOs).
 - :func:`nfe_priced_reward` — r = correctness − λ · NFE / NFE_max (DiFFPO's joint sampler training).
@@ -64,7 +66,7 @@ def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, agg: str) -> torch.T
 
 def clipped_pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                     eps: float = 0.2, beta: float = 0.0, ref_logp: torch.Tensor | None = None,
-                    weights: torch.Tensor | None = None, agg: str = "sequence") -> tuple[torch.Tensor, dict[str, float]]:
+                    weights: torch.Tensor | None = None, agg: str = "token") -> tuple[torch.Tensor, dict[str, float]]:
     """L_k = −w_k · min(ρ_k A, clip(ρ_k, 1 − ε, 1 + ε) A) + β · KL_k with ρ_k = exp(logp − old): (loss, stats).
 
     Shapes: logp, old_logp, ref_logp, weights, mask (N, G); advantages (N,)."""

@@ -8,13 +8,16 @@ Two decodings (``decoding``, :data:`PAIR_DECODINGS`):
   and about two tokens a step (:func:`~thrifty.dlm.rl.rollout.rollout_shape`), tokens drawn at ``temperature``.
 - ``eval``: the decoder evaluation uses (:func:`~thrifty.dlm.sft.default_sampler`: low-confidence order, one token
   a step, the SFT run's evaluation blocks — one block unless it set ``eval_block_len``), with each proposal drawn
-  at ``temperature`` instead of taken greedily. Temperature → 0 is the evaluator itself. The randomness goes into the
-  token draws rather than the unmasking order because the trajectory scores (dTRPO's block estimate, the replay)
-  are sums of token log-probabilities at the visited states: they account for random tokens, not for a random
-  order, so DPO's "score = log-probability of the sample" holds only for token noise. The pairs then go through
-  states the way the greedy evaluator does (one token a step, most confident first, in its blocks) and DPO shifts
-  probability among the tokens proposed there. Decoding costs one forward pass per answer token (rollouts: one per
-  two).
+  at ``temperature`` instead of taken greedily. Temperature → 0 is the evaluator itself. Decoding costs one
+  forward pass per answer token (rollouts: one per two).
+
+Either decoding orders positions by ``remasking``: ``low_confidence`` (the default: the order evaluation uses) or
+``random``. Under the confidence order the positions a step commits are a model-dependent draw — the confidence of
+every masked position depends on the token drawn there — so the token replay (Σ log q of the committed tokens at the
+visited states) is *not* the trajectory's probability; the exact one adds each step's position-choice term
+(:mod:`thrifty.dlm.samplers.choice`, switched by ``trajectory_terms`` in :mod:`.trajectory`). Under random
+remasking the order is model-free and the token replay is exact up to the constant −Σ_s log C(m_s, k_s), which
+cancels in every policy/reference ratio.
 """
 
 from __future__ import annotations
@@ -85,19 +88,23 @@ def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples:
 
 
 def pair_sampler(task: DlmTask, decoding: str = "rollout", temperature: float = 1.0, block_len: int = 0,
-                 steps: int = 0, eval_block_len: int | None = None) -> Any:
+                 steps: int = 0, eval_block_len: int | None = None, remasking: str = "low_confidence") -> Any:
     """The sampler pairs are decoded with: ``rollout`` — :func:`~thrifty.dlm.rl.rollout.rollout_shape`'s blocks and
     steps (``block_len``, ``steps``: 0 for its defaults); ``eval`` — the evaluation decoder
     (:func:`~thrifty.dlm.sft.default_sampler` with ``eval_block_len``; ``block_len`` and ``steps`` are unused); both
-    draw tokens at ``temperature``."""
+    draw tokens at ``temperature`` and order positions by ``remasking`` (``low_confidence`` | ``random``)."""
     from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
+    from thrifty.dlm.samplers import LowConfidenceSampler
     from thrifty.dlm.sft import default_sampler
 
     if decoding == "eval":
-        return default_sampler(task, eval_block_len, temperature)
+        s = default_sampler(task, eval_block_len, temperature)
+        if remasking == s.remasking:
+            return s
+        return LowConfidenceSampler(s.mask_id, s.steps, s.block_len, s.temperature, remasking, s.cfg_scale)
     if decoding == "rollout":
         block, steps = rollout_shape(task.answer_len, block_len, steps)
-        return rollout_sampler(task, steps, block, temperature)
+        return rollout_sampler(task, steps, block, temperature, remasking)
     raise ConfigError(f"unknown pair decoding {decoding!r}; choose one of {', '.join(PAIR_DECODINGS)}")
 
 
@@ -108,11 +115,12 @@ def decoding_block_len(sampler: Any, task: DlmTask) -> int:
 
 def sample_pairs(policy: Any, task: DlmTask, n_prompts: int, samples: int, generator: torch.Generator,
                  seed: int = 0, min_gap: float = 0.0, temperature: float = 1.0, block_len: int = 0,
-                 steps: int = 0, decoding: str = "rollout",
-                 eval_block_len: int | None = None) -> tuple[Pairs, dict[str, float]]:
+                 steps: int = 0, decoding: str = "rollout", eval_block_len: int | None = None,
+                 remasking: str = "low_confidence") -> tuple[Pairs, dict[str, float]]:
     """Pairs from ``n_prompts`` training prompts (drawn with ``seed``) decoded by :func:`pair_sampler`
-    (``decoding``: ``rollout`` — blocks and steps as rollouts; ``eval`` — as evaluation, at ``temperature``)."""
-    sampler = pair_sampler(task, decoding, temperature, block_len, steps, eval_block_len)
+    (``decoding``: ``rollout`` — blocks and steps as rollouts; ``eval`` — as evaluation, at ``temperature``;
+    positions ordered by ``remasking``)."""
+    sampler = pair_sampler(task, decoding, temperature, block_len, steps, eval_block_len, remasking)
     prompts = task.examples("train", n_prompts, seed=seed + 7)
     return build_pairs(policy, task, prompts, samples, sampler, generator, min_gap,
                        decoding_block_len(sampler, task), temperature)

@@ -1,5 +1,6 @@
 """Rollouts for policy optimisation: G samples per prompt from the sampler (the behaviour policy), with their step
-maps, behaviour log-probs, forward passes and verifier rewards; plus DiFFPO's sampler head, which picks a
+maps, behaviour log-probs (of each token's draw, and each token's share of its step's position choice), forward
+passes and verifier rewards; plus DiFFPO's sampler head, which picks a
 per-prompt entropy bound γ from a grid, and the counter of forward passes that the benchmarks report."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Rollouts:
     rewards: torch.Tensor  # (N,) verifier reward in [0, 1]
     solved: torch.Tensor  # (N,) bool
     gamma_idx: torch.Tensor | None = None  # (N,) the sampler head's choice, when it is trained
+    position_logp: torch.Tensor | None = None  # (N, G) each token's share of its step's position-choice log-prob
 
 
 def answer_mask(answer_ids: torch.Tensor, eos_id: int | None) -> torch.Tensor:
@@ -83,8 +85,10 @@ def rollout_shape(answer_len: int, block_len: int = 0, steps: int = 0) -> tuple[
     return block_len, steps or n_blocks * max(1, (block_len + 1) // 2)
 
 
-def rollout_sampler(task: DlmTask, steps: int, block_len: int, temperature: float) -> LowConfidenceSampler:
-    return LowConfidenceSampler(task.vocab.mask_id, steps=steps, block_len=block_len, temperature=temperature)
+def rollout_sampler(task: DlmTask, steps: int, block_len: int, temperature: float,
+                    remasking: str = "low_confidence") -> LowConfidenceSampler:
+    return LowConfidenceSampler(task.vocab.mask_id, steps=steps, block_len=block_len, temperature=temperature,
+                                remasking=remasking)
 
 
 @torch.no_grad()
@@ -113,7 +117,8 @@ def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_
     rewards = torch.tensor([task.reward(ex, t) for ex, t in zip(rows, texts, strict=True)], dtype=torch.float64)
     solved = torch.tensor([task.solved(ex, t) for ex, t in zip(rows, texts, strict=True)])
     assert out.token_logp is not None
-    return Rollouts(rows, prompts, answers, out.step_map, out.token_logp, out.nfe_per_seq, rewards, solved, gamma_idx)
+    return Rollouts(rows, prompts, answers, out.step_map, out.token_logp, out.nfe_per_seq, rewards, solved, gamma_idx,
+                    out.position_logp)
 
 
 __all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "rollout_sampler", "rollout_shape"]

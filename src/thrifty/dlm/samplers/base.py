@@ -8,7 +8,10 @@ the current block to commit. Committed tokens never change again. ``step_map[b, 
 at which answer token i of sequence b was committed; ``nfe`` counts forward passes for the batch and
 ``nfe_per_seq`` those in which each sequence still had masks in its current block (with classifier-free guidance
 each counted step batches the conditional and the prompt-masked pass into one call of twice the rows); ``token_logp[b, i]`` is the
-log-probability with which the sampler drew answer token i (the behaviour policy that importance weights need).
+log-probability with which the sampler drew answer token i (the behaviour policy that importance weights need), and
+``position_logp[b, i]`` token i's even share of log P(S | x_S, state), the probability that its step committed
+exactly the positions it did (:mod:`thrifty.dlm.samplers.choice`): the two maps summed over a row are the exact
+log-probability of the sampled trajectory (step map and tokens).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.samplers._select import Proposal, commit, propose
+from thrifty.dlm.samplers.choice import ChoiceRule, choice_logp, share_per_token
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Sample:
     step_map: torch.Tensor  # (B, G) step at which each answer token was committed
     nfe_per_seq: torch.Tensor  # (B,)
     token_logp: torch.Tensor | None = None  # (B, G) behaviour log-prob of each answer token when committed
+    position_logp: torch.Tensor | None = None  # (B, G) each token's share of its step's position-choice log-prob
 
 
 class Sampler(Protocol):
@@ -64,6 +69,10 @@ class BlockSampler:
         """Which of ``candidates`` (B, L bool: masked positions of the current block) to commit now."""
         raise NotImplementedError
 
+    def choice_rule(self) -> ChoiceRule:
+        """How ``choose`` picks positions, for the exact position-choice probability (:mod:`.choice`)."""
+        raise NotImplementedError
+
     def _blocks(self, start: int, gen_len: int) -> list[tuple[int, int]]:
         size = self.block_len or gen_len
         if gen_len % size:
@@ -80,6 +89,8 @@ class BlockSampler:
         step_map = torch.full((b, gen_len), -1, dtype=torch.long, device=x.device)
         nfe_per_seq = torch.zeros(b, dtype=torch.long, device=x.device)
         token_logp = torch.zeros((b, gen_len), dtype=torch.float64, device=x.device)
+        position_logp = torch.zeros((b, gen_len), dtype=torch.float64, device=x.device)
+        rule = self.choice_rule()
         step = 0
         limit = self.max_steps or 10 * gen_len + 10
         for block in self._blocks(p, gen_len):
@@ -97,11 +108,14 @@ class BlockSampler:
                 if bool(stalled.any()):  # every rule commits at least one token per active sequence
                     best = torch.where(candidates, prop.confidence, torch.full_like(prop.confidence, -1.0))
                     chosen[stalled, best[stalled].argmax(dim=1)] = True
-                commit(x, prop.tokens, chosen, step_map, step, p, prop.logp, token_logp)
+                assert prop.probs is not None and prop.log_q is not None
+                step_pos = choice_logp(prop.probs, prop.log_q, prop.tokens, chosen, candidates, rule)
+                commit(x, prop.tokens, chosen, step_map, step, p, prop.logp, token_logp,
+                       share_per_token(step_pos, chosen), position_logp)
                 nfe_per_seq += active.long()
                 step += 1
                 block_step += 1
-        return Sample(x, step, step_map, nfe_per_seq, token_logp)
+        return Sample(x, step, step_map, nfe_per_seq, token_logp, position_logp)
 
 
 __all__ = ["BlockSampler", "Sample", "Sampler"]

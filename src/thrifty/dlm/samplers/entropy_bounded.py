@@ -9,6 +9,7 @@ import torch
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.samplers._select import Proposal, top_k
 from thrifty.dlm.samplers.base import BlockSampler
+from thrifty.dlm.samplers.choice import ChoiceRule
 
 
 def eb_count(entropy_sorted: torch.Tensor, valid: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
@@ -32,6 +33,9 @@ class EntropyBoundedSampler(BlockSampler):
     def gamma_for(self, batch: int) -> torch.Tensor:
         """γ per sequence (a prompt-adaptive sampler overrides this)."""
         return torch.full((batch,), float(self.gamma), dtype=torch.float64)
+
+    def choice_rule(self) -> ChoiceRule:
+        return ChoiceRule("entropy", self.temperature)
 
     def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
                generator: torch.Generator) -> torch.Tensor:

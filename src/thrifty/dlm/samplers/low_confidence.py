@@ -10,6 +10,7 @@ import torch
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.samplers._select import Proposal, top_k
 from thrifty.dlm.samplers.base import BlockSampler
+from thrifty.dlm.samplers.choice import ChoiceRule
 
 REMASKING = ("low_confidence", "random")
 
@@ -41,6 +42,9 @@ class LowConfidenceSampler(BlockSampler):
             raise ConfigError(f"{per_block} steps per block cannot fill a block of {size} tokens at >= 1 a step")
         self._schedule = tokens_per_step(size, per_block)
         return super().sample(model, prompt_ids, gen_len, generator)
+
+    def choice_rule(self) -> ChoiceRule:
+        return ChoiceRule(self.remasking, self.temperature)
 
     def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
                generator: torch.Generator) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.samplers._select import Proposal, top_k
 from thrifty.dlm.samplers.base import BlockSampler
+from thrifty.dlm.samplers.choice import ChoiceRule
 
 
 class ThresholdSampler(BlockSampler):
@@ -17,6 +18,9 @@ class ThresholdSampler(BlockSampler):
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
+
+    def choice_rule(self) -> ChoiceRule:
+        return ChoiceRule("threshold", self.temperature, self.threshold)
 
     def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
                generator: torch.Generator) -> torch.Tensor:
