@@ -104,7 +104,12 @@ A verb with `--config FILE` reads its config fields from the YAML file (defaults
   `train_policy`; preference: `pair_prompts`, `pair_samples`, `min_gap`, `pair_batch`, `dpo_beta`,
   `pref_estimator`, `mc_n`, `pairs_file`, `pair_decoding` (`rollout`, the default, or `eval`: use the same decoding
   as `dlm pairs --decoding`; dTRPO re-masks by the decoding's blocks and refuses pairs that were not decoded block
-  by block in them); control: `sft_batch`. Shipped:
+  by block in them), `pair_remasking` (`low_confidence`, the default, or `random`: positions committed in a model-free
+  order, as `dlm pairs --remasking`), `trajectory_terms` (`auto`, the default: dTRPO's scores add each step's
+  position-choice log-probability, DiFFPO's behaviour probability uses tokens; or `tokens`, `tokens+positions`);
+  control: `sft_batch`; a Hugging Face checkpoint instead of `init_run`: `hf_model`,
+  `prompts_file`, `eval_file`, `reward_funcs`, `reward_weights`, `gen_len`, `max_prompt_len`, `chat_template`,
+  `lora_r`, `lora_alpha`, `lora_target_modules`, `hf_dtype`. Shipped:
   `configs/dlm/rl_{diffu_grpo,diffpo,diffpo_joint,dtrpo,vrpo,sft_control}.yaml`.
 - `video train` (`TempoTrainConfig`, `configs/video/tempo_tiny.yaml`): `run_dir`, `seed`, `eval_seed`, model sizes
   (`d_model`, `n_layers`, `n_heads`, `decoder_layers`, `n_memory` = M, `channels`, `time_bins`), `k_min`, `grid`
@@ -187,6 +192,21 @@ of the prompts or pairs (`prompts_per_step` / `pair_batch` must split evenly); t
 checkpoints. A re-run in the same folder resumes exactly (same batches, same weights; log lines after the
 checkpoint are dropped).
 
+**Real checkpoints.** `dlm rl --hf-model DIR --prompts-file prompts.jsonl --reward my_rewards.py:correct` trains a
+local LLaDA/Dream-style masked-diffusion checkpoint (nothing is downloaded) with a LoRA adapter (`lora_r`,
+`lora_alpha`; every linear layer but the output head unless `lora_target_modules` names them), without dropout; the
+reference is the same model with the adapter switched off. Mask and EOS ids come from the tokenizer or the model
+config. Each JSONL line holds a `prompt` (text, or chat messages) and any other columns; prompts go through the
+tokenizer's chat template when it has one (`chat_template: false` turns that off), are left-padded (no attention
+mask, as in d1) and keep their last `max_prompt_len` tokens. A reward is any function
+`f(prompts, completions, **columns) -> list[float | None]` named `module:function` or `file.py:function`; several
+(`--reward` repeated, or `reward_funcs` with `reward_weights`) are summed, `None` counting as nothing; "solved" means
+a summed reward of at least 1. Held-out prompts come from `eval_file`, or `n_eval` rows drawn out of the prompt file
+with `seed`. Weights load in bfloat16 on a GPU that supports it, float32 otherwise (`hf_dtype`). The checkpoint
+keeps only the adapter (`checkpoint/adapter.safetensors`, with optimiser state for an exact resume) and
+`<run_dir>/adapter/` is the same adapter in PEFT's format: `PeftModel.from_pretrained(base, "<run_dir>/adapter")`.
+Algorithms: `diffu_grpo`, `diffpo` (without the joint sampler), `dtrpo`, `vrpo`; not the SFT control.
+
 **TensorBoard.** `tensorboard: true` (in the YAML, or `--set tensorboard=true`; `train-sft` and `rl`) mirrors every
 numeric field of each `metrics.jsonl` record, at its step, to TensorBoard event files under `<run_dir>/tb/`; view
 them with `tensorboard --logdir <run_dir>/tb` wherever TensorBoard is installed (thrifty writes the files itself
@@ -203,6 +223,17 @@ the rest one token each to evenly spaced segments: keeps B segments when B < N),
 (`--tau`), `bolt`, `aks`, `random` (`--seed`) and `oracle` (`--relevance 0,1,0,...`). An option a rule does not
 take is a one-line error. `python bench/video_ata.py` prints the `video bench` tables; `python
 bench/video_truncation.py` sets the `--truncation` modes side by side.
+
+**Video files.** `video compress` reads any file the FFmpeg inside PyAV (the `video` extra) decodes. It samples
+n = clip(round(duration × `--fps`), `--min-frames`, `--max-frames`) frames evenly over the file's frames, resizes
+them to the compressor's 32×32 input (`--fit`), and stamps each 8-frame segment with the container's pts of its
+first frame plus half a window (Tempo's `<t seconds>`). Without `--run-dir` every segment scores 0.5 (labelled a
+query-agnostic fallback); with one, the tiny compressor scores relevance and its decoder answers questions of the
+needle forms only (`What colour is the star?`, `Is there a red cross?`, `When does the blue circle appear?`,
+`Which appears first: the red star or the green square?`, `How many times does the cyan square appear?`, `What is
+the dominant background colour?`); other questions are allocated for but not answered. A missing, empty, truncated
+or non-video file is a one-line error (exit 1). `video synth --format mp4|webm` writes the needle videos as real
+H.264/VP9 files (`--quality lossless`: 4:4:4 at quantiser 0, ≤ 1 grey level off after RGB↔YUV).
 """
 
 
