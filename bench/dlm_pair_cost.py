@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from thrifty.dlm.rl.dtrpo import block_scores, replay_scores  # noqa: E402
 from thrifty.dlm.rl.pairs import build_pairs  # noqa: E402
 from thrifty.dlm.rl.rollout import ForwardCounter, rollout_sampler  # noqa: E402
-from thrifty.dlm.sft import load_model  # noqa: E402
+from thrifty.dlm.run import load_model  # noqa: E402
 
 
 def pair_cost(policy, ref, task, pairs, block_len: int, repeat: int = 3) -> dict[str, tuple[float, float]]:

@@ -86,7 +86,7 @@ def _pair_cost(init_run: str, pairs_file: str, n: int = 32, repeat: int = 3) -> 
     from dlm_pair_cost import pair_cost
     from thrifty.dlm.rl.pairs import load_pairs
     from thrifty.dlm.rl.rollout import rollout_shape
-    from thrifty.dlm.sft import load_model
+    from thrifty.dlm.run import load_model
 
     torch.set_num_threads(1)
     _, task, policy = load_model(init_run)

@@ -21,8 +21,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from thrifty.dlm.run import load_model, task_tensors  # noqa: E402
 from thrifty.dlm.samplers import LowConfidenceSampler  # noqa: E402
-from thrifty.dlm.sft import load_model, task_tensors  # noqa: E402
 
 
 @torch.no_grad()

@@ -115,7 +115,7 @@ def _pairs(args: argparse.Namespace) -> int:
 
     from thrifty.core.errors import ConfigError
     from thrifty.dlm.rl.pairs import sample_pairs, save_pairs
-    from thrifty.dlm.sft import load_model
+    from thrifty.dlm.run import load_model
 
     if args.prompts < 1 or args.samples < 2 or args.temperature < 0:
         raise ConfigError("--prompts must be >= 1, --samples >= 2 and --temperature >= 0")
@@ -136,8 +136,8 @@ def _sample(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from thrifty.core.errors import ConfigError
+    from thrifty.dlm.run import load_model
     from thrifty.dlm.sampler_eval import build_sampler, sample_lines
-    from thrifty.dlm.sft import load_model
 
     if args.n < 1:
         raise ConfigError("--n must be >= 1")

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from thrifty.dlm.run import evaluate, load_model
 from thrifty.dlm.samplers import EntropyBoundedSampler, LowConfidenceSampler, ThresholdSampler
-from thrifty.dlm.sft import evaluate, load_model
 from thrifty.dlm.tasks import DlmTask
 
 
@@ -54,7 +54,7 @@ def sample_lines(run: Path, sampler: Any, n: int = 4, prompts: list[str] | None 
                  show_steps: bool = False) -> list[str]:
     """Decode ``prompts`` (task text) or ``n`` held-out examples: one line each with the answer, the reference and
     reward when known, and the forward passes; ``show_steps`` adds the step at which each answer token was fixed."""
-    from thrifty.dlm.sft import task_tensors
+    from thrifty.dlm.run import task_tensors
     from thrifty.dlm.tasks import DlmExample
 
     cfg, task, model = load_model(run)

@@ -11,7 +11,8 @@ from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.dtrpo import PreferenceUpdate, decoded_in_blocks
 from thrifty.dlm.rl.pairs import build_pairs, decoding_block_len, load_pairs, pair_sampler, sample_pairs
 from thrifty.dlm.rl.rollout import rollout_sampler
-from thrifty.dlm.sft import DlmSFTConfig, default_sampler, train_sft
+from thrifty.dlm.run import default_sampler
+from thrifty.dlm.sft import DlmSFTConfig, train_sft
 from thrifty.dlm.tasks import get_task
 
 

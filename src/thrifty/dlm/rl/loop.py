@@ -36,7 +36,7 @@ from thrifty.dlm.loss import elbo_loss
 from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.rollout import ForwardCounter, SamplerHead, rollout_shape
-from thrifty.dlm.sft import default_sampler, evaluate, load_model, task_tensors
+from thrifty.dlm.run import default_sampler, evaluate, load_model, task_tensors
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 
@@ -98,29 +98,51 @@ def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: Sa
     return out
 
 
+def _online_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
+                   head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
+                   gen: torch.Generator, launch: Launch | None, eval_block_len: int | None) -> tuple[Any, dict]:
+    """diffu-GRPO (d1's one-step estimator) and DiFFPO (two-times mean-field, importance weights)."""
+    from thrifty.dlm.rl.diffpo import two_times_estimator
+    from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
+
+    est = two_times_estimator() if cfg.pg_estimator() == "two_times" else one_step_estimator(cfg.prompt_mask_p)
+    return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo", launch=launch), {}
+
+
+def _preference_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
+                       head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
+                       gen: torch.Generator, launch: Launch | None, eval_block_len: int | None) -> tuple[Any, dict]:
+    """dTRPO and VRPO on offline pairs (built once, the same in every process)."""
+    from thrifty.dlm.rl.dtrpo import PreferenceUpdate
+    from thrifty.dlm.rl.pairs import decoding_block_len, pair_sampler
+
+    pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len)
+    sampler = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
+                           eval_block_len, cfg.pair_remasking)
+    return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch,
+                            block_len=decoding_block_len(sampler, task)), stats
+
+
+def _control_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
+                    head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
+                    gen: torch.Generator, launch: Launch | None, eval_block_len: int | None) -> tuple[Any, dict]:
+    """The equal-compute SFT control."""
+    return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
+
+
+UPDATES: dict[str, Callable[..., tuple[Any, dict[str, float]]]] = {
+    "diffu_grpo": _online_update, "diffpo": _online_update, "dtrpo": _preference_update,
+    "vrpo": _preference_update, "sft": _control_update}
+"""Each RL algorithm (``DlmRLConfig.algo``) and the builder of its update; a new algorithm is one entry."""
+
+
 def build_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                  head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
                  gen: torch.Generator, launch: Launch | None = None,
                  eval_block_len: int | None = None) -> tuple[Any, dict[str, float]]:
-    """The update ``cfg.algo`` names; ``eval_block_len`` is the SFT run's evaluation blocks (pairs decoded the way
-    evaluation decodes use them)."""
-    if cfg.algo in ("diffu_grpo", "diffpo"):
-        from thrifty.dlm.rl.diffpo import two_times_estimator
-        from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
-
-        est = two_times_estimator() if cfg.pg_estimator() == "two_times" else one_step_estimator(cfg.prompt_mask_p)
-        return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo",
-                              launch=launch), {}
-    if cfg.algo in ("dtrpo", "vrpo"):
-        from thrifty.dlm.rl.dtrpo import PreferenceUpdate
-        from thrifty.dlm.rl.pairs import decoding_block_len, pair_sampler
-
-        pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len)  # every process builds the same pairs
-        sampler = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
-                               eval_block_len, cfg.pair_remasking)
-        return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch,
-                                block_len=decoding_block_len(sampler, task)), stats
-    return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
+    """The update ``cfg.algo`` names (:data:`UPDATES`); ``eval_block_len`` is the SFT run's evaluation blocks
+    (pairs decoded the way evaluation decodes use them)."""
+    return UPDATES[cfg.algo](cfg, task, policy, ref, head, opt, pool, run, gen, launch, eval_block_len)
 
 
 @dataclass

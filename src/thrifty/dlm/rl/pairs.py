@@ -94,8 +94,8 @@ def pair_sampler(task: DlmTask, decoding: str = "rollout", temperature: float = 
     (:func:`~thrifty.dlm.sft.default_sampler` with ``eval_block_len``; ``block_len`` and ``steps`` are unused); both
     draw tokens at ``temperature`` and order positions by ``remasking`` (``low_confidence`` | ``random``)."""
     from thrifty.dlm.rl.rollout import rollout_sampler, rollout_shape
+    from thrifty.dlm.run import default_sampler
     from thrifty.dlm.samplers import LowConfidenceSampler
-    from thrifty.dlm.sft import default_sampler
 
     if decoding == "eval":
         s = default_sampler(task, eval_block_len, temperature)

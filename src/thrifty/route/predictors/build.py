@@ -16,68 +16,60 @@ for another model is refused in one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from thrifty.core.errors import ConfigError
 
-PREDICTORS = ("zero_shot", "report_card", "probe", "plain_probe", "prompt_router", "sft")
-ARTEFACT_FIELD = {"report_card": "card", "probe": "probe", "plain_probe": "probe", "prompt_router": "prompt_router",
-                  "sft": "adapter"}
-"""The config field (of predict-eval and calibrate configs) that names each predictor's artefact."""
+Builder = Callable[[str, Any, str, bool], tuple[Any, "str | None"]]
+"""(model_id, model, artefact, lazy) -> (predictor, version of its artefact)."""
 
 
-def artefact_of(cfg: Any, name: str) -> str:
-    """The artefact ``cfg`` gives predictor ``name`` ("" for zero-shot)."""
-    return str(getattr(cfg, ARTEFACT_FIELD[name], "")) if name in ARTEFACT_FIELD else ""
+@dataclass(frozen=True)
+class PredictorKind:
+    """A named predictor: the config field naming its artefact (None: it needs none), what that artefact is (for
+    the one-line error when it is missing) and how to build it."""
+
+    field: str | None
+    artefact: str
+    build: Builder
 
 
-def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
-                    lazy: bool = False) -> tuple[Any, str | None]:
-    """(predictor, version of its artefact) for ``name``; the version is None for zero-shot."""
-    if name not in PREDICTORS:
-        raise ConfigError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
-    if name != "zero_shot" and not artefact:
-        need = {"report_card": "a report card JSON", "probe": "a probe file", "plain_probe": "a probe file",
-                "prompt_router": "a prompt-router file", "sft": "an adapter directory"}[name]
-        raise ConfigError(f"predictor {name!r} needs {need}")
-    if name == "zero_shot":
-        from thrifty.route.predictors.zero_shot import ZeroShotPredictor
+def _zero_shot(model_id: str, model: Any, artefact: str, lazy: bool) -> tuple[Any, None]:
+    from thrifty.route.predictors.zero_shot import ZeroShotPredictor
 
-        return ZeroShotPredictor(model), None
-    if name == "report_card":
-        from thrifty.route.predictors.report_card import ReportCard, ReportCardPredictor
+    return ZeroShotPredictor(model), None
 
-        card = ReportCard.load(artefact)
-        if card.model != model_id:
-            raise ConfigError(f"{artefact}: report card is for model {card.model!r}, not {model_id!r}")
-        return ReportCardPredictor(model, card), card.version
-    if name in ("probe", "plain_probe"):
+
+def _report_card(model_id: str, model: Any, artefact: str, lazy: bool) -> tuple[Any, str]:
+    from thrifty.route.predictors.report_card import ReportCard, ReportCardPredictor
+
+    card = ReportCard.load(artefact)
+    if card.model != model_id:
+        raise ConfigError(f"{artefact}: report card is for model {card.model!r}, not {model_id!r}")
+    return ReportCardPredictor(model, card), card.version
+
+
+def _probe(plain: bool) -> Builder:
+    def build(model_id: str, model: Any, artefact: str, lazy: bool) -> tuple[Any, str]:
         from thrifty.route.predictors.plain_probe import PlainProbePredictor
         from thrifty.route.predictors.probe import ProbePredictor
 
         probe = _load_probe(artefact, model_id, "probe is for model")
-        kind = PlainProbePredictor if name == "plain_probe" else ProbePredictor
+        kind = PlainProbePredictor if plain else ProbePredictor
         return kind(model, probe, layer=probe.meta.get("layer")), probe.version
-    if name == "prompt_router":
-        from thrifty.route.predictors.prompt_router import PromptRouterPredictor
-
-        router = _load_probe(artefact, model_id, "prompt router predicts the grades of model")
-        return PromptRouterPredictor(model, router), router.version
-    return _sft(model_id, artefact, lazy)
+    return build
 
 
-def _load_probe(artefact: str, model_id: str, what: str) -> Any:
-    """A fitted probe file (hidden-state probe or prompt router), refused in one line when it belongs to another
-    model."""
-    from thrifty.route.predictors.probe import ProbeClassifier
+def _prompt_router(model_id: str, model: Any, artefact: str, lazy: bool) -> tuple[Any, str]:
+    from thrifty.route.predictors.prompt_router import PromptRouterPredictor
 
-    probe = ProbeClassifier.load(artefact)
-    if probe.meta.get("model") not in (None, model_id):
-        raise ConfigError(f"{artefact}: {what} {probe.meta.get('model')!r}, not {model_id!r}")
-    return probe
+    router = _load_probe(artefact, model_id, "prompt router predicts the grades of model")
+    return PromptRouterPredictor(model, router), router.version
 
 
-def _sft(model_id: str, adapter: str, lazy: bool) -> tuple[Any, str]:
+def _sft(model_id: str, model: Any, adapter: str, lazy: bool) -> tuple[Any, str]:
     from thrifty.route.predictors.sft import SFTPredictor, load_sft_predictor, read_meta
 
     meta = read_meta(adapter)
@@ -94,4 +86,44 @@ def _sft(model_id: str, adapter: str, lazy: bool) -> tuple[Any, str]:
     return SFTPredictor(LazyChatModel(f"{model_id}+sft", loader=load), meta), version
 
 
-__all__ = ["ARTEFACT_FIELD", "PREDICTORS", "artefact_of", "build_predictor"]
+REGISTRY: dict[str, PredictorKind] = {
+    "zero_shot": PredictorKind(None, "", _zero_shot),
+    "report_card": PredictorKind("card", "a report card JSON", _report_card),
+    "probe": PredictorKind("probe", "a probe file", _probe(plain=False)),
+    "plain_probe": PredictorKind("probe", "a probe file", _probe(plain=True)),
+    "prompt_router": PredictorKind("prompt_router", "a prompt-router file", _prompt_router),
+    "sft": PredictorKind("adapter", "an adapter directory", _sft),
+}
+PREDICTORS = tuple(REGISTRY)
+ARTEFACT_FIELD = {name: kind.field for name, kind in REGISTRY.items() if kind.field}
+"""The config field (of predict-eval and calibrate configs) that names each predictor's artefact."""
+
+
+def artefact_of(cfg: Any, name: str) -> str:
+    """The artefact ``cfg`` gives predictor ``name`` ("" for zero-shot)."""
+    return str(getattr(cfg, ARTEFACT_FIELD[name], "")) if name in ARTEFACT_FIELD else ""
+
+
+def build_predictor(name: str, model_id: str, model: Any, artefact: str = "",
+                    lazy: bool = False) -> tuple[Any, str | None]:
+    """(predictor, version of its artefact) for ``name``; the version is None for zero-shot."""
+    kind = REGISTRY.get(name)
+    if kind is None:
+        raise ConfigError(f"unknown predictor {name!r}; choose from {', '.join(PREDICTORS)}")
+    if kind.field and not artefact:
+        raise ConfigError(f"predictor {name!r} needs {kind.artefact}")
+    return kind.build(model_id, model, artefact, lazy)
+
+
+def _load_probe(artefact: str, model_id: str, what: str) -> Any:
+    """A fitted probe file (hidden-state probe or prompt router), refused in one line when it belongs to another
+    model."""
+    from thrifty.route.predictors.probe import ProbeClassifier
+
+    probe = ProbeClassifier.load(artefact)
+    if probe.meta.get("model") not in (None, model_id):
+        raise ConfigError(f"{artefact}: {what} {probe.meta.get('model')!r}, not {model_id!r}")
+    return probe
+
+
+__all__ = ["ARTEFACT_FIELD", "PREDICTORS", "REGISTRY", "PredictorKind", "artefact_of", "build_predictor"]
