@@ -35,7 +35,7 @@ from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
 from thrifty.route.decide.files import ROUTER_VERSION, RouterFile
 from thrifty.route.decide.policy import CALIBRATIONS, SIGNALS, Calibrator, Policy
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.route.records.joins import (
     joined_rows,
     prediction_arrays,
@@ -50,7 +50,7 @@ COSTS = ("tokens", "latency")
 
 
 @dataclass
-class CalibrateConfig:
+class CalibrateConfig(ReadsStore):
     """What to calibrate: ``small``'s predictor deciding between answering and deferring to ``large``."""
 
     store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
@@ -113,10 +113,6 @@ class CalibrateConfig:
                               f"{self.candidates}")
         if not 0 < self.select_quality <= 1:
             raise ConfigError(f"select_quality must be in (0, 1], got {self.select_quality}")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
     @property
     def out_path(self) -> Path:

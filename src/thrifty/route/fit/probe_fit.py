@@ -25,14 +25,14 @@ from thrifty.core.progress import peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.core.types import content_hash
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.tasks.base import Task
 
 DEFAULT_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 @dataclass
-class ProbeFitConfig:
+class ProbeFitConfig(ReadsStore):
     """What to fit: a probe on ``model``'s hidden states for its judged ``split`` answers to ``tasks``."""
 
     store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
@@ -68,10 +68,6 @@ class ProbeFitConfig:
             raise ConfigError(f"unknown probe position {self.position!r}; choose {', '.join(POSITIONS)}")
         if self.folds < 2 or self.n_per_task < 1 or self.n_threads < 1:
             raise ConfigError("folds must be >= 2, n_per_task and n_threads >= 1")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
     @property
     def out_path(self) -> Path:

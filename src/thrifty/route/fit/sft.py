@@ -31,7 +31,7 @@ from thrifty.core.progress import Progress, peak_rss_mb
 from thrifty.core.rng import derive_seed
 from thrifty.core.store import RunStore
 from thrifty.route.predictors.base import DEFAULT_PREFIX
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.tasks.base import Task
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -39,7 +39,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(ReadsStore):
     """What to fine-tune: ``model``'s grade predictor on its judged ``split`` answers to ``tasks``."""
 
     store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
@@ -95,10 +95,6 @@ class SFTConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if any(not isinstance(r, str) or not r.strip() for r in self.report_to):
             raise ConfigError(f"report_to must list logger names (e.g. tensorboard), got {self.report_to!r}")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
     @property
     def out_dir(self) -> Path:

@@ -19,14 +19,14 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore, record_key
 from thrifty.core.types import to_jsonable
 from thrifty.llm.base import GenParams, RetryPolicy, chat_batch
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.tasks.base import Example, Task
 
 COLLECT_VERSION = 1  # bump when the prompt layout or record format changes
 
 
 @dataclass
-class CollectConfig:
+class CollectConfig(ReadsStore):
     """What to collect: models × task mix × split, and how to generate."""
 
     models: list[str] = field(default_factory=lambda: ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
@@ -63,10 +63,6 @@ class CollectConfig:
             raise ValueError(f"unknown judge {self.judge!r}; choose one of {', '.join(JUDGES.names())} or ''")
         if self.judge and self.judge != "verifier" and not self.judge_model:
             raise ValueError(f"judge {self.judge!r} needs judge_model (a model spec)")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
     def gen_params(self) -> GenParams:
         return GenParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)

@@ -60,4 +60,12 @@ def store_path(cfg: Any) -> Path:
     return Path(cfg.store) if cfg.store else Path(cfg.run_dir) / "store.sqlite"
 
 
-__all__ = ["check_records", "record_field", "record_flags", "store_path"]
+class ReadsStore:
+    """For a config with ``store`` and ``run_dir`` fields: :attr:`store_path`, the run store it reads."""
+
+    @property
+    def store_path(self) -> Path:
+        return store_path(self)
+
+
+__all__ = ["ReadsStore", "check_records", "record_field", "record_flags", "store_path"]

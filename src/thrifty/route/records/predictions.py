@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from thrifty.core.errors import ConfigError, ThriftyError
@@ -16,14 +15,14 @@ from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.llm.factory import LazyChatModel, threaded_loader
 from thrifty.route.predictors.build import PREDICTORS
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.tasks.base import Example, Task
 
 PREDICT_EVAL_VERSION = 1  # bump when the prediction record layout or key changes
 
 
 @dataclass
-class PredictEvalConfig:
+class PredictEvalConfig(ReadsStore):
     """What to evaluate: one model's grade predictors on the judged ``split`` examples of ``tasks``."""
 
     store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
@@ -70,10 +69,6 @@ class PredictEvalConfig:
             raise ConfigError("judge must name the judge whose grades are the gold labels (e.g. 'verifier')")
         if self.n_threads < 1 or self.n_boot < 1 or self.bins < 1:
             raise ConfigError("n_threads, n_boot and bins must be >= 1")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
 
 @dataclass(frozen=True)

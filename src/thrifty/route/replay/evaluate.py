@@ -40,7 +40,7 @@ from thrifty.core.errors import ConfigError
 from thrifty.core.progress import Progress
 from thrifty.core.store import RunStore
 from thrifty.route.decide.files import RouterFile
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.route.replay.report_text import format_markdown
 from thrifty.tasks.base import Task
 
@@ -48,7 +48,7 @@ BASELINES = ("random", "oracle", "prompt_router", "embed_knn", "p_true", "chow")
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(ReadsStore):
     """Replay ``router`` (a router file) and the baselines on the judged ``split`` records of ``tasks``."""
 
     router: str = ""
@@ -74,10 +74,6 @@ class EvalConfig:
             raise ConfigError("n_per_task and train_n_per_task must be >= 1")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
 
 def _method(name: str, q_small: np.ndarray, q_large: np.ndarray, score: np.ndarray | None,

@@ -25,12 +25,12 @@ from thrifty.core.config import save_config
 from thrifty.core.errors import ConfigError, DataError
 from thrifty.core.store import RunStore
 from thrifty.route.decide.files import RouterFile
-from thrifty.route.records.config import check_records, record_field, store_path
+from thrifty.route.records.config import ReadsStore, check_records, record_field
 from thrifty.tasks.base import Task
 
 
 @dataclass
-class LadderEvalConfig:
+class LadderEvalConfig(ReadsStore):
     ladder: str = ""
     store: str = record_field("store", "")  # default: <run_dir>/store.sqlite
     run_dir: str = record_field("run_dir", "runs/ladder_eval")
@@ -44,10 +44,6 @@ class LadderEvalConfig:
         check_records(self, tasks_required=False)
         if not self.ladder:
             raise ConfigError("ladder must name a ladder file (from `thrifty route ladder build`)")
-
-    @property
-    def store_path(self) -> Path:
-        return store_path(self)
 
 
 def _step_predictions(cfg: LadderEvalConfig, step: RouterFile, tasks: list[str], load_model: Any,
