@@ -226,14 +226,24 @@ bench/video_truncation.py` sets the `--truncation` modes side by side.
 
 **Video files.** `video compress` reads any file the FFmpeg inside PyAV (the `video` extra) decodes. It samples
 n = clip(round(duration × `--fps`), `--min-frames`, `--max-frames`) frames evenly over the file's frames, resizes
-them to the compressor's 32×32 input (`--fit`), and stamps each 8-frame segment with the container's pts of its
-first frame plus half a window (Tempo's `<t seconds>`). Without `--run-dir` every segment scores 0.5 (labelled a
-query-agnostic fallback); with one, the tiny compressor scores relevance and its decoder answers questions of the
-needle forms only (`What colour is the star?`, `Is there a red cross?`, `When does the blue circle appear?`,
-`Which appears first: the red star or the green square?`, `How many times does the cyan square appear?`, `What is
-the dominant background colour?`); other questions are allocated for but not answered. A missing, empty, truncated
+them to the compressor's square input (`--fit`; 32×32 for the tiny models), and stamps each 8-frame segment with
+the container's pts of its first frame plus half a window (Tempo's `<t seconds>`). Without `--run-dir` or
+`--model-dir` every segment scores 0.5 (labelled a query-agnostic fallback); with a run, the tiny compressor
+scores relevance and its decoder answers questions of the needle forms only (`What colour is the star?`, `Is
+there a red cross?`, `When does the blue circle appear?`, `Which appears first: the red star or the green
+square?`, `How many times does the cyan square appear?`, `What is the dominant background colour?`); other questions are allocated for but not answered. A missing, empty, truncated
 or non-video file is a one-line error (exit 1). `video synth --format mp4|webm` writes the needle videos as real
 H.264/VP9 files (`--quality lossless`: 4:4:4 at quantiser 0, ≤ 1 grey level off after RGB↔YUV).
+
+**Qwen-VL.** `video compress --backend qwen-vl --model-dir DIR` runs a local Qwen2-VL or Qwen2.5-VL checkpoint
+(transformers; `--device auto` takes CUDA in bf16 when present, else CPU in fp32) as compressor and decoder: frames
+are packed at 12 merged tokens a side (336 px for 14-px patches, ≈576 tokens per 8-frame segment) without the
+torchvision video processor, `--m-max` memory embeddings (Tempo's mean/std init, seeded) are appended after each
+segment's prompt, relevance is σ(logit Yes − logit No) of the tokenizer's own "Yes"/"No" at the last prompt
+position, and the same model answers greedily from `[timestamp text, k kept states]*` plus the question (the option
+it names, else its raw reply). Timestamps are counted exactly per segment by the tokenizer; the report adds
+seconds per stage and peak GPU memory. `bash bench/gpu_tempo_smoke.sh DIR` runs it on a generated needle mp4.
+Qwen3-VL checkpoints are refused for now.
 """
 
 

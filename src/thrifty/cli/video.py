@@ -39,9 +39,10 @@ def register(rooms) -> None:
                    "repeated) so the decoder's resize has work to do")
     s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     c = add_verb(verbs, "compress", "Tempo on a video file: decode it (PyAV), sample frames at --fps, cut 8-frame "
-                 "segments, score their relevance to the query (a trained tiny compressor with --run-dir, else a "
-                 "labelled uniform fallback), allocate the visual budget; per-segment tokens and timestamps, token "
-                 "accounting and, for needle-form questions, the tiny decoder's answer", _compress)
+                 "segments, score their relevance to the query (a trained tiny compressor with --run-dir, a Qwen2-VL "
+                 "checkpoint with --backend qwen-vl --model-dir, else a labelled uniform fallback), allocate the "
+                 "visual budget; per-segment tokens and timestamps, token accounting, seconds per stage and the "
+                 "decoder's answer (the tiny one: needle-form questions only)", _compress)
     c.add_argument("video", help="the video file (mp4, webm, mkv, mov, ... whatever the bundled FFmpeg reads)")
     c.add_argument("--query", required=True, help="the question asked of the video")
     c.add_argument("--budget", type=int, required=True, help="visual token budget B")
@@ -50,11 +51,18 @@ def register(rooms) -> None:
     c.add_argument("--max-frames", type=int, default=1024, help="sample at most this many frames")
     c.add_argument("--run-dir", help="a `thrifty video train` run: its compressor scores relevance and its decoder "
                    "answers (default: uniform scores, no answer)")
+    c.add_argument("--backend", choices=("tiny", "qwen-vl"), default="tiny",
+                   help="tiny: the run of --run-dir (or the fallback); qwen-vl: a local Qwen2-VL / Qwen2.5-VL "
+                   "checkpoint as compressor and decoder (memory embeddings appended, Yes/No relevance)")
+    c.add_argument("--model-dir", help="qwen-vl: the checkpoint folder (config.json, weights, tokenizer)")
+    c.add_argument("--device", default="auto", help="qwen-vl: auto (CUDA if present, else CPU), cuda, cuda:1, cpu")
     _rule_args(c, "ata | uniform | uniform_spread | topk_no_anchor | softmax | bolt | aks | random")
-    c.add_argument("--m-max", type=int, help="tokens per segment at most (default: the run's M, else Tempo's 128)")
+    c.add_argument("--m-max", type=int, help="tokens per segment at most (default: the run's M, else Tempo's 128; "
+                   "qwen-vl: memory embeddings appended per segment)")
     c.add_argument("--k-min", type=int, help="anchor tokens per segment (default: the run's, else Tempo's 4)")
     c.add_argument("--timestamp-tokens", type=int,
-                   help="tokens per timestamp (default: 1 for the tiny decoder, else 6 as for Tempo's text stamps)")
+                   help="tokens per timestamp (default: 1 for the tiny decoder, qwen-vl: counted per segment by its "
+                   "tokenizer, else 6 as for Tempo's text stamps)")
     c.add_argument("--fit", choices=("pad", "crop", "stretch"), default="pad",
                    help="how a non-square frame becomes the compressor's square: letterbox, centre crop or stretch")
     c.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -209,13 +217,20 @@ def _synth(args: argparse.Namespace) -> int:
 def _compress(args: argparse.Namespace) -> int:
     import json
 
+    from thrifty.core.errors import ConfigError
     from thrifty.video.compress_file import compress_file, render
     from thrifty.video.segment import SegmentConfig
 
+    if (args.backend == "qwen-vl") != (args.model_dir is not None):
+        raise ConfigError("--backend qwen-vl and --model-dir go together: name the checkpoint folder with one, "
+                          "and pick the backend with the other")
+    if args.backend == "qwen-vl" and args.run_dir is not None:
+        raise ConfigError("--run-dir is a tiny-model run; the qwen-vl backend reads --model-dir only")
     segments = SegmentConfig(fps=args.fps, min_frames=args.min_frames, max_frames=args.max_frames)
     report = compress_file(args.video, args.query, args.budget, segments=segments, rule=args.rule,
                            options=_rule_options(args), run_dir=args.run_dir, m_max=args.m_max, k_min=args.k_min,
-                           timestamp_tokens=args.timestamp_tokens, fit=args.fit, seed=args.seed)
+                           timestamp_tokens=args.timestamp_tokens, fit=args.fit, seed=args.seed,
+                           model_dir=args.model_dir, device=args.device)
     print(json.dumps(report) if args.json else render(report))
     return 0
 

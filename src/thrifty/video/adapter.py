@@ -1,16 +1,16 @@
 """Backends the long-video pipeline runs on: the compressor and decoder protocols, the tiny trained models as
-one implementation, and a Qwen-VL-style model from a local folder (transformers, GPU) as another.
+one implementation (a Qwen2-VL-family checkpoint is another: ``video/qwen_vl.py``).
 
 A compressor backend is called once per video and returns every segment's M memory states with its relevance
 in [0, 1] (same pass, Tempo spec §4–§5); a decoder backend answers one question from head-truncated memories,
-for several allocations of the same video at once.
+for several allocations of the same video at once. A decoder that tokenises timestamps as text declares
+:class:`ExactTimestamps`, and the accounting then counts each segment's stamp exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +52,13 @@ class DecoderBackend(Protocol):
                question: Question) -> list[str]: ...
 
     def text_tokens(self, question: Question) -> int: ...
+
+
+@runtime_checkable
+class ExactTimestamps(Protocol):
+    """A decoder whose timestamps cost a different number of tokens per segment (rendered text, tokenised)."""
+
+    def timestamp_counts(self, plan: SegmentPlan) -> np.ndarray: ...
 
 
 class _Choices:
@@ -119,74 +126,3 @@ class TinyBackend:
     def text_tokens(self, question: Question) -> int:
         """Question words + the ``<video>`` and ``<answer>`` specials."""
         return len(self.decoder.vocab.encode(question.text)) + 2
-
-
-class QwenVLBackend:
-    """A Qwen-VL-style model loaded lazily from a local folder with transformers, on a CUDA GPU.
-
-    Compression: each segment is sent as a short video with the query and Tempo's relevance sentence; the
-    relevance is σ(logit(Yes) − logit(No)) at the last prompt position, the memory is the last-layer states of
-    M appended memory embeddings (drawn from the embedding table's per-dimension mean and std unless trained
-    ones are given as ``memory``). Answering: the language model greedily continues
-    ``[timestamp text, memory states]* question`` fed as input embeddings and the reply is matched to a choice.
-    Untested here (no weights, no GPU); the constructor fails with one line when either is missing.
-    """
-
-    def __init__(self, model_dir: str | Path, m_max: int = 128, device: str = "cuda",
-                 memory: torch.Tensor | None = None) -> None:
-        path = Path(model_dir)
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"no model folder at {path} (need a local Qwen-VL checkpoint with config.json)")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"the Qwen-VL backend needs a CUDA GPU ({device}); none is available")
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        self.processor = AutoProcessor.from_pretrained(path)
-        self.model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.bfloat16).to(device).eval()
-        self.device, self.m_max, self.timestamp_tokens = device, m_max, 6
-        table = self.model.get_input_embeddings().weight.float()
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        noise = torch.randn(m_max, table.shape[1], generator=gen).to(device)
-        self.memory = memory if memory is not None else table.mean(0) + table.std(0) * noise
-        tok = self.processor.tokenizer
-        self.yes, self.no = tok.convert_tokens_to_ids("Yes"), tok.convert_tokens_to_ids("No")
-
-    @torch.no_grad()
-    def compress(self, frames: np.ndarray, plan: SegmentPlan, question: Question) -> Compressed:
-        mems, rel = [], []
-        for seg in plan.segments:
-            msgs = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": (
-                f"\nQuery:\n{question.text}\nFirst answer Yes or No: is this segment relevant to the query?")}]}]
-            prompt = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
-            enc = self.processor(text=[prompt], videos=[list(frames[seg])], return_tensors="pt").to(self.device)
-            embeds = self.model.get_input_embeddings()(enc["input_ids"])
-            n = embeds.shape[1]
-            embeds = torch.cat([embeds, self.memory[None].to(embeds.dtype)], dim=1)
-            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)
-            extra = {k: v for k, v in enc.items() if k not in ("input_ids", "attention_mask")}
-            out = self.model(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, **extra)
-            logits = out.logits[0, n - 1].float()
-            rel.append(float(torch.sigmoid(logits[self.yes] - logits[self.no])))
-            mems.append(out.hidden_states[-1][0, n:].float())
-        return Compressed(memory=torch.stack(mems), relevance=np.asarray(rel), m_max=self.m_max)
-
-    @torch.no_grad()
-    def answer(self, compressed: Compressed, ks: Sequence[np.ndarray], plan: SegmentPlan,
-               question: Question) -> list[str]:
-        tok, embed = self.processor.tokenizer, self.model.get_input_embeddings()
-        replies = []
-        for k in ks:
-            parts = []
-            for i, ki in enumerate(np.asarray(k)):
-                if ki > 0:
-                    ids = tok(plan.texts[i], return_tensors="pt").input_ids.to(self.device)
-                    parts += [embed(ids)[0], compressed.memory[i, :int(ki)].to(embed.weight.dtype)]
-            text = f"\n{question.text}\nOptions: {', '.join(question.choices)}\nAnswer with one option."
-            parts.append(embed(tok(text, return_tensors="pt").input_ids.to(self.device))[0])
-            out = self.model.generate(inputs_embeds=torch.cat(parts)[None], max_new_tokens=16, do_sample=False)
-            reply = tok.decode(out[0], skip_special_tokens=True).strip().lower()
-            replies.append(next((c for c in question.choices if c.lower() in reply), question.choices[0]))
-        return replies
-
-    def text_tokens(self, question: Question) -> int:
-        return len(self.processor.tokenizer(question.text).input_ids)

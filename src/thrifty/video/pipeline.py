@@ -1,6 +1,7 @@
 """End-to-end long-video answering: segment → compress with relevance (one pass per video) → allocate a visual
 budget → head-truncate each segment's memory to its k → assemble [timestamp, memory]* + question → answer,
-with the tokens of every kind counted.
+with the tokens of every kind counted (timestamps exactly per segment where the decoder declares
+``ExactTimestamps``).
 
 Allocations are named :class:`AllocSpec` (a rule of ``allocate.ALLOCATORS`` with its options and a budget in
 visual tokens per sampled frame); one video is compressed once and answered under every spec in one batch.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from thrifty.core.errors import ConfigError
-from thrifty.video.adapter import Compressed, CompressorBackend, DecoderBackend, Question
+from thrifty.video.adapter import Compressed, CompressorBackend, DecoderBackend, ExactTimestamps, Question
 from thrifty.video.allocate import allocate
 from thrifty.video.budget import TokenAccount, account
 from thrifty.video.segment import SegmentPlan
@@ -75,8 +76,9 @@ def answer_video(frames: np.ndarray, plan: SegmentPlan, question: Question, comp
     ks = [allocation(s, comp.relevance, plan, comp.m_max, k_min, evidence, seed) for s in specs]
     answers = decoder.answer(comp, ks, plan, question)
     text = decoder.text_tokens(question)
+    stamps = decoder.timestamp_counts(plan) if isinstance(decoder, ExactTimestamps) else compressor.timestamp_tokens
     return comp, [Answered(spec=s, budget=s.budget(plan.n_frames), k=k, answer=a,
-                           tokens=account(k, compressor.timestamp_tokens, text))
+                           tokens=account(k, stamps, text))
                   for s, k, a in zip(specs, ks, answers, strict=True)]
 
 

@@ -1,5 +1,5 @@
 """End to end on a tiny untrained model: one compression pass per video, every allocation within its budget,
-tokens counted by kind; the backends' protocols and the Qwen-VL adapter's error path."""
+tokens counted by kind; the backends' protocols (the Qwen-VL backend: test_video_qwen_vl.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from thrifty.core.errors import ConfigError
-from thrifty.video.adapter import CompressorBackend, DecoderBackend, QwenVLBackend, TinyBackend
+from thrifty.video.adapter import CompressorBackend, DecoderBackend, TinyBackend
 from thrifty.video.compressor import CompressorConfig, TinyCompressor
 from thrifty.video.decoder import DecoderConfig, TinyDecoder
 from thrifty.video.pipeline import AllocSpec, answer_needle
@@ -76,16 +76,6 @@ def test_bad_specs_are_one_line_errors():
         answer_needle(video, backend, backend, [])
     with pytest.raises(ConfigError, match="positive"):
         answer_needle(video, backend, backend, [AllocSpec("x", "uniform", 0.0)])
-
-
-def test_qwen_adapter_needs_a_model_folder_and_a_gpu(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match="no model folder") as exc:
-        QwenVLBackend(tmp_path / "missing")
-    assert "\n" not in str(exc.value)
-    (tmp_path / "config.json").write_text("{}")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        QwenVLBackend(tmp_path)
 
 
 def test_truncation_modes_feed_the_decoder_the_chosen_states():
