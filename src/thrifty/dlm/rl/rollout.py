@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from thrifty.dlm.samplers import AdaptiveSampler, LowConfidenceSampler
+from thrifty.core.errors import ConfigError
+from thrifty.dlm.samplers import AdaptiveSampler, LowConfidenceSampler, sample_in_chunks
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 
@@ -94,28 +95,35 @@ def rollout_sampler(task: DlmTask, steps: int, block_len: int, temperature: floa
 @torch.no_grad()
 def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_size: int, sampler: Any,
             generator: torch.Generator, head: SamplerHead | None = None, block_len: int | None = None,
-            temperature: float = 1.0) -> Rollouts:
-    """Sample ``group_size`` answers per example (rows grouped by prompt) and score them with the verifier.
+            temperature: float = 1.0, micro_batch: int | None = None) -> Rollouts:
+    """Sample ``group_size`` answers per example (rows grouped by prompt) and score them with the task's
+    verifier, one batched call.
 
     With ``head``, each row draws its own γ from the head's distribution and is decoded by the entropy-bounded
-    sampler with that bound (``sampler`` is then unused)."""
+    sampler with that bound (``sampler`` is then unused). Prompts go to the policy's device; ``micro_batch`` decodes
+    that many rows at a time (a large model's logits for every row at once may not fit)."""
     rows = [ex for ex in examples for _ in range(group_size)]
-    prompts = torch.tensor([task.prompt_ids(ex) for ex in rows], dtype=torch.long)
+    first = next(iter(policy.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")  # a scripted test model has none
+    prompts = torch.tensor([task.prompt_ids(ex) for ex in rows], dtype=torch.long, device=device)
     was_training = policy.training
     policy.eval()
     gamma_idx = None
+    if head is not None and micro_batch:
+        raise ConfigError("micro_batch is not supported with the joint sampler head yet")
     if head is not None:
         lp = head.log_probs(policy, prompts, task.answer_len, task.vocab.mask_id)
         gamma_idx = torch.multinomial(lp.exp(), 1, generator=generator).squeeze(1)
         chosen = gamma_idx.clone()
         sampler = AdaptiveSampler(task.vocab.mask_id, lambda _p: chosen, grid=head.grid, block_len=block_len,
                                   temperature=temperature)
-    out = sampler.sample(policy, prompts, task.answer_len, generator)
+    out = sample_in_chunks(sampler, policy, prompts, task.answer_len, generator, micro_batch)
     policy.train(was_training)
     answers = out.tokens[:, prompts.shape[1]:]
-    texts = [task.decode(a.tolist()) for a in answers]
-    rewards = torch.tensor([task.reward(ex, t) for ex, t in zip(rows, texts, strict=True)], dtype=torch.float64)
-    solved = torch.tensor([task.solved(ex, t) for ex, t in zip(rows, texts, strict=True)])
+    texts = [task.decode(a.tolist()) for a in answers.cpu()]
+    scored, solved_rows = task.score(rows, texts)
+    rewards = torch.tensor(scored, dtype=torch.float64, device=device)
+    solved = torch.tensor(solved_rows, device=device)
     assert out.token_logp is not None
     return Rollouts(rows, prompts, answers, out.step_map, out.token_logp, out.nfe_per_seq, rewards, solved, gamma_idx,
                     out.position_logp)

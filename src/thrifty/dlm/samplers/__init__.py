@@ -8,9 +8,10 @@ probability.
 """
 
 from thrifty.dlm.samplers.adaptive import AdaptiveSampler
-from thrifty.dlm.samplers.base import Sample, Sampler
+from thrifty.dlm.samplers.base import Sample, Sampler, sample_in_chunks
 from thrifty.dlm.samplers.entropy_bounded import EntropyBoundedSampler
 from thrifty.dlm.samplers.low_confidence import LowConfidenceSampler
 from thrifty.dlm.samplers.threshold import ThresholdSampler
 
-__all__ = ["AdaptiveSampler", "EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler"]
+__all__ = ["AdaptiveSampler", "EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler",
+           "sample_in_chunks"]

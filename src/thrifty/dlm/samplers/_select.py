@@ -32,7 +32,9 @@ def propose(logits: torch.Tensor, temperature: float, generator: torch.Generator
         logits[..., mask_id] = float("-inf")
     probs, log_q = distributions(logits, temperature)
     if temperature > 0:
-        u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=logits.device)
+        # drawn where the generator lives (a CPU generator keeps CPU and GPU runs on one stream)
+        u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=generator.device)
+        u = u.to(logits.device)
         gumbel = -torch.log(-torch.log(u.clamp(min=1e-300)))
         tokens = (logits / temperature + gumbel).argmax(dim=-1)
     else:

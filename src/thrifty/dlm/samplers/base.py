@@ -94,15 +94,16 @@ class BlockSampler:
         step = 0
         limit = self.max_steps or 10 * gen_len + 10
         for block in self._blocks(p, gen_len):
-            in_block = torch.zeros_like(x, dtype=torch.bool)
-            in_block[:, block[0]:block[1]] = True
             block_step = 0
-            while bool(((x == self.mask_id) & in_block).any()):
+            # the block's columns only: proposals, distributions and noise are (B, block, V), not (B, P + G, V)
+            lo, hi = block[0] - p, block[1] - p  # the block within the answer maps
+            while bool((x[:, block[0]:block[1]] == self.mask_id).any()):
                 if step >= limit:
                     raise RuntimeError(f"sampler made no progress within {limit} steps")
-                candidates = (x == self.mask_id) & in_block
+                candidates = x[:, block[0]:block[1]] == self.mask_id
                 active = candidates.any(dim=1)
-                prop = propose(self.logits(model, x, p), self.temperature, generator, self.mask_id)
+                logits = self.logits(model, x, p)[:, block[0]:block[1]]
+                prop = propose(logits, self.temperature, generator, self.mask_id)
                 chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
                 stalled = active & ~chosen.any(dim=1)
                 if bool(stalled.any()):  # every rule commits at least one token per active sequence
@@ -110,12 +111,33 @@ class BlockSampler:
                     chosen[stalled, best[stalled].argmax(dim=1)] = True
                 assert prop.probs is not None and prop.log_q is not None
                 step_pos = choice_logp(prop.probs, prop.log_q, prop.tokens, chosen, candidates, rule)
-                commit(x, prop.tokens, chosen, step_map, step, p, prop.logp, token_logp,
-                       share_per_token(step_pos, chosen), position_logp)
+                # views of the block: commit writes through to x and the answer maps
+                commit(x[:, block[0]:block[1]], prop.tokens, chosen, step_map[:, lo:hi], step, 0, prop.logp,
+                       token_logp[:, lo:hi], share_per_token(step_pos, chosen), position_logp[:, lo:hi])
                 nfe_per_seq += active.long()
                 step += 1
                 block_step += 1
         return Sample(x, step, step_map, nfe_per_seq, token_logp, position_logp)
 
 
-__all__ = ["BlockSampler", "Sample", "Sampler"]
+def sample_in_chunks(sampler: Sampler, model: Any, prompt_ids: torch.Tensor, gen_len: int,
+                     generator: torch.Generator, chunk: int | None = None) -> Sample:
+    """``sampler.sample`` on ``chunk`` rows at a time (all rows at once when ``chunk`` is None or covers them), the
+    pieces concatenated in row order; ``nfe`` sums the chunks' forward passes. The generator is shared, so a chunked
+    run draws other noise than an unchunked one (same distribution)."""
+    n = prompt_ids.shape[0]
+    if chunk is not None and chunk < 1:
+        raise ConfigError(f"micro_batch must be >= 1, got {chunk}")
+    if not chunk or chunk >= n:
+        return sampler.sample(model, prompt_ids, gen_len, generator)
+    parts = [sampler.sample(model, prompt_ids[i:i + chunk], gen_len, generator) for i in range(0, n, chunk)]
+
+    def cat(name: str) -> torch.Tensor | None:
+        first = getattr(parts[0], name)
+        return None if first is None else torch.cat([getattr(s, name) for s in parts])
+
+    return Sample(torch.cat([s.tokens for s in parts]), sum(s.nfe for s in parts), cat("step_map"),
+                  cat("nfe_per_seq"), cat("token_logp"), cat("position_logp"))
+
+
+__all__ = ["BlockSampler", "Sample", "Sampler", "sample_in_chunks"]

@@ -50,7 +50,8 @@ class LowConfidenceSampler(BlockSampler):
                generator: torch.Generator) -> torch.Tensor:
         k = torch.full((candidates.shape[0],), self._schedule[block_step], device=candidates.device)
         if self.remasking == "random":
-            scores = torch.rand(candidates.shape, generator=generator, dtype=torch.float64).to(candidates.device)
+            scores = torch.rand(candidates.shape, generator=generator, dtype=torch.float64,
+                                device=generator.device).to(candidates.device)
         else:
             scores = prop.confidence
         return top_k(scores, candidates, k)
