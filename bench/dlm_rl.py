@@ -39,9 +39,9 @@ METHODS = {
     "DiFFPO": {"algo": "diffpo"},
     "DiFFPO + joint sampler": {"algo": "diffpo", "joint_sampler": True, "nfe_price": 0.2},
     "dTRPO": {"algo": "dtrpo"},
-    "VRPO": {"algo": "vrpo"},
+    "VRPO": {"algo": "vrpo", "dpo_beta": 0.1},  # untuned (bench/dlm_beta_sweep.py tuned dTRPO's β only)
     "dTRPO eval-decoded pairs": {"algo": "dtrpo", "pair_decoding": "eval"},
-    "VRPO eval-decoded pairs": {"algo": "vrpo", "pair_decoding": "eval"},
+    "VRPO eval-decoded pairs": {"algo": "vrpo", "pair_decoding": "eval", "dpo_beta": 0.1},
     "dTRPO eval-decoded pairs replay": {"algo": "dtrpo", "pair_decoding": "eval", "pref_estimator": "replay"},
     "dTRPO replay": {"algo": "dtrpo", "pref_estimator": "replay"},
     "SFT control": {"algo": "sft", "lr": 1e-3, "grad_clip": 1.0},

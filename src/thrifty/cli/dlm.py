@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from thrifty.cli._common import add_config_args, add_verb, add_verbs, resolve_config
+from thrifty.dlm.rl.config import ALGOS
 
 
 def register(rooms) -> None:
@@ -38,10 +39,11 @@ def register(rooms) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--show-steps", action="store_true", help="print each answer token's step")
     r = add_verb(verbs, "rl", "policy optimisation from an SFT run or, with LoRA, a Hugging Face checkpoint: "
-                 "diffu-GRPO, DiFFPO (2-MF surrogate, importance weights, joint sampler), dTRPO or VRPO (offline "
+                 "diffu-GRPO, wd1 (ratio-free weighted likelihood), DiFFPO (2-MF surrogate, importance weights, joint sampler), "
+                 "dTRPO or VRPO (offline "
                  "preference pairs), or the equal-compute SFT control; resumes exactly", _rl)
     add_config_args(r)
-    r.add_argument("--algo", choices=("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft"), help="the algorithm")
+    r.add_argument("--algo", choices=ALGOS, help="the algorithm")
     r.add_argument("--init-run", help="the `dlm train-sft` run to start from (also the reference)")
     r.add_argument("--run-dir", help="where config.yaml, metrics.jsonl and checkpoint/ go")
     r.add_argument("--steps", type=int, help="optimiser steps (a re-run resumes towards this)")

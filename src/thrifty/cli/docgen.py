@@ -100,8 +100,10 @@ A verb with `--config FILE` reads its config fields from the YAML file (defaults
   `seed`, `steps`, `max_wall_s`, `max_cpu_s`, `lr`, `weight_decay`, `grad_clip`, `n_threads`, `n_train`, `n_eval`,
   `eval_every`, `checkpoint_every`, `ref_sync_every`, `tensorboard`; online: `prompts_per_step`, `group_size`, `mu`,
   `eps`, `beta`, `scale_rewards`, `agg`, `estimator`, `prompt_mask_p`, `random_masking`, `rollout_steps`,
-  `rollout_temperature`, `block_len`; DiFFPO: `is_level`, `is_cap`, `joint_sampler`, `gamma_grid`, `nfe_price`,
-  `train_policy`; preference: `pair_prompts`, `pair_samples`, `min_gap`, `pair_batch`, `dpo_beta`,
+  `rollout_temperature`, `block_len`, `rollout_micro_batch` (rows decoded at a time; 0: all); DiFFPO: `is_level`, `is_cap`, `joint_sampler`, `gamma_grid`, `nfe_price`,
+  `train_policy`; preference: `pair_prompts`, `pair_samples`, `min_gap`, `pair_batch`, `dpo_beta` (3 for dTRPO,
+  chosen on validation; VRPO's shipped config keeps 0.1, untuned), `rpo_alpha` (an NLL term on the chosen side),
+  `pair_chosen` (`self`, or `gold`: the reference answer against the worst sample),
   `pref_estimator`, `mc_n`, `pairs_file`, `pair_decoding` (`rollout`, the default, or `eval`: use the same decoding
   as `dlm pairs --decoding`; dTRPO re-masks by the decoding's blocks and refuses pairs that were not decoded block
   by block in them), `pair_remasking` (`low_confidence`, the default, or `random`: positions committed in a model-free

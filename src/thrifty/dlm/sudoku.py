@@ -1,6 +1,8 @@
 """4×4 Sudoku for masked-diffusion models, leakage-free: every one of the 288 solution grids is enumerated, the
 grids (not the puzzles) are split 200 train / 88 test by a seeded shuffle, and a puzzle is kept only when its
 clues admit exactly one of the 288 grids. Train puzzles have 6–10 blanks, test puzzles 8 (as in d1's test set).
+A validation set for choosing hyperparameters (:func:`val_puzzles`) is drawn from the test grids too (every train
+grid is trained on), with its own seed stream, and never holds a puzzle of the test set it is told to avoid.
 
 Puzzles and solutions are 16-character strings read row by row, ``0`` for a blank. The reward (d1) is the
 fraction of originally-empty cells the answer fills correctly; the answer's digits are taken in order, padded or
@@ -79,6 +81,28 @@ def make_puzzles(split: str, n: int, seed: int = 0, split_seed: int = 0) -> list
     return out
 
 
+def val_puzzles(n: int, exclude: set[str], seed: int = 0, split_seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` validation (puzzle, solution) pairs: unique-solution puzzles of the test grids with the test split's
+    blanks, drawn from a seed stream of their own and disjoint from ``exclude`` (the test puzzles numbers are
+    reported on). Train/test membership is untouched; validation shares the test grids, not their puzzles."""
+    grids = split_grids(split_seed)["test"]
+    lo, hi = BLANKS["test"]
+    rng = random.Random(f"sudoku4-val-{seed}")
+    out, seen, tries = [], set(exclude), 0
+    while len(out) < n:
+        tries += 1
+        if tries > 200 * n + 1000:
+            raise ConfigError(f"could not draw {n} distinct validation puzzles outside the {len(exclude)} excluded")
+        grid = rng.choice(grids)
+        blanks = set(rng.sample(range(16), rng.randint(lo, hi)))
+        puzzle = "".join("0" if i in blanks else ch for i, ch in enumerate(grid))
+        if puzzle in seen or solutions(puzzle) != [grid]:
+            continue
+        seen.add(puzzle)
+        out.append((puzzle, grid))
+    return out
+
+
 def reward(puzzle: str, solution: str, answer: str) -> float:
     """Fraction of the puzzle's blank cells that ``answer`` fills correctly (d1's Sudoku reward)."""
     digits = "".join(ch for ch in answer if ch.isdigit())[:16].ljust(16, "0")
@@ -86,4 +110,4 @@ def reward(puzzle: str, solution: str, answer: str) -> float:
     return sum(digits[i] == solution[i] for i in blanks) / len(blanks) if blanks else 1.0
 
 
-__all__ = ["BLANKS", "N_TRAIN_GRIDS", "all_grids", "make_puzzles", "reward", "solutions", "split_grids"]
+__all__ = ["BLANKS", "N_TRAIN_GRIDS", "all_grids", "make_puzzles", "reward", "solutions", "split_grids", "val_puzzles"]

@@ -36,6 +36,8 @@ def _weights(run, name="model"):
     ("diffu_grpo", {}),
     ("diffpo", {}),
     ("diffpo", {"joint_sampler": True, "nfe_price": 0.1}),
+    ("wd1", {}),
+    ("diffu_grpo", {"rollout_micro_batch": 3}),
     ("dtrpo", {}),
     ("dtrpo", {"pref_estimator": "replay"}),
     ("vrpo", {}),

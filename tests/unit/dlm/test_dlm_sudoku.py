@@ -42,3 +42,18 @@ def test_reward_is_the_fraction_of_blanks_filled_correctly():
     assert reward(puzzle, solution, wrong_one) == pytest.approx((len(blanks) - 1) / len(blanks))
     assert reward(puzzle, solution, "The grid: " + " ".join(solution)) == 1.0  # digits read in order
     assert reward(puzzle, solution, "12") == 0.0  # padded with blanks: nothing filled
+
+
+def test_validation_puzzles_come_from_test_grids_and_avoid_the_test_puzzles():
+    from thrifty.dlm.sudoku import val_puzzles
+
+    test = make_puzzles("test", 64, seed=1000)
+    avoid = {p for p, _ in test}
+    val = val_puzzles(64, avoid)
+    assert val == val_puzzles(64, avoid)  # deterministic
+    assert not {p for p, _ in val} & avoid and len({p for p, _ in val}) == 64
+    grids = set(split_grids()["test"])
+    for p, s in val:
+        assert s in grids and p.count("0") == 8 and solutions(p) == [s]
+    # the same draw without the exclusion does hit test puzzles' grids but is a different stream from test's
+    assert [p for p, _ in val_puzzles(8, set())] != [p for p, _ in test[:8]]

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from thrifty.core.errors import ConfigError
 
-ALGOS = ("diffu_grpo", "diffpo", "dtrpo", "vrpo", "sft")
+ALGOS = ("diffu_grpo", "diffpo", "wd1", "dtrpo", "vrpo", "sft")
 ESTIMATORS = ("auto", "one_step", "two_times")
 PREF_ESTIMATORS = ("auto", "block", "replay", "elbo")
 PAIR_DECODINGS = ("rollout", "eval")  # how preference pairs are decoded (thrifty.dlm.rl.pairs.pair_sampler)
+PAIR_CHOSEN = ("self", "gold")  # the chosen side of a pair (thrifty.dlm.rl.pairs.build_pair_sets)
 HF_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -60,7 +61,7 @@ class DlmRLConfig:
     pair_samples: int = 8  # samples per prompt
     min_gap: float = 0.0  # a pair needs reward(chosen) − reward(rejected) > min_gap
     pair_batch: int = 16
-    dpo_beta: float = 0.1
+    dpo_beta: float = 3.0  # chosen on validation for dTRPO (bench/dlm_beta_sweep.py; 0.1 and 0.3 fall below the start)
     pref_estimator: str = "auto"  # auto (dtrpo: block, vrpo: elbo) | block | replay | elbo
     mc_n: int = 8  # MC-ELBO samples (VRPO)
     pairs_file: str = ""  # reuse pairs written by `thrifty dlm pairs` (default: build them at the start)
@@ -70,8 +71,12 @@ class DlmRLConfig:
     pair_decoding: str = "rollout"
     pair_remasking: str = "low_confidence"  # pair order: low_confidence | random (token replay exact up to a constant)
     trajectory_terms: str = "auto"  # tokens | tokens+positions | auto (dTRPO scores: +positions; DiFFPO μ: tokens)
+    pair_chosen: str = "self"  # self (best sample) | gold (the reference answer) against the worst sample
+    rpo_alpha: float = 0.0  # RPO: + α · NLL(chosen) per answer token (the policy's score of the chosen side)
     # SFT control
     sft_batch: int = 64
+    # rollouts decoded this many rows at a time (0: all of a step's rows at once; a large model's logits may not fit)
+    rollout_micro_batch: int = 0
     # a Hugging Face masked-diffusion checkpoint (LLaDA/Dream style) instead of a `dlm train-sft` run
     # (thrifty.dlm.hf_train): LoRA-trained, the reference is the same model with the adapter switched off
     hf_model: str = ""  # a local model directory; init_run is then unused
@@ -107,6 +112,10 @@ class DlmRLConfig:
         if self.trajectory_terms not in TRAJECTORY_TERMS:
             raise ConfigError(f"unknown trajectory_terms {self.trajectory_terms!r}; choose one of "
                               f"{', '.join(TRAJECTORY_TERMS)}")
+        if self.pair_chosen not in PAIR_CHOSEN:
+            raise ConfigError(f"unknown pair_chosen {self.pair_chosen!r}; choose one of {', '.join(PAIR_CHOSEN)}")
+        if self.rpo_alpha < 0:
+            raise ConfigError(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
         if self.is_level not in ("token", "sequence", "none"):
             raise ConfigError(f"is_level must be token, sequence or none, got {self.is_level!r}")
         for name in ("steps", "n_threads", "n_train", "n_eval", "eval_every", "checkpoint_every", "prompts_per_step",
@@ -121,6 +130,10 @@ class DlmRLConfig:
             raise ConfigError("gamma_grid must list non-negative entropy bounds")
         if not self.train_policy and not self.joint_sampler:
             raise ConfigError("train_policy: false leaves nothing to train unless joint_sampler is on")
+        if self.algo == "wd1" and self.joint_sampler:
+            raise ConfigError("wd1 has no importance weights or sampler head: use joint_sampler with diffpo")
+        if self.rollout_micro_batch < 0:
+            raise ConfigError(f"rollout_micro_batch must be >= 0, got {self.rollout_micro_batch}")
         if self.hf_model:
             self._check_hf()
 
@@ -152,4 +165,4 @@ class DlmRLConfig:
         return "elbo" if self.algo == "vrpo" else "block"
 
 
-__all__ = ["ALGOS", "HF_DTYPES", "PAIR_DECODINGS", "DlmRLConfig"]
+__all__ = ["ALGOS", "HF_DTYPES", "PAIR_CHOSEN", "PAIR_DECODINGS", "DlmRLConfig"]

@@ -5,7 +5,9 @@ One update: draw prompts, roll out G answers each with the sampler, score them, 
 alike, so every ratio compares identical masks; old and reference log-probs for all μ seeds are computed once
 right after the rollout (old = the policy's own detached log-probs when μ = 1). The per-token log-probs come from
 a pluggable estimator: d1's one-step mean-field here, DiFFPO's two-times mean-field in :mod:`.diffpo`, which
-also adds the importance weights and the sampler head.
+also adds the importance weights and the sampler head. The objective is d1's clipped ratio with a k3 KL
+(``objective="clipped"``) or wd1's ratio-free weighted likelihood (``"wd1"``, :mod:`.wd1`: no old-policy or reference
+pass at all).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 import torch
 
+from thrifty.core.errors import ConfigError
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import one_step_mean_field
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.losses import clipped_pg_loss, group_advantages, importance_weights, nfe_priced_reward
 from thrifty.dlm.rl.rollout import Rollouts, SamplerHead, answer_mask, collect, rollout_sampler, rollout_shape
 from thrifty.dlm.rl.trajectory import resolve_terms
+from thrifty.dlm.rl.wd1 import wd1_loss
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 # estimator(model, rollouts, mask_id, seed) -> per-token log-probs (N, G), with gradients when enabled
@@ -43,8 +47,12 @@ class PolicyGradient:
 
     def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                  opt: torch.optim.Optimizer, estimator: Estimator, head: SamplerHead | None = None,
-                 weighted: bool = False, launch: Launch | None = None) -> None:
+                 weighted: bool = False, launch: Launch | None = None, objective: str = "clipped") -> None:
+        if objective not in ("clipped", "wd1") or (objective == "wd1" and (head is not None or weighted)):
+            raise ConfigError(f"objective {objective!r}: choose clipped, or wd1 without importance weights or the "
+                              "joint sampler")
         self.cfg, self.task, self.policy, self.ref, self.opt = cfg, task, policy, ref, opt
+        self.objective = objective
         self.launch, self.n_updates = launch or Launch(), 0
         self.estimator, self.head, self.weighted = estimator, head, weighted
         self.block_len, self.steps = rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)
@@ -66,16 +74,18 @@ class PolicyGradient:
         self.n_updates += 1
         local = self.launch.local_generator(cfg.seed, self.n_updates) or gen
         roll = collect(self.policy, self.task, [pool[i] for i in pick], cfg.group_size, self.sampler, local,
-                       head=self.head, block_len=self.block_len, temperature=cfg.rollout_temperature)
+                       head=self.head, block_len=self.block_len, temperature=cfg.rollout_temperature,
+                       micro_batch=cfg.rollout_micro_batch or None)
         reward = roll.rewards
         if cfg.nfe_price > 0:
             reward = nfe_priced_reward(reward, roll.nfe, float(self.task.answer_len), cfg.nfe_price)
         adv = group_advantages(reward, cfg.group_size, cfg.scale_rewards)
         mask = answer_mask(roll.answer_ids, self.task.vocab.eos_id)
         seeds = self._seeds(gen)
+        ratio = self.objective == "clipped"  # wd1 needs neither the old policy nor the reference
         with torch.no_grad():
-            old = [self.estimator(self.policy, roll, mask_id, s) for s in seeds] if cfg.mu > 1 else None
-            ref = [self.estimator(self.ref, roll, mask_id, s) for s in seeds] if cfg.beta > 0 else None
+            old = [self.estimator(self.policy, roll, mask_id, s) for s in seeds] if ratio and cfg.mu > 1 else None
+            ref = [self.estimator(self.ref, roll, mask_id, s) for s in seeds] if ratio and cfg.beta > 0 else None
             old_gamma = self._gamma_logp(roll) if self.head is not None else None
         totals: dict[str, float] = {}
         for j, seed in enumerate(seeds):
@@ -92,7 +102,10 @@ class PolicyGradient:
                 ref_j = None if ref_j is None else torch.cat([g_logp.detach()[:, None], ref_j], 1)
                 weights = None if weights is None else torch.cat([torch.ones_like(g_logp)[:, None], weights], 1)
                 tok_mask = torch.cat([torch.ones_like(g_logp)[:, None], tok_mask], 1)
-            loss, stats = clipped_pg_loss(logp, old_j, adv, tok_mask, cfg.eps, cfg.beta, ref_j, weights, cfg.agg)
+            if ratio:
+                loss, stats = clipped_pg_loss(logp, old_j, adv, tok_mask, cfg.eps, cfg.beta, ref_j, weights, cfg.agg)
+            else:
+                loss, stats = wd1_loss(logp, adv, tok_mask, cfg.group_size)
             self.opt.zero_grad()
             loss.backward()
             self.launch.average_grads(self.params)

@@ -28,7 +28,7 @@ from thrifty.core.errors import ConfigError
 from thrifty.dlm.launch import Launch
 from thrifty.dlm.likelihood import block_single_pass, trajectory_replay
 from thrifty.dlm.rl.config import DlmRLConfig
-from thrifty.dlm.rl.losses import dpo_loss
+from thrifty.dlm.rl.losses import dpo_loss, rpo_nll
 from thrifty.dlm.rl.pairs import Pairs, pair_sampler
 from thrifty.dlm.rl.rollout import rollout_shape
 from thrifty.dlm.rl.trajectory import (
@@ -141,6 +141,10 @@ class PreferenceUpdate:
                                       block_len=self.block_len, n=cfg.mc_n, terms=self.terms, rule=self.rule)
         m = len(idx)
         loss, stats = dpo_loss(theta[:m], theta[m:], reference[:m], reference[m:], cfg.dpo_beta)
+        if cfg.rpo_alpha > 0:  # RPO: keep the chosen side's likelihood up
+            nll = rpo_nll(theta[:m], self.task.answer_len, cfg.rpo_alpha)
+            loss = loss + nll
+            stats["rpo_nll"] = float(nll.detach())
         self.opt.zero_grad()
         loss.backward()
         self.launch.average_grads(self.params)

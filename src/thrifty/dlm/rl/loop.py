@@ -76,9 +76,10 @@ def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, 
         return load_pairs(run / "pairs.safetensors"), {}
     pairs, stats = sample_pairs(policy, task, cfg.pair_prompts, cfg.pair_samples, gen, cfg.seed, cfg.min_gap,
                                 cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps, cfg.pair_decoding,
-                                eval_block_len, cfg.pair_remasking)
+                                eval_block_len, cfg.pair_remasking, cfg.pair_chosen)
     save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding,
-                                                  "pair_remasking": cfg.pair_remasking})
+                                                  "pair_remasking": cfg.pair_remasking,
+                                                  "pair_chosen": cfg.pair_chosen})
     return pairs, stats
 
 
@@ -101,12 +102,14 @@ def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: Sa
 def _online_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
                    head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
                    gen: torch.Generator, launch: Launch | None, eval_block_len: int | None) -> tuple[Any, dict]:
-    """diffu-GRPO (d1's one-step estimator) and DiFFPO (two-times mean-field, importance weights)."""
+    """diffu-GRPO (d1's one-step estimator), wd1 (the same estimator, a ratio-free weighted likelihood) and DiFFPO
+    (two-times mean-field, importance weights)."""
     from thrifty.dlm.rl.diffpo import two_times_estimator
     from thrifty.dlm.rl.diffu_grpo import PolicyGradient, one_step_estimator
 
     est = two_times_estimator() if cfg.pg_estimator() == "two_times" else one_step_estimator(cfg.prompt_mask_p)
-    return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo", launch=launch), {}
+    return PolicyGradient(cfg, task, policy, ref, opt, est, head, weighted=cfg.algo == "diffpo", launch=launch,
+                          objective="wd1" if cfg.algo == "wd1" else "clipped"), {}
 
 
 def _preference_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, ref: torch.nn.Module,
@@ -131,7 +134,7 @@ def _control_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, re
 
 
 UPDATES: dict[str, Callable[..., tuple[Any, dict[str, float]]]] = {
-    "diffu_grpo": _online_update, "diffpo": _online_update, "dtrpo": _preference_update,
+    "diffu_grpo": _online_update, "diffpo": _online_update, "wd1": _online_update, "dtrpo": _preference_update,
     "vrpo": _preference_update, "sft": _control_update}
 """Each RL algorithm (``DlmRLConfig.algo``) and the builder of its update; a new algorithm is one entry."""
 

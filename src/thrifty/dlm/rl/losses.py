@@ -104,6 +104,14 @@ def dpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, chosen_ref: torch.Ten
                   "pref_acc": float((margin.detach() > 0).float().mean())}
 
 
+def rpo_nll(chosen: torch.Tensor, n_tokens: int, alpha: float) -> torch.Tensor:
+    """RPO's likelihood term: α · mean over pairs of −(chosen's log-likelihood estimate) / ``n_tokens`` (the NLL per
+    answer token); 0 when α = 0."""
+    if alpha < 0 or n_tokens < 1:
+        raise ConfigError("the RPO alpha must be >= 0 and n_tokens >= 1")
+    return -alpha * chosen.mean() / n_tokens
+
+
 def nfe_priced_reward(reward: torch.Tensor, nfe: torch.Tensor, nfe_max: float, price: float) -> torch.Tensor:
     """r − λ · NFE / NFE_max (λ = ``price``; 0 leaves the reward alone)."""
     if nfe_max <= 0 or price < 0:
@@ -112,4 +120,4 @@ def nfe_priced_reward(reward: torch.Tensor, nfe: torch.Tensor, nfe_max: float, p
 
 
 __all__ = ["AGGREGATIONS", "clipped_pg_loss", "dpo_loss", "group_advantages", "importance_weights", "k3_kl",
-           "nfe_priced_reward"]
+           "nfe_priced_reward", "rpo_nll"]

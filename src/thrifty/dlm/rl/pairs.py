@@ -18,6 +18,13 @@ visited states) is *not* the trajectory's probability; the exact one adds each s
 (:mod:`thrifty.dlm.samplers.choice`, switched by ``trajectory_terms`` in :mod:`.trajectory`). Under random
 remasking the order is model-free and the token replay is exact up to the constant −Σ_s log C(m_s, k_s), which
 cancels in every policy/reference ratio.
+
+The chosen side (``chosen``, :data:`PAIR_CHOSEN`): ``self`` (the best sample) or ``gold`` (the task's reference
+answer against the worst sample, kept when its reward beats the worst by more than the gap). A reference answer has
+no step map, so :func:`gold_step_map` gives it one in the pairs' blocks and schedule: under ``low_confidence`` the
+spec's fallback — the confidence order under the model that builds the pairs (the reference), each step committing
+the masked positions of the block where the reference answer's token is most probable; under ``random`` a random
+order (model-free, so its token replay is exact up to a constant).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 import torch
 
 from thrifty.core.errors import ConfigError
-from thrifty.dlm.rl.config import PAIR_DECODINGS
+from thrifty.dlm.rl.config import PAIR_CHOSEN, PAIR_DECODINGS
 from thrifty.dlm.rl.rollout import collect
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
@@ -51,40 +58,99 @@ class Pairs:
         return Pairs(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
-def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples: int, sampler: Any,
-                generator: torch.Generator, min_gap: float = 0.0, block_len: int | None = None,
-                temperature: float = 1.0, batch: int = 64) -> tuple[Pairs, dict[str, float]]:
-    """(pairs, stats): best vs worst of ``samples`` answers per prompt, kept when the reward gap > ``min_gap``."""
+def gold_step_map(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, sampler: Any,
+                  generator: torch.Generator) -> torch.Tensor:
+    """(B, G) step map for given answers, in ``sampler``'s blocks and per-step counts: by ``sampler.remasking``
+    (``low_confidence``: most probable answer tokens under ``model`` first; ``random``: uniform order)."""
+    from thrifty.dlm.samplers.low_confidence import tokens_per_step
+
+    p, g = prompt_ids.shape[1], answer_ids.shape[1]
+    size = int(sampler.block_len or g)
+    n_blocks = g // size
+    schedule = tokens_per_step(size, sampler.steps // n_blocks)
+    x = torch.cat([prompt_ids, torch.full_like(answer_ids, sampler.mask_id)], dim=1)
+    step_map = torch.full_like(answer_ids, -1)
+    step = 0
+    was_training = model.training
+    model.eval()
+    for b in range(n_blocks):
+        for k in schedule:
+            cand = step_map < 0
+            cand[:, :b * size] = False
+            cand[:, (b + 1) * size:] = False
+            if sampler.remasking == "random":
+                scores = torch.rand(answer_ids.shape, generator=generator, dtype=torch.float64)
+            else:
+                with torch.no_grad():
+                    logp = torch.log_softmax(model(x)[:, p:].double(), dim=-1)
+                scores = logp.gather(-1, answer_ids[..., None]).squeeze(-1)
+            scores = scores.masked_fill(~cand, -torch.inf)
+            pick = scores.topk(k, dim=1).indices
+            step_map.scatter_(1, pick, step)
+            x[:, p:] = torch.where(step_map == step, answer_ids, x[:, p:])
+            step += 1
+    model.train(was_training)
+    return step_map
+
+
+def build_pair_sets(policy: Any, task: DlmTask, examples: list[DlmExample], samples: int, sampler: Any,
+                    generator: torch.Generator, min_gap: float = 0.0, block_len: int | None = None,
+                    temperature: float = 1.0, batch: int = 64,
+                    chosen: tuple[str, ...] = ("self",)) -> dict[str, tuple[Pairs, dict[str, float]]]:
+    """One set of pairs per entry of ``chosen`` (:data:`PAIR_CHOSEN`) from the same samples: ``self`` — best vs
+    worst; ``gold`` — the reference answer (its steps by :func:`gold_step_map`) vs the worst."""
     if samples < 2:
         raise ConfigError("pairs need at least 2 samples per prompt")
-    keep: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(Pairs)}
+    bad = [c for c in chosen if c not in PAIR_CHOSEN]
+    if bad or not chosen:
+        raise ConfigError(f"unknown pair_chosen {bad}; choose from {', '.join(PAIR_CHOSEN)}")
+    keep = {c: {f.name: [] for f in fields(Pairs)} for c in chosen}
     rewards, nfe = [], []
     for start in range(0, len(examples), batch):
-        roll = collect(policy, task, examples[start:start + batch], samples, sampler, generator,
-                       block_len=block_len, temperature=temperature)
+        part = examples[start:start + batch]
+        roll = collect(policy, task, part, samples, sampler, generator, block_len=block_len, temperature=temperature)
         rewards.append(roll.rewards)
         nfe.append(roll.nfe.float())
         r = roll.rewards.view(-1, samples)
         best, worst = r.argmax(dim=1), r.argmin(dim=1)
-        gap = r.max(dim=1).values - r.min(dim=1).values
-        for g in torch.nonzero(gap > min_gap).flatten().tolist():
-            i, j = g * samples + int(best[g]), g * samples + int(worst[g])
-            keep["prompt_ids"].append(roll.prompt_ids[i])
-            keep["chosen"].append(roll.answer_ids[i])
-            keep["chosen_steps"].append(roll.step_map[i])
-            keep["rejected"].append(roll.answer_ids[j])
-            keep["rejected_steps"].append(roll.step_map[j])
-            keep["chosen_reward"].append(roll.rewards[i])
-            keep["rejected_reward"].append(roll.rewards[j])
-    if not keep["prompt_ids"]:
-        raise ConfigError(f"no prompt gave two samples whose rewards differ by more than {min_gap}; sample more "
-                          "per prompt, raise the temperature or lower min_gap")
-    pairs = Pairs(**{k: torch.stack(v) for k, v in keep.items()})
+        top = {"self": r.max(dim=1).values}
+        if "gold" in chosen:
+            prompts = roll.prompt_ids[::samples]
+            gold = torch.tensor([task.answer_ids(ex) for ex in part], dtype=torch.long)
+            gold_steps = gold_step_map(policy, prompts, gold, sampler, generator)
+            top["gold"] = torch.tensor([task.reward(ex, ex.answer) for ex in part], dtype=torch.float64)
+        for c in chosen:
+            for g in torch.nonzero(top[c] - r.min(dim=1).values > min_gap).flatten().tolist():
+                i, j = g * samples + int(best[g]), g * samples + int(worst[g])
+                k = keep[c]
+                k["prompt_ids"].append(roll.prompt_ids[j])
+                k["chosen"].append(roll.answer_ids[i] if c == "self" else gold[g])
+                k["chosen_steps"].append(roll.step_map[i] if c == "self" else gold_steps[g])
+                k["chosen_reward"].append(roll.rewards[i] if c == "self" else top["gold"][g])
+                k["rejected"].append(roll.answer_ids[j])
+                k["rejected_steps"].append(roll.step_map[j])
+                k["rejected_reward"].append(roll.rewards[j])
     all_r = torch.cat(rewards)
-    stats = {"prompts": float(len(examples)), "pairs": float(len(pairs)), "sample_reward": float(all_r.mean()),
-             "chosen_reward": float(pairs.chosen_reward.mean()), "rejected_reward": float(pairs.rejected_reward.mean()),
-             "sample_nfe": float(torch.cat(nfe).mean())}
-    return pairs, stats
+    out = {}
+    for c in chosen:
+        if not keep[c]["prompt_ids"]:
+            raise ConfigError(f"no prompt gave two samples whose rewards differ by more than {min_gap}; sample more "
+                              "per prompt, raise the temperature or lower min_gap")
+        pairs = Pairs(**{k: torch.stack(v) for k, v in keep[c].items()})
+        out[c] = pairs, {"prompts": float(len(examples)), "pairs": float(len(pairs)),
+                         "sample_reward": float(all_r.mean()), "chosen_reward": float(pairs.chosen_reward.mean()),
+                         "rejected_reward": float(pairs.rejected_reward.mean()),
+                         "sample_nfe": float(torch.cat(nfe).mean())}
+    return out
+
+
+def build_pairs(policy: Any, task: DlmTask, examples: list[DlmExample], samples: int, sampler: Any,
+                generator: torch.Generator, min_gap: float = 0.0, block_len: int | None = None,
+                temperature: float = 1.0, batch: int = 64, chosen: str = "self") -> tuple[Pairs, dict[str, float]]:
+    """(pairs, stats): best (``chosen="gold"``: the reference answer) vs worst of ``samples`` answers per prompt,
+    kept when the reward gap > ``min_gap``."""
+    return build_pair_sets(policy, task, examples, samples, sampler, generator, min_gap, block_len, temperature,
+                           batch, (chosen,))[chosen]
 
 
 def pair_sampler(task: DlmTask, decoding: str = "rollout", temperature: float = 1.0, block_len: int = 0,
@@ -116,14 +182,14 @@ def decoding_block_len(sampler: Any, task: DlmTask) -> int:
 def sample_pairs(policy: Any, task: DlmTask, n_prompts: int, samples: int, generator: torch.Generator,
                  seed: int = 0, min_gap: float = 0.0, temperature: float = 1.0, block_len: int = 0,
                  steps: int = 0, decoding: str = "rollout", eval_block_len: int | None = None,
-                 remasking: str = "low_confidence") -> tuple[Pairs, dict[str, float]]:
+                 remasking: str = "low_confidence", chosen: str = "self") -> tuple[Pairs, dict[str, float]]:
     """Pairs from ``n_prompts`` training prompts (drawn with ``seed``) decoded by :func:`pair_sampler`
     (``decoding``: ``rollout`` — blocks and steps as rollouts; ``eval`` — as evaluation, at ``temperature``;
-    positions ordered by ``remasking``)."""
+    positions ordered by ``remasking``; ``chosen``: ``self`` or ``gold``, :func:`build_pair_sets`)."""
     sampler = pair_sampler(task, decoding, temperature, block_len, steps, eval_block_len, remasking)
     prompts = task.examples("train", n_prompts, seed=seed + 7)
     return build_pairs(policy, task, prompts, samples, sampler, generator, min_gap,
-                       decoding_block_len(sampler, task), temperature)
+                       decoding_block_len(sampler, task), temperature, chosen=chosen)
 
 
 def save_pairs(pairs: Pairs, path: str | Path, meta: dict[str, str] | None = None) -> Path:
@@ -151,5 +217,5 @@ def load_pairs(path: str | Path) -> Pairs:
     return Pairs(**{f.name: data[f.name] for f in fields(Pairs)})
 
 
-__all__ = ["PAIR_DECODINGS", "Pairs", "build_pairs", "decoding_block_len", "load_pairs", "pair_sampler",
-           "sample_pairs", "save_pairs"]
+__all__ = ["PAIR_CHOSEN", "PAIR_DECODINGS", "Pairs", "build_pair_sets", "build_pairs", "decoding_block_len",
+           "gold_step_map", "load_pairs", "pair_sampler", "sample_pairs", "save_pairs"]
