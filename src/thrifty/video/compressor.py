@@ -2,8 +2,12 @@
 and M learned memory tokens; the memory states are the segment's compression, the probe gives its relevance.
 
 Sequence per segment: ``[visual × V][query words × Lq (left-padded)][<relevant?>][mem_1 … mem_M]``. Visual
-tokens come from a small convolutional stem per frame (32×32 → a grid × grid map) whose maps are joined in
-pairs of frames (tubelets) and projected to d. Attention is causal, so memory token j sees only what precedes
+tokens come from a small convolutional stem per frame (32×32 → a grid × grid map, max-pooled per cell) whose maps
+are joined in pairs of frames (tubelets) and projected to d. Two stems (``stem``): ``conv`` (the earlier runs) is
+three strided RGB convolutions, whose per-channel max over a cell takes one sprite's colour and another's shape
+alike, so which colour belongs to which shape can be lost; ``slot`` (:class:`SlotStem`) multiplies each place's
+features by its share of each of ``colour_slots`` learned colour slots, so every channel is a (colour slot, local
+feature) conjunction and the per-cell max never pairs one sprite's colour with another's shape. Attention is causal, so memory token j sees only what precedes
 it: the first k memory states of a run with M appended equal a run with only k appended (head truncation needs
 no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
 through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
@@ -42,18 +46,28 @@ class CompressorConfig:
     n_answers: int = 0  # classes of the segment-level answer head on the first memory state (0: no head)
     n_caption: int = 0  # caption classes of the token and memory caption heads (0: no heads)
     stem_norm: bool = True  # GroupNorm after each stem convolution (per frame: no batch statistics)
+    stem: str = "conv"  # conv: RGB convolutions, then a per-cell max; slot: colour-slot × feature conjunctions
+    colour_slots: int = 12  # slot stem: learned per-pixel colour slots (sprite colours and backgrounds)
+    slot_sharpness: float = 8.0  # slot stem: scale of the colour-slot logits' initial weights
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.n_layers < 1 or self.n_memory < 1:
             raise ConfigError("d_model must split into n_heads; n_layers and n_memory must be >= 1")
         if self.frames % self.tubelet or self.image_size % 8 or (self.image_size // 8) % self.grid:
             raise ConfigError("frames must be a multiple of tubelet; image_size/8 a multiple of grid")
+        if self.stem not in ("conv", "slot") or self.colour_slots < 2:
+            raise ConfigError(f"stem must be conv or slot (with colour_slots >= 2), got {self.stem!r}")
         if self.stem_norm and self.channels % 4:
             raise ConfigError(f"the stem's GroupNorm needs channels divisible by 4, got {self.channels}")
 
     @property
     def n_visual(self) -> int:
         return self.frames // self.tubelet * self.grid * self.grid
+
+    @property
+    def stem_channels(self) -> int:
+        """Channels per cell of one frame's pooled map."""
+        return 2 * self.channels * (1 if self.stem == "conv" else self.colour_slots)
 
     @property
     def probe_index(self) -> int:
@@ -71,6 +85,28 @@ class Compression:
         return torch.sigmoid(self.relevance_logit)
 
 
+class SlotStem(nn.Module):
+    """(N, 3, H, W) → (N, K·2c, H/4, W/4): every pixel is softly assigned to one of K colour slots (a per-pixel
+    softmax over a 1×1 convolution of RGB: nearest-colour regions), the slot shares are averaged over 4×4 pixels,
+    and channel k·2c + j is slot k's share times feature j of two strided RGB convolutions at the same place — a
+    colour-shape conjunction at 4-pixel resolution, so a later max over a cell keeps which colour each shape had."""
+
+    def __init__(self, slots: int, c: int, norm) -> None:
+        super().__init__()
+        self.assign = nn.Conv2d(3, slots, 1)
+        self.shape = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
+                                   norm(2 * c), nn.GELU())
+
+    def masks(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) slot shares of every pixel (they sum to 1)."""
+        return self.assign(x).softmax(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.shape(x)  # (N, 2c, H/4, W/4)
+        shares = nn.functional.adaptive_avg_pool2d(self.masks(x), feats.shape[2:])  # (N, K, H/4, W/4)
+        return (shares[:, :, None] * feats[:, None]).flatten(1, 2) * shares.shape[1]  # mean share 1
+
+
 class TinyCompressor(nn.Module):
     """frames (S, F, H, W, 3) uint8 + query ids (S, Lq) → memory (S, k, d) and relevance (S,)."""
 
@@ -81,9 +117,13 @@ class TinyCompressor(nn.Module):
         def norm(ch: int) -> nn.Module:
             return nn.GroupNorm(4, ch) if cfg.stem_norm else nn.Identity()
 
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
-                                  norm(2 * c), nn.GELU(), nn.Conv2d(2 * c, 2 * c, 3, 2, 1), norm(2 * c), nn.GELU())
-        self.tube = nn.Linear(cfg.tubelet * 2 * c, d)
+        if cfg.stem == "slot":
+            self.stem: nn.Module = SlotStem(cfg.colour_slots, c, norm)
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
+                                      norm(2 * c), nn.GELU(), nn.Conv2d(2 * c, 2 * c, 3, 2, 1), norm(2 * c),
+                                      nn.GELU())
+        self.tube = nn.Linear(cfg.tubelet * cfg.stem_channels, d)
         self.words = nn.Embedding(vocab.size, d)
         self.pos = nn.Parameter(torch.zeros(cfg.probe_index + 1 + cfg.n_memory, d))
         self.memory = nn.Parameter(torch.zeros(cfg.n_memory, d))
@@ -99,6 +139,8 @@ class TinyCompressor(nn.Module):
             table = self.words.weight
             noise = torch.randn(cfg.n_memory, d, generator=gen)
             self.memory.copy_(table.mean(0) + table.std(0) * noise)
+            if cfg.stem == "slot":  # sharp slots from the start: random nearest-colour regions, not uniform shares
+                self.stem.assign.weight.mul_(cfg.slot_sharpness)
 
     def visual_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """(S, F, H, W, 3) uint8 → (S, V, d)."""

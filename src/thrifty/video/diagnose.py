@@ -1,7 +1,8 @@
 """Where the tiny pipeline breaks: does each segment's first memory state carry the answer to the question asked
 of that segment alone? The compressor's training-only ``local_head`` reads it; accuracy is split into evidence
 segments (where the answer is not "none"/"no") and the others, per question type. A decoder can only be as good as
-what the memory it reads holds.
+what the memory it reads holds. Binding diagnostics: does a caption head score each sprite's true (shape, colour)
+pair above the swapped pair (``caption_binding`` on real segments, ``swap_probe`` on a hand-made two-sprite one)?
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import numpy as np
 import torch
 
 from thrifty.core.errors import ConfigError
+from thrifty.video.caption import token_labels
 from thrifty.video.compressor import TinyCompressor, segment_frames
 from thrifty.video.qa_vocab import AnswerVocab, segment_answers
-from thrifty.video.synth import NeedleVideo
+from thrifty.video.synth import BACKGROUNDS, COLOURS, SHAPES, NeedleVideo, shape_mask
 
 
 @torch.no_grad()
@@ -45,3 +47,90 @@ def probe_table(acc: dict[str, dict[str, float]]) -> str:
     for task, a in acc.items():
         out.append(f"| {task} | {a['evidence']:.3f} ({a['n_evidence']}) | {a['other']:.3f} ({a['n_other']}) |")
     return "\n".join(out)
+
+
+def _sprite_class(shape: str, colour: str) -> int:
+    return SHAPES.index(shape) * len(COLOURS) + list(COLOURS).index(colour)
+
+
+def swap_comparisons(present: np.ndarray, logits: np.ndarray) -> tuple[int, int]:
+    """(hits, comparisons) of the binding test on caption logits: for every two present sprites (s1, c1) and
+    (s2, c2) of different shapes and colours whose swaps (s1, c2) and (s2, c1) are absent, is each true pair scored
+    above its swap? ``present`` (N, C) bool and ``logits`` (N, C) over :func:`caption_classes`; chance is half."""
+    n_col, hits, total = len(COLOURS), 0, 0
+    n_sprite = len(SHAPES) * n_col
+    for row, score in zip(present[:, :n_sprite], logits[:, :n_sprite], strict=True):
+        on = np.flatnonzero(row)
+        for i, a in enumerate(on):
+            for b in on[i + 1:]:
+                (s1, c1), (s2, c2) = divmod(int(a), n_col), divmod(int(b), n_col)
+                swap1, swap2 = s1 * n_col + c2, s2 * n_col + c1
+                if s1 == s2 or c1 == c2 or row[swap1] or row[swap2]:
+                    continue
+                hits += int(score[a] > score[swap1]) + int(score[b] > score[swap2])
+                total += 2
+    return hits, total
+
+
+@torch.no_grad()
+def caption_binding(compressor: TinyCompressor, videos: list[NeedleVideo]) -> dict[str, float]:
+    """Swap-test accuracy (:func:`swap_comparisons`) of the token caption head on every visual token and of the
+    memory caption head on each segment's first memory state (query: the video's question); 0.5 is chance."""
+    if compressor.token_caption is None:
+        raise ConfigError("this compressor has no caption heads (n_caption = 0)")
+    cfg = compressor.cfg
+    was_training = compressor.training
+    compressor.eval()
+    tally = np.zeros(4)
+    for v in videos:
+        frames = segment_frames(v.frames, v.plan.segments, cfg.frames)
+        query = torch.tensor([compressor.vocab.encode_padded(v.question, cfg.query_len)]).expand(len(frames), -1)
+        out = compressor(frames, query)
+        labels = token_labels(v, cfg.frames, cfg.tubelet, cfg.grid)  # (S, V, C)
+        tally[:2] += swap_comparisons(labels.reshape(-1, labels.shape[-1]),
+                                      compressor.token_caption(out.visual).flatten(0, 1).numpy())
+        tally[2:] += swap_comparisons(labels.any(1), compressor.memory_caption(out.memory[:, 0]).numpy())
+    compressor.train(was_training)
+    return {"token": tally[0] / max(tally[1], 1), "n_token": int(tally[1]),
+            "memory": tally[2] / max(tally[3], 1), "n_memory": int(tally[3])}
+
+
+def two_sprite_segment(first: tuple[str, str], second: tuple[str, str], background: str = "grey",
+                       frames: int = 8, size: int = 32, sprite: int = 7) -> torch.Tensor:
+    """(1, frames, size, size, 3) uint8: a still segment with two (shape, colour) sprites side by side in the
+    top-left cell of a 2×2 grid, on a flat background — the hand-made binding probe."""
+    img = np.empty((size, size, 3), dtype=np.uint8)
+    img[:] = BACKGROUNDS[background]
+    for (shape, colour), (y, x) in zip((first, second), ((1, 0), (1 + sprite, sprite + 1)), strict=True):
+        region = img[y:y + sprite, x:x + sprite]
+        region[shape_mask(shape, sprite)] = COLOURS[colour]
+    return torch.from_numpy(np.ascontiguousarray(np.broadcast_to(img, (1, frames, size, size, 3))))
+
+
+@torch.no_grad()
+def swap_probe(compressor: TinyCompressor, shapes: tuple[str, str] = ("square", "circle"),
+               colours: tuple[str, str] = ("red", "blue"), question: str = "What colour is the square?") -> dict:
+    """The hand-made probe: segment A = (colour0 shape0, colour1 shape1), segment B = the colours swapped. Returns
+    the relative distance of their visual tokens and of their first memory states, and (with caption heads) the
+    token and memory caption margins: logit(true pairs) − logit(swapped pairs), which should be > 0 for both."""
+    cfg = compressor.cfg
+    a = two_sprite_segment((shapes[0], colours[0]), (shapes[1], colours[1]), frames=cfg.frames, size=cfg.image_size)
+    b = two_sprite_segment((shapes[0], colours[1]), (shapes[1], colours[0]), frames=cfg.frames, size=cfg.image_size)
+    query = torch.tensor([compressor.vocab.encode_padded(question, cfg.query_len)]).expand(2, -1)
+    was_training = compressor.training
+    compressor.eval()
+    out = compressor(torch.cat([a, b]), query)
+    compressor.train(was_training)
+
+    def rel(x: torch.Tensor) -> float:
+        return float((x[0] - x[1]).norm() / (0.5 * (x[0].norm() + x[1].norm()) + 1e-12))
+
+    res = {"visual_distance": rel(out.visual), "memory_distance": rel(out.memory[:, 0])}
+    if compressor.token_caption is not None:
+        true = [_sprite_class(shapes[0], colours[0]), _sprite_class(shapes[1], colours[1])]
+        swap = [_sprite_class(shapes[0], colours[1]), _sprite_class(shapes[1], colours[0])]
+        for name, logits in (("token", compressor.token_caption(out.visual).amax(1)),
+                             ("memory", compressor.memory_caption(out.memory[:, 0]))):
+            margin = logits[:, true].sum(1) - logits[:, swap].sum(1)  # A should favour true, B the swap
+            res[f"{name}_margin"] = float(torch.minimum(margin[0], -margin[1]))
+    return res

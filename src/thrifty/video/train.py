@@ -14,7 +14,9 @@ segment-level answer read from each segment's first memory state (the question a
 with ``local_balanced`` the rare needle-evidence segments weigh as much as all the others; a global question's
 segments are all evidence and count with the others) +
 c_stage · the token caption BCE + m_stage · BCE of the segment's caption read from its first memory state (the
-spec's alignment stage: the memory must carry what the segment shows, whatever the query). The relevance head is
+spec's alignment stage: the memory must carry what the segment shows, whatever the query); with ``binding_weight``
+both caption losses also get a hard-negative term (:func:`binding_loss`: each shown shape's colour against the
+same shape in other colours, each shown colour's shape against other shapes). The relevance head is
 trained: Tempo's is zero-shot from its small VLM's LM head, a from-scratch model has no zero-shot ability.
 Training videos are seeded from (seed, "train", step, i), held-out ones from (eval_seed, "heldout", i).
 """
@@ -44,7 +46,7 @@ from thrifty.video.compressor import CompressorConfig, TinyCompressor, segment_f
 from thrifty.video.decoder import DecoderConfig, DecoderInput, TinyDecoder, restrict
 from thrifty.video.pipeline import AllocSpec, allocation, answer_needle
 from thrifty.video.qa_vocab import AnswerVocab, WordVocab, segment_answers, timestamp_bins
-from thrifty.video.synth import TASKS, NeedleVideo, make_video
+from thrifty.video.synth import COLOURS, SHAPES, TASKS, NeedleVideo, make_video
 
 
 @dataclass
@@ -61,6 +63,9 @@ class TempoTrainConfig:
     channels: int = 16
     grid: int = 2  # visual tokens per frame side (2: 16 per 8-frame segment; 4: 64, the spec's count)
     stem_norm: bool = True
+    stem: str = "conv"  # conv: the earlier runs' pooled RGB stem; slot: colour-slot conjunctions (SlotStem)
+    colour_slots: int = 12  # slot stem only
+    slot_sharpness: float = 8.0  # slot stem only: scale of the initial colour-slot logits
     time_bins: int = 16
     batch_size: int = 12  # videos per step
     lr: float = 2e-3
@@ -76,6 +81,7 @@ class TempoTrainConfig:
     local_weight: tuple[float, ...] = (1.0, 1.0, 0.5)  # per stage: segment-level answer loss on the first memory
     caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: token caption BCE on the stem's output
     memory_caption_weight: tuple[float, ...] = (0.0, 0.0, 0.0)  # per stage 1–3: segment caption from memory 0
+    binding_weight: float = 0.0  # hard-negative binding term added to both caption losses (`binding_loss`)
     local_balanced: bool = False  # needle-evidence segments and the rest weigh half each in the segment-level loss
     stage3_rules: tuple[str, ...] = ("ata", "uniform", "topk_no_anchor")
     stage3_budgets: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0)  # visual tokens per sampled frame
@@ -124,7 +130,9 @@ def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
     words, answers = WordVocab(), AnswerVocab()
     ccfg = CompressorConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                             n_memory=cfg.n_memory, channels=cfg.channels, grid=cfg.grid, n_answers=answers.size,
-                            n_caption=len(caption_classes()), stem_norm=cfg.stem_norm)
+                            n_caption=len(caption_classes()), stem_norm=cfg.stem_norm,
+                            stem=cfg.stem, colour_slots=cfg.colour_slots,
+                            slot_sharpness=cfg.slot_sharpness)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
                          n_answers=answers.size, query_len=ccfg.query_len)
@@ -174,8 +182,26 @@ def caption_targets(compressor: TinyCompressor, videos) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([token_labels(v, c.frames, c.tubelet, c.grid) for v in videos])).float()
 
 
-def caption_loss(compressor: TinyCompressor, visual: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.binary_cross_entropy_with_logits(compressor.token_caption(visual), targets)
+def binding_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Hard-negative caption loss: for each shape shown in exactly one colour, cross-entropy of that colour among
+    the shape's colour logits (the same shape in another colour is the negative), and likewise for each colour
+    shown on exactly one shape; (…, C) logits and 0/1 targets over :func:`caption_classes`. Zero when none."""
+    n_s, n_c = len(SHAPES), len(COLOURS)
+    lg = logits[..., :n_s * n_c].reshape(-1, n_s, n_c)
+    tg = targets[..., :n_s * n_c].reshape(-1, n_s, n_c)
+    parts = []
+    for x, t in ((lg, tg), (lg.transpose(1, 2), tg.transpose(1, 2))):
+        one = t.sum(-1) == 1  # rows (a shape's colours, or a colour's shapes) with exactly one hit
+        if one.any():
+            parts.append(torch.nn.functional.cross_entropy(x[one], t[one].argmax(-1)))
+    return torch.stack(parts).mean() if parts else logits.sum() * 0.0
+
+
+def caption_loss(compressor: TinyCompressor, visual: torch.Tensor, targets: torch.Tensor,
+                 binding: float = 0.0) -> torch.Tensor:
+    logits = compressor.token_caption(visual)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    return loss + binding * binding_loss(logits, targets) if binding else loss
 
 
 def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generator) -> dict[str, Any]:
@@ -185,7 +211,7 @@ def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generato
     frames = torch.cat([segment_frames(v.frames, v.plan.segments, ccfg.frames) for v in videos])
     captions = caption_targets(compressor, videos)
     if stage == 0:
-        loss = caption_loss(compressor, compressor.visual_tokens(frames), captions)
+        loss = caption_loss(compressor, compressor.visual_tokens(frames), captions, cfg.binding_weight)
         return {"loss": loss, "caption": loss.item()}
     counts = [v.plan.n_segments for v in videos]
     query = torch.cat([torch.tensor([compressor.vocab.encode_padded(v.question, ccfg.query_len)]).expand(n, -1)
@@ -209,9 +235,11 @@ def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generato
                                               reduction="none")
     needle = torch.tensor([v.task != "global" for v, n in zip(videos, counts, strict=True) for _ in range(n)])
     local = balanced_mean(local, (evidence > 0) & needle) if cfg.local_balanced else local.mean()
-    caption = caption_loss(compressor, out.visual, captions)
-    memory_caption = torch.nn.functional.binary_cross_entropy_with_logits(
-        compressor.memory_caption(out.memory[:, 0]), captions.amax(1))
+    caption = caption_loss(compressor, out.visual, captions, cfg.binding_weight)
+    seg_logits, seg_targets = compressor.memory_caption(out.memory[:, 0]), captions.amax(1)
+    memory_caption = torch.nn.functional.binary_cross_entropy_with_logits(seg_logits, seg_targets)
+    if cfg.binding_weight:
+        memory_caption = memory_caption + cfg.binding_weight * binding_loss(seg_logits, seg_targets)
     w = stage - 1
     loss = (ce + cfg.relevance_weight[w] * bce + cfg.local_weight[w] * local + cfg.caption_weight[w] * caption
             + cfg.memory_caption_weight[w] * memory_caption)
