@@ -65,12 +65,19 @@ def make_puzzles(split: str, n: int, seed: int = 0, split_seed: int = 0) -> list
         raise ConfigError(f"4×4 Sudoku has splits {', '.join(BLANKS)}, got {split!r}")
     grids = split_grids(split_seed)[split]
     lo, hi = BLANKS[split]
-    rng = random.Random(f"sudoku4-{split}-{seed}")
-    out, seen, tries = [], set(), 0
+    return _draw(random.Random(f"sudoku4-{split}-{seed}"), grids, lo, hi, n, set(),
+                 f"could not draw {n} distinct unique-solution {split} puzzles")
+
+
+def _draw(rng: random.Random, grids: list[str], lo: int, hi: int, n: int, seen: set[str],
+          failure: str) -> list[tuple[str, str]]:
+    """``n`` distinct unique-solution (puzzle, grid) pairs from ``grids`` with ``lo``–``hi`` blanks, none in
+    ``seen``; ``failure`` is the one-line error when they cannot be found."""
+    out, seen, tries = [], set(seen), 0
     while len(out) < n:
         tries += 1
         if tries > 200 * n + 1000:
-            raise ConfigError(f"could not draw {n} distinct unique-solution {split} puzzles")
+            raise ConfigError(failure)
         grid = rng.choice(grids)
         blanks = set(rng.sample(range(16), rng.randint(lo, hi)))
         puzzle = "".join("0" if i in blanks else ch for i, ch in enumerate(grid))
@@ -87,20 +94,8 @@ def val_puzzles(n: int, exclude: set[str], seed: int = 0, split_seed: int = 0) -
     reported on). Train/test membership is untouched; validation shares the test grids, not their puzzles."""
     grids = split_grids(split_seed)["test"]
     lo, hi = BLANKS["test"]
-    rng = random.Random(f"sudoku4-val-{seed}")
-    out, seen, tries = [], set(exclude), 0
-    while len(out) < n:
-        tries += 1
-        if tries > 200 * n + 1000:
-            raise ConfigError(f"could not draw {n} distinct validation puzzles outside the {len(exclude)} excluded")
-        grid = rng.choice(grids)
-        blanks = set(rng.sample(range(16), rng.randint(lo, hi)))
-        puzzle = "".join("0" if i in blanks else ch for i, ch in enumerate(grid))
-        if puzzle in seen or solutions(puzzle) != [grid]:
-            continue
-        seen.add(puzzle)
-        out.append((puzzle, grid))
-    return out
+    return _draw(random.Random(f"sudoku4-val-{seed}"), grids, lo, hi, n, set(exclude),
+                 f"could not draw {n} distinct validation puzzles outside the {len(exclude)} excluded")
 
 
 def reward(puzzle: str, solution: str, answer: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _toy_models import PositionTable
 
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.model import DiffusionLM, DiffusionLMConfig
@@ -14,17 +15,6 @@ from thrifty.dlm.rl.losses import rpo_nll
 from thrifty.dlm.rl.pairs import build_pair_sets, build_pairs, gold_step_map, pair_sampler
 from thrifty.dlm.rl.trajectory import decoded_in_blocks
 from thrifty.dlm.tasks import get_task
-
-
-class PositionTable(torch.nn.Module):
-    """Logits that depend only on the position: the confidence order of any answer is known in closed form."""
-
-    def __init__(self, vocab: int, length: int, seed: int = 0) -> None:
-        super().__init__()
-        self.table = torch.randn(length, vocab, generator=torch.Generator().manual_seed(seed)) * 2
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table[: ids.shape[1]].expand(ids.shape[0], -1, -1).clone()
 
 
 def _gold(task, n=5):

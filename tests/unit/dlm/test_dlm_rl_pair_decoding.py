@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _toy_models import PositionTable
 
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.rl.config import DlmRLConfig
@@ -14,17 +15,6 @@ from thrifty.dlm.rl.rollout import rollout_sampler
 from thrifty.dlm.run import default_sampler
 from thrifty.dlm.sft import DlmSFTConfig, train_sft
 from thrifty.dlm.tasks import get_task
-
-
-class PositionTable(torch.nn.Module):
-    """Logits that depend only on the position (a fixed random table): confidences are known in closed form."""
-
-    def __init__(self, vocab: int, length: int, seed: int = 0) -> None:
-        super().__init__()
-        self.table = torch.randn(length, vocab, generator=torch.Generator().manual_seed(seed)) * 2
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table[: ids.shape[1]].expand(ids.shape[0], -1, -1).clone()
 
 
 def _setup():
