@@ -95,25 +95,14 @@ class DlmRLConfig:
     hf_dtype: str = "auto"  # auto (bfloat16 on a GPU that supports it, else float32) | float32 | bfloat16 | float16
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise ConfigError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
-        if self.estimator not in ESTIMATORS:
-            raise ConfigError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-        if self.pref_estimator not in PREF_ESTIMATORS:
-            raise ConfigError(f"unknown pref_estimator {self.pref_estimator!r}; choose one of "
-                              f"{', '.join(PREF_ESTIMATORS)}")
-        if self.pair_decoding not in PAIR_DECODINGS:
-            raise ConfigError(f"unknown pair_decoding {self.pair_decoding!r}; choose one of {', '.join(PAIR_DECODINGS)}")
         from thrifty.dlm.rl.trajectory import TRAJECTORY_TERMS
         from thrifty.dlm.samplers.low_confidence import REMASKING
 
-        if self.pair_remasking not in REMASKING:
-            raise ConfigError(f"unknown pair_remasking {self.pair_remasking!r}; choose one of {', '.join(REMASKING)}")
-        if self.trajectory_terms not in TRAJECTORY_TERMS:
-            raise ConfigError(f"unknown trajectory_terms {self.trajectory_terms!r}; choose one of "
-                              f"{', '.join(TRAJECTORY_TERMS)}")
-        if self.pair_chosen not in PAIR_CHOSEN:
-            raise ConfigError(f"unknown pair_chosen {self.pair_chosen!r}; choose one of {', '.join(PAIR_CHOSEN)}")
+        for name, allowed in (("algo", ALGOS), ("estimator", ESTIMATORS), ("pref_estimator", PREF_ESTIMATORS),
+                              ("pair_decoding", PAIR_DECODINGS), ("pair_remasking", REMASKING),
+                              ("trajectory_terms", TRAJECTORY_TERMS), ("pair_chosen", PAIR_CHOSEN)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if self.rpo_alpha < 0:
             raise ConfigError(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
         if self.is_level not in ("token", "sequence", "none"):

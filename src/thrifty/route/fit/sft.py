@@ -74,8 +74,7 @@ class SFTConfig(ReadsStore):
             raise ConfigError("model must name the model whose judged answers label the training data")
         if self.split == "test":
             raise ConfigError("fine-tune on the train (or val) split; the test split is for evaluation")
-        positive = {"n_per_task": self.n_per_task, "lora_r": self.lora_r, "batch_size": self.batch_size,
-                    "grad_accum": self.grad_accum, "n_threads": self.n_threads}
+        positive = {"lora_r": self.lora_r, "batch_size": self.batch_size, "grad_accum": self.grad_accum}
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")

@@ -55,8 +55,8 @@ class CollectConfig(ReadsStore):
         check_records(self)
         if not self.models:
             raise ValueError("models must name at least one model")
-        if self.concurrency < 1 or self.n_threads < 1:
-            raise ValueError("concurrency and n_threads must be >= 1")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         from thrifty.judge import JUDGES
 
         if self.judge and self.judge not in JUDGES:

@@ -67,8 +67,8 @@ class PredictEvalConfig(ReadsStore):
             raise ConfigError("predictor 'sft' needs adapter (an adapter directory from `thrifty route sft`)")
         if not self.judge:
             raise ConfigError("judge must name the judge whose grades are the gold labels (e.g. 'verifier')")
-        if self.n_threads < 1 or self.n_boot < 1 or self.bins < 1:
-            raise ConfigError("n_threads, n_boot and bins must be >= 1")
+        if self.n_boot < 1 or self.bins < 1:
+            raise ConfigError("n_boot and bins must be >= 1")
 
 
 @dataclass(frozen=True)

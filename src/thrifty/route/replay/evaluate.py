@@ -70,8 +70,8 @@ class EvalConfig(ReadsStore):
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
-        if self.n_per_task < 1 or self.train_n_per_task < 1:
-            raise ConfigError("n_per_task and train_n_per_task must be >= 1")
+        if self.train_n_per_task < 1:
+            raise ConfigError(f"train_n_per_task must be >= 1, got {self.train_n_per_task}")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot must be >= 0, got {self.n_boot}")
 
