@@ -60,6 +60,7 @@ class StubOpenAI:
     def reset(self) -> None:
         """Back to the default behaviour: a normal reply with usage and (when asked) logprobs."""
         with self._lock:
+            self.generation = getattr(self, "generation", 0) + 1  # requests from before a reset are stale
             self.queue: deque[Scripted] = deque()
             self.requests: list[Seen] = []
             self.reply_text = "hello there"
@@ -84,13 +85,14 @@ class StubOpenAI:
         raw = h.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
         with self._lock:
+            generation = self.generation
             self.requests.append(Seen(method, h.path, {k.lower(): v for k, v in h.headers.items()}, body))
             scripted = self.queue.popleft() if self.queue else Scripted()
         if scripted.delay_s:
             time.sleep(scripted.delay_s)
         payload = scripted.body
         if payload is None and scripted.status == 200:
-            payload = self._models() if h.path.endswith("/models") else self._chat(body or {})
+            payload = self._models() if h.path.endswith("/models") else self._chat(body or {}, generation)
         elif payload is None:
             payload = {"error": {"message": f"scripted status {scripted.status}", "type": "stub"}}
         data = json.dumps(payload).encode()
@@ -108,9 +110,11 @@ class StubOpenAI:
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": "stub-model", "object": "model"}]}
 
-    def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _chat(self, body: dict[str, Any], generation: int) -> dict[str, Any]:
         with self._lock:
-            text = self.replies.popleft() if self.replies else self.reply_text
+            # a request still sleeping from an earlier test must not eat the replies the current test queued
+            fresh = generation == self.generation
+            text = self.replies.popleft() if self.replies and fresh else self.reply_text
             usage, logprobs, top = self.usage, self.logprobs, list(self.top_logprobs)
         if body.get("max_tokens") == 1 and body.get("logprobs") and top:
             text = top[0][0]
