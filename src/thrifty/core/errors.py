@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ThriftyError(Exception):
     """A failure the user can act on: the message is complete, one line, and names what to fix."""
@@ -21,3 +23,11 @@ class ModelError(ThriftyError):
 
 class TransientError(ThriftyError):
     """A failure worth retrying (timeout, connection reset, HTTP 429/5xx)."""
+
+
+def check_choice(kind: str, value: object, allowed: Iterable[object]) -> None:
+    """Raise a one-line :class:`ConfigError` naming ``kind``, the bad ``value`` and the choices when ``value`` is
+    not one of ``allowed``."""
+    choices = list(allowed)
+    if value not in choices:
+        raise ConfigError(f"unknown {kind} {value!r}; choose one of {', '.join(map(str, choices)) or '(none)'}")

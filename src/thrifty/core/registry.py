@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 T = TypeVar("T")
 
@@ -35,8 +35,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The object named ``name``; unknown names raise a one-line error listing the choices."""
-        if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names()) or '(none)'}")
+        check_choice(self.kind, name, self.names())
         obj = self._items[name]
         if isinstance(obj, str) and ":" in obj:
             module, _, attr = obj.partition(":")

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 UNITS = ("tokens", "latency")
 
@@ -92,8 +92,7 @@ def call_cost(usage: Usage, price: Price) -> float:
 
 def query_cost(calls: Iterable[Usage], prices: Mapping[str, Price] | None = None, unit: str = "tokens") -> float:
     """A query's cost: the sum over its backend calls (tokens at ``prices``, or wall time with ``unit="latency"``)."""
-    if unit not in UNITS:
-        raise ConfigError(f"unknown cost unit {unit!r}; choose one of {', '.join(UNITS)}")
+    check_choice("cost unit", unit, UNITS)
     total = 0.0
     for u in calls:
         if unit == "latency":

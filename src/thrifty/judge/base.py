@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.types import content_hash
 from thrifty.tasks.base import Example
 
@@ -40,8 +40,7 @@ MODES: tuple[str, ...] = (JOINT, ISOLATED)
 def check_label(label: str, allow_unparsed: bool = True) -> str:
     """Return ``label`` or raise a one-line ConfigError naming the valid labels."""
     valid = GRADE_LABELS if allow_unparsed else LABELS
-    if label not in valid:
-        raise ConfigError(f"unknown grade label {label!r}; choose one of {', '.join(valid)}")
+    check_choice("grade label", label, valid)
     return label
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.types import content_hash
 from thrifty.judge.base import BAD, GREAT, LABELS, OK
 from thrifty.judge.parse import SCHEMA_VERSION
@@ -89,8 +89,7 @@ def get_rubric(name_or_rubric: str | Rubric) -> Rubric:
     """A rubric by name (``generic``, ``mischievous``), or the given Rubric unchanged."""
     if isinstance(name_or_rubric, Rubric):
         return name_or_rubric
-    if name_or_rubric not in RUBRICS:
-        raise ConfigError(f"unknown rubric {name_or_rubric!r}; choose one of {', '.join(sorted(RUBRICS))}")
+    check_choice("rubric", name_or_rubric, RUBRICS)
     return RUBRICS[name_or_rubric]
 
 

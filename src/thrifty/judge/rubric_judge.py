@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.rng import py_rng
 from thrifty.core.types import content_hash, to_jsonable
 from thrifty.judge.base import JOINT, MODES, UNPARSED, Grade, check_answers, query_text
@@ -61,10 +61,8 @@ class RubricJudge:
         allow_prose: bool = False,
         name: str | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"unknown judge mode {mode!r}; choose one of {', '.join(MODES)}")
-        if reference not in REFERENCE_POLICIES:
-            raise ConfigError(f"unknown reference policy {reference!r}; choose one of {', '.join(REFERENCE_POLICIES)}")
+        check_choice("judge mode", mode, MODES)
+        check_choice("reference policy", reference, REFERENCE_POLICIES)
         if max_answer_chars < 32:
             raise ConfigError(f"max_answer_chars must be >= 32, got {max_answer_chars}")
         self.model = model

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.types import Messages, content_hash
 
 SPLITS = ("train", "val", "test")
@@ -61,8 +61,7 @@ class Task(Protocol):
 
 def check_split(split: str) -> str:
     """Return ``split`` or raise a one-line ConfigError naming the valid ones."""
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS)
     return split
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import check_choice
 from thrifty.video.compressor import TinyCompressor, segment_frames
 from thrifty.video.decoder import DecoderInput, TinyDecoder, restrict
 from thrifty.video.qa_vocab import AnswerVocab, timestamp_bins
@@ -77,8 +77,7 @@ class TinyBackend:
 
     def __init__(self, compressor: TinyCompressor, decoder: TinyDecoder, answers: AnswerVocab | None = None,
                  chunk: int = 256, truncation: str = "head", seed: int = 0) -> None:
-        if truncation not in TRUNCATIONS:
-            raise ConfigError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+        check_choice("truncation", truncation, TRUNCATIONS)
         self.compressor, self.decoder = compressor.eval(), decoder.eval()
         self.answers, self.chunk = answers or AnswerVocab(), chunk
         self.m_max = compressor.cfg.n_memory

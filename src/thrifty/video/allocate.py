@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.registry import Registry
 
 NORMALIZE = ("minmax", "absolute", "rank", "softmax")
@@ -90,8 +90,7 @@ def check_inputs(scores, budget: int, m_max: int, k_min: int) -> np.ndarray:
 
 def resolve_options(preset: str = "faithful", **overrides) -> ATAOptions:
     """A preset with fields overridden; unknown names are one-line errors."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown ATA preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    check_choice("ATA preset", preset, PRESETS)
     fields = {f.name for f in dataclasses.fields(ATAOptions)}
     unknown = sorted(set(overrides) - fields)
     if unknown:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thrifty.core.errors import ConfigError, DataError
+from thrifty.core.errors import ConfigError, DataError, check_choice
 from thrifty.core.progress import Progress
 from thrifty.video.segment import (
     SegmentConfig,
@@ -198,8 +198,7 @@ def read_frames(path: str | Path, info: VideoInfo, indices, size: int | None = N
                 progress: bool = True) -> np.ndarray:
     """(len(indices), H, W, 3) uint8: the frames at ``indices`` (presentation order, repeats allowed), decoded in
     one front-to-back pass that stops after the last one needed."""
-    if fit not in FITS:
-        raise ConfigError(f"unknown fit {fit!r}; choose one of: {', '.join(FITS)}")
+    check_choice("fit", fit, FITS)
     if size is not None and size < 1:
         raise ConfigError(f"frame size must be at least 1 pixel, got {size}")
     idx = np.asarray(indices, dtype=np.int64)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.video.adapter import Compressed, Question
 from thrifty.video.qwen_vision import pack_video, vision_spec
 from thrifty.video.segment import SegmentPlan, timestamp_text
@@ -84,8 +84,7 @@ class QwenVLBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"the Qwen-VL backend was asked for {device}, but no CUDA GPU is available")
-        if truncation not in TRUNCATIONS:
-            raise ConfigError(f"unknown truncation {truncation!r}; choose one of: {', '.join(TRUNCATIONS)}")
+        check_choice("truncation", truncation, TRUNCATIONS)
         if m_max < 1 or batch < 1 or max_new_tokens < 1:
             raise ConfigError(f"m_max, batch and max_new_tokens must be >= 1, got {m_max}, {batch}, {max_new_tokens}")
         try:

@@ -25,7 +25,7 @@ def test_registry_lazy_and_errors():
 
     assert reg.get("join") is os.path.join
     assert reg.names() == ["join", "twice"] and "join" in reg
-    with pytest.raises(ConfigError, match="unknown widget 'nope'; choose one of: join, twice"):
+    with pytest.raises(ConfigError, match="unknown widget 'nope'; choose one of join, twice"):
         reg.get("nope")
     with pytest.raises(ConfigError, match="already registered"):
         reg.add("twice", twice)

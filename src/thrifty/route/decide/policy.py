@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.route.decide.calibrators import Isotonic, apply_temperature
 
 ANSWER, REPAIR, DEFER = "answer", "repair", "defer"
@@ -48,8 +48,7 @@ class Calibrator:
     iso_y: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in CALIBRATIONS:
-            raise ConfigError(f"unknown calibration {self.kind!r}; choose one of {', '.join(CALIBRATIONS)}")
+        check_choice("calibration", self.kind, CALIBRATIONS)
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"temperature must be positive and finite, got {self.temperature}")
         if self.kind == "isotonic" and (not self.iso_x or len(self.iso_x) != len(self.iso_y)):
@@ -91,8 +90,7 @@ class Policy:
     signal: str = "p_good"
 
     def __post_init__(self) -> None:
-        if self.signal not in SIGNALS:
-            raise ConfigError(f"unknown policy signal {self.signal!r}; choose one of {', '.join(SIGNALS)}")
+        check_choice("policy signal", self.signal, SIGNALS)
         for name, tau in (("tau_good", self.tau_good), ("tau_great", self.tau_great)):
             if tau is not None and (math.isnan(tau) or tau < 0 or (tau > 1 and not math.isinf(tau))):
                 raise ConfigError(f"{name} must be in [0, 1] (or +inf: never), got {tau}")

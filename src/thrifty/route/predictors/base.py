@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.core.types import Messages, content_hash
 from thrifty.judge.base import BAD, GREAT, LABEL_INDEX, LABELS, OK
 
@@ -63,8 +63,7 @@ def with_instruction(messages: Messages, instruction: str, placement: str = "sta
     leading system message (after its own text) or prepends one; "end" appends a final system message."""
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ConfigError("messages must be a non-empty list of {role, content} dicts")
-    if placement not in PLACEMENTS:
-        raise ConfigError(f"unknown instruction placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+    check_choice("instruction placement", placement, PLACEMENTS)
     out = [dict(m) for m in messages]
     if placement == "end":
         return [*out, {"role": "system", "content": instruction}]
@@ -179,8 +178,7 @@ class PromptPredictor:
                  placement: str = "start") -> None:
         if not prefix:
             raise ConfigError("prediction prefix must be a non-empty string (e.g. 'Grade:')")
-        if placement not in PLACEMENTS:
-            raise ConfigError(f"unknown instruction placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+        check_choice("instruction placement", placement, PLACEMENTS)
         self.placement = placement
         self.model = model
         self.prefix = prefix
@@ -199,8 +197,7 @@ class PromptPredictor:
         return with_instruction(messages, self.instruction(task, reply_format), self.placement)
 
     def continuation(self, label: str) -> str:
-        if label not in LABELS:
-            raise ConfigError(f"unknown grade label {label!r}; choose one of {', '.join(LABELS)}")
+        check_choice("grade label", label, LABELS)
         return f"{self.prefix} {label}\n"
 
     def predict(self, messages: Messages, task: str | None = None) -> Prediction:

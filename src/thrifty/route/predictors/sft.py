@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thrifty.core.errors import ConfigError, ModelError
+from thrifty.core.errors import ConfigError, ModelError, check_choice
 from thrifty.core.types import Messages
 from thrifty.judge.base import LABELS
 from thrifty.route.predictors.base import (
@@ -132,8 +132,7 @@ class SFTPredictor(PromptPredictor):
                  rubric_text: str = RUBRIC_TEXT, placement: str = "start", instruction: str | None = None) -> None:
         super().__init__(model, prefix, rubric_text, placement)
         style = instruction or (meta or {}).get("instruction") or "brief"
-        if style not in INSTRUCTIONS:
-            raise ConfigError(f"unknown SFT instruction style {style!r}; choose one of {', '.join(INSTRUCTIONS)}")
+        check_choice("SFT instruction style", style, INSTRUCTIONS)
         self.style = style
         self.meta = dict(meta or {})
         if meta is not None and meta.get("prompt_version") != prompt_version(self, SFT_VERSION):

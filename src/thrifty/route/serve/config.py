@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 FALLBACKS = ("lower", "error")
 
@@ -52,8 +52,7 @@ class ServeConfig:
         for name in self.routers:
             if not re.fullmatch(r"[A-Za-z0-9_.]+", name):
                 raise ConfigError(f"router name {name!r}: use letters, digits, '_' and '.' only")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"unknown fallback {self.fallback!r}; choose one of {', '.join(FALLBACKS)}")
+        check_choice("fallback", self.fallback, FALLBACKS)
         if not 1 <= self.default_max_tokens <= self.max_tokens:
             raise ConfigError("need 1 <= default_max_tokens <= max_tokens")
         if not 0 < self.port < 65536:
