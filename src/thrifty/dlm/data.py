@@ -39,14 +39,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict) or "prompt" not in row:
             raise ConfigError(f"{path}:{n}: each line must be an object with a \"prompt\" field")
-        prompt = row["prompt"]
-        if not (isinstance(prompt, str) or (isinstance(prompt, list) and all(
-                isinstance(m, dict) and "role" in m and "content" in m for m in prompt))):
-            raise ConfigError(f"{path}:{n}: \"prompt\" must be a string or a list of {{\"role\", \"content\"}} messages")
-        rows.append(row)
+        rows.append(check_prompt(row, f"{path}:{n}"))
     if not rows:
         raise ConfigError(f"{path}: no prompts in the file")
     return rows
+
+
+def is_prompt(value: Any) -> bool:
+    """Whether ``value`` is a prompt: a string, or a non-empty list of ``{"role", "content"}`` messages."""
+    return isinstance(value, str) or (isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and "role" in m and "content" in m for m in value))
+
+
+def check_prompt(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """``row`` when it has a well-formed ``prompt``; otherwise a one-line error that starts with ``where``."""
+    if "prompt" not in row:
+        raise ConfigError(f"{where}: no \"prompt\" column (the row has {', '.join(map(str, row)) or 'none'})")
+    if not is_prompt(row["prompt"]):
+        raise ConfigError(f"{where}: \"prompt\" must be a string or a list of {{\"role\", \"content\"}} messages")
+    return row
 
 
 def prompt_token_ids(tokenizer: Any, prompt: str | list[dict[str, str]], chat_template: bool = True) -> list[int]:
@@ -155,4 +166,4 @@ class PromptTask(DlmTask):
                 "columns": self.columns}
 
 
-__all__ = ["PromptTask", "TokenVocab", "prompt_token_ids", "read_jsonl", "split_rows"]
+__all__ = ["PromptTask", "TokenVocab", "check_prompt", "is_prompt", "prompt_token_ids", "read_jsonl", "split_rows"]

@@ -10,7 +10,9 @@ masked-diffusion checkpoint (LLaDA / Dream style), handed to the same loop and u
 - **Reference**: :class:`AdapterOff`, the same model called inside ``disable_adapter()`` in eval mode — the base
   weights, never a second copy (d1's setting; ``ref_sync_every`` does not apply).
 - **Data**: :class:`~thrifty.dlm.data.PromptTask` from ``prompts_file`` (``eval_file``, or ``n_eval`` rows held
-  out with ``seed``), scored by :class:`~thrifty.dlm.rewards.RewardSum` over ``reward_funcs``.
+  out with ``seed``) — JSONL, CSV, Parquet or a ``datasets`` folder (:mod:`thrifty.dlm.prompt_files`) — scored by
+  :class:`~thrifty.dlm.rewards.RewardSum` over ``reward_funcs``. Preference pairs given as a JSONL ``pairs_file``
+  are tokenised against this task's tokenizer when the update starts (:mod:`thrifty.dlm.pref_data`).
 - **Checkpoints**: ``checkpoint/adapter.safetensors`` holds the LoRA weights only (with the optimiser and generator
   state for an exact resume), and ``<run_dir>/adapter/`` the same weights in PEFT's own format, loadable with
   ``PeftModel.from_pretrained(base_model, "<run_dir>/adapter")``.
@@ -28,8 +30,9 @@ import torch
 from torch import nn
 
 from thrifty.core.errors import ConfigError
-from thrifty.dlm.data import PromptTask, read_jsonl, split_rows
+from thrifty.dlm.data import PromptTask, split_rows
 from thrifty.dlm.hf_adapter import HFMaskedDiffusion
+from thrifty.dlm.prompt_files import read_prompts
 from thrifty.dlm.rewards import RewardSum
 from thrifty.dlm.rl.config import DlmRLConfig
 
@@ -128,8 +131,8 @@ def hf_setup(cfg: DlmRLConfig, device: str | None = None) -> HFSetup:
     policy.eval()  # dropout off throughout (as the reference): policy, old and reference log-probs are deterministic
     params = [p for p in policy.parameters() if p.requires_grad]
     reward = RewardSum(cfg.reward_funcs, cfg.reward_weights)
-    rows = read_jsonl(cfg.prompts_file)
-    train, test = (rows, read_jsonl(cfg.eval_file)) if cfg.eval_file else split_rows(rows, cfg.n_eval, cfg.seed)
+    rows = read_prompts(cfg.prompts_file)
+    train, test = (rows, read_prompts(cfg.eval_file)) if cfg.eval_file else split_rows(rows, cfg.n_eval, cfg.seed)
     task = PromptTask(policy.tokenizer, train, test, cfg.gen_len, reward, policy.mask_id, policy.eos_id,
                       cfg.max_prompt_len, cfg.chat_template)
     peft_model = policy.model

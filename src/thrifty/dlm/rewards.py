@@ -6,6 +6,16 @@ One call scores a batch: ``prompts`` are the JSONL rows' ``prompt`` values (a st
 holding one value per row (so ``f(prompts, completions, answer, **_)`` reads an ``answer`` column). A function
 returns one number per row, or ``None`` for a row it does not judge; ``None`` adds nothing to that row's sum (TRL's
 convention for reward functions that apply to only some rows). Nothing is imported until a reward is loaded.
+
+Three rewards come built in, for rows with an ``answer`` column, each named by its bare name or as
+``thrifty.dlm.rewards:NAME`` (1 right, 0 wrong, ``None`` for a row whose answer is missing):
+
+- ``math_answer`` — math-verify parses the completion (the last ``\\boxed{}``, LaTeX or a plain expression) and the
+  answer (plain text, or LaTeX read as ``$…$`` when bare text does not parse) and compares them symbolically, so
+  ``0.5`` matches ``\\frac{1}{2}``; imported only when the reward runs (``thrifty[train]`` installs it).
+- ``exact_answer`` — the completion is the answer, ignoring case and runs of whitespace.
+- ``contains_answer`` — the answer occurs in the completion as a whole token (``3`` matches ``is 3.`` but not ``13``
+  or ``3.5``), ignoring case and runs of whitespace.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +66,9 @@ def _module(name: str, spec: str) -> Any:
 
 def load_callable(spec: str) -> Callable[..., Any]:
     """The function ``spec`` names: ``package.module:function`` or ``path/to/file.py:function`` (the attribute part
-    may be dotted, e.g. ``module:Class.method``); a bad name is a one-line :class:`ConfigError`."""
+    may be dotted, e.g. ``module:Class.method``), or a bare built-in name (:data:`BUILTIN_REWARDS`); a bad name is a one-line :class:`ConfigError`."""
+    if spec.strip() in BUILTIN_REWARDS:
+        spec = f"{__name__}:{spec.strip()}"
     name, sep, attr = spec.strip().rpartition(":")
     if not sep or not name or not attr:
         raise ConfigError(f"reward {spec!r} must look like module:function or path/to/file.py:function")
@@ -99,4 +112,93 @@ class RewardSum:
         return total
 
 
-__all__ = ["RewardFn", "RewardSum", "load_callable"]
+BUILTIN_REWARDS = ("math_answer", "exact_answer", "contains_answer", "code_tests")
+
+
+def _gold(name: str, answer: Sequence[Any] | None, columns: dict[str, Any]) -> list[Any]:
+    if answer is None:
+        raise ConfigError(f"reward {name} reads an 'answer' column; the rows have "
+                          f"{', '.join(sorted(columns)) or 'no columns but prompt'}")
+    return list(answer)
+
+
+def _norm(text: Any) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def exact_answer(prompts: Sequence[Any], completions: Sequence[str], answer: Sequence[Any] | None = None,
+                 **columns: Any) -> list[float | None]:
+    """1.0 when a completion is its row's answer (case and whitespace runs ignored), 0.0 if not, None without one."""
+    gold = _gold("exact_answer", answer, columns)
+    return [None if a is None else float(_norm(c) == _norm(a)) for c, a in zip(completions, gold, strict=True)]
+
+
+def contains_answer(prompts: Sequence[Any], completions: Sequence[str], answer: Sequence[Any] | None = None,
+                    **columns: Any) -> list[float | None]:
+    """1.0 when a row's answer occurs in the completion as a whole token, 0.0 if not, None without an answer."""
+    gold = _gold("contains_answer", answer, columns)
+    out: list[float | None] = []
+    for c, a in zip(completions, gold, strict=True):
+        if a is None or not _norm(a):
+            out.append(None)
+            continue
+        pattern = r"(?<![\w.])" + re.escape(_norm(a)) + r"(?!\w|\.\d)"
+        out.append(float(re.search(pattern, _norm(c)) is not None))
+    return out
+
+
+def _parse_gold(parse: Callable[[str], list[Any]], answer: str) -> list[Any]:
+    found = parse(answer)
+    return found if found or "$" in answer else parse(f"${answer}$")
+
+
+def math_answer(prompts: Sequence[Any], completions: Sequence[str], answer: Sequence[Any] | None = None,
+                **columns: Any) -> list[float | None]:
+    """1.0 when math-verify finds a completion's final answer equal to its row's answer, 0.0 if not (or when
+    either does not parse), None without an answer."""
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        raise ConfigError("reward math_answer needs math-verify (pip install 'thrifty[train]')") from None
+    gold = _gold("math_answer", answer, columns)
+    out: list[float | None] = []
+    for c, a in zip(completions, gold, strict=True):
+        if a is None or not str(a).strip():
+            out.append(None)
+            continue
+        try:
+            expected, got = _parse_gold(parse, str(a)), parse(str(c))
+            out.append(float(bool(expected) and bool(got) and verify(expected, got)))
+        except Exception:  # math-verify gives up on some inputs (timeouts, unparsable LaTeX): not a match
+            out.append(0.0)
+    return out
+
+
+CODE_TIMEOUT_S = 10.0
+
+
+def code_tests(prompts: Sequence[Any], completions: Sequence[str], tests: Sequence[Any] | None = None,
+               entry_point: Sequence[Any] | None = None, **columns: Any) -> list[float | None]:
+    """1.0 when a completion's code (its fenced block defining ``entry_point`` when the row names one, else its
+    first Python block, else the raw text), followed by the row's ``tests`` (Python: asserts, or a ``check``
+    function and its call), runs to the end in the sandbox of :mod:`thrifty.tasks.sandbox`; 0.0 if it fails, times
+    out (``CODE_TIMEOUT_S``) or exits early; None for a row without tests. Untrusted code never runs outside the
+    sandbox: without a working one this is a one-line error."""
+    from thrifty.tasks.humaneval import extract_code, run_program
+
+    if tests is None:
+        raise ConfigError(f"reward code_tests reads a 'tests' column; the rows have "
+                          f"{', '.join(sorted(columns)) or 'no columns but prompt'}")
+    entries = list(entry_point) if entry_point is not None else [None] * len(completions)
+    out: list[float | None] = []
+    for c, t, e in zip(completions, list(tests), entries, strict=True):
+        if t is None or not str(t).strip():
+            out.append(None)
+            continue
+        program = f"{extract_code(str(c), str(e) if e else None)}\n\n{t}\n"
+        out.append(float(run_program(program, timeout_s=CODE_TIMEOUT_S)[0]))
+    return out
+
+
+__all__ = ["BUILTIN_REWARDS", "CODE_TIMEOUT_S", "RewardFn", "RewardSum", "code_tests", "contains_answer", "exact_answer",
+           "load_callable", "math_answer"]

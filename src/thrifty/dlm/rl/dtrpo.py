@@ -15,6 +15,9 @@ is itself a model-dependent draw. ``trajectory_terms`` (:mod:`.trajectory`; ``au
 adds each visited step's position-choice log-prob, under the policy and under the reference, to the ``block`` and
 ``replay`` scores, making ``replay`` the exact trajectory log-ratio and ``block`` an unbiased estimate of it;
 ``tokens`` gives the token-only scores (dTRPO's "newly unmasked tokens" as published).
+
+Pairs given as text (a JSONL ``pairs_file``) are tokenised when the update is built and, for the scores that
+replay an order, given the spec's fallback order — confidence order under the reference (:mod:`.text_pairs`).
 """
 
 from __future__ import annotations
@@ -115,6 +118,12 @@ class PreferenceUpdate:
         self.score = SCORES[cfg.preference_estimator()]
         self.block_len = block_len or rollout_shape(task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
         self.terms = resolve_terms(cfg.trajectory_terms, "score")
+        self.pair_stats: dict[str, float] = {}
+        if not isinstance(pairs, Pairs):  # text pairs (a JSONL pairs_file): tokenised, orders from the reference
+            from thrifty.dlm.rl.text_pairs import prepare_text_pairs
+
+            pairs, self.pair_stats = prepare_text_pairs(cfg, task, ref, pairs, self.block_len)
+            self.pairs = pairs
         # the rule the pairs were decoded with (both pair decodings order by confidence unless pair_remasking says)
         self.rule = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
                                  remasking=cfg.pair_remasking).choice_rule()
@@ -150,7 +159,8 @@ class PreferenceUpdate:
         self.launch.average_grads(self.params)
         torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.opt.step()
-        return 1, {"loss": loss.item(), **stats}
+        first = self.pair_stats if self.n_updates == 1 else {}  # text pairs: their statistics, logged once
+        return 1, {"loss": loss.item(), **stats, **first}
 
 
 __all__ = ["SCORES", "PreferenceUpdate", "block_draws", "block_scores", "decoded_in_blocks", "replay_scores"]

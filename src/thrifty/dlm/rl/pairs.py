@@ -24,7 +24,8 @@ answer against the worst sample, kept when its reward beats the worst by more th
 no step map, so :func:`gold_step_map` gives it one in the pairs' blocks and schedule: under ``low_confidence`` the
 spec's fallback — the confidence order under the model that builds the pairs (the reference), each step committing
 the masked positions of the block where the reference answer's token is most probable; under ``random`` a random
-order (model-free, so its token replay is exact up to a constant).
+order (model-free, so its token replay is exact up to a constant). Pairs brought as text (a JSONL ``pairs_file``,
+:mod:`thrifty.dlm.pref_data`) get their step maps the same way, from the reference, when the update starts.
 """
 
 from __future__ import annotations
@@ -61,36 +62,24 @@ class Pairs:
 def gold_step_map(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor, sampler: Any,
                   generator: torch.Generator) -> torch.Tensor:
     """(B, G) step map for given answers, in ``sampler``'s blocks and per-step counts: by ``sampler.remasking``
-    (``low_confidence``: most probable answer tokens under ``model`` first; ``random``: uniform order)."""
+    (``low_confidence``: most probable answer tokens under ``model`` first, :func:`~.order.confidence_order`;
+    ``random``: uniform order)."""
+    from thrifty.dlm.rl.order import confidence_order, model_token_logp
     from thrifty.dlm.samplers.low_confidence import tokens_per_step
 
-    p, g = prompt_ids.shape[1], answer_ids.shape[1]
+    g = answer_ids.shape[1]
     size = int(sampler.block_len or g)
-    n_blocks = g // size
-    schedule = tokens_per_step(size, sampler.steps // n_blocks)
-    x = torch.cat([prompt_ids, torch.full_like(answer_ids, sampler.mask_id)], dim=1)
-    step_map = torch.full_like(answer_ids, -1)
-    step = 0
+    schedule = tokens_per_step(size, sampler.steps // (g // size))
+    if sampler.remasking == "random":
+        return confidence_order(lambda _: torch.rand(answer_ids.shape, generator=generator, dtype=torch.float64),
+                                answer_ids, size, schedule, sampler.mask_id)
     was_training = model.training
     model.eval()
-    for b in range(n_blocks):
-        for k in schedule:
-            cand = step_map < 0
-            cand[:, :b * size] = False
-            cand[:, (b + 1) * size:] = False
-            if sampler.remasking == "random":
-                scores = torch.rand(answer_ids.shape, generator=generator, dtype=torch.float64)
-            else:
-                with torch.no_grad():
-                    logp = torch.log_softmax(model(x)[:, p:].double(), dim=-1)
-                scores = logp.gather(-1, answer_ids[..., None]).squeeze(-1)
-            scores = scores.masked_fill(~cand, -torch.inf)
-            pick = scores.topk(k, dim=1).indices
-            step_map.scatter_(1, pick, step)
-            x[:, p:] = torch.where(step_map == step, answer_ids, x[:, p:])
-            step += 1
-    model.train(was_training)
-    return step_map
+    try:
+        return confidence_order(model_token_logp(model, prompt_ids, answer_ids), answer_ids, size, schedule,
+                                sampler.mask_id)
+    finally:
+        model.train(was_training)
 
 
 def build_pair_sets(policy: Any, task: DlmTask, examples: list[DlmExample], samples: int, sampler: Any,
@@ -204,10 +193,16 @@ def save_pairs(pairs: Pairs, path: str | Path, meta: dict[str, str] | None = Non
     return path
 
 
-def load_pairs(path: str | Path) -> Pairs:
+def load_pairs(path: str | Path) -> Any:
+    """Pairs written by :func:`save_pairs`, or — for a ``.jsonl`` path — the user's text pairs
+    (:class:`~thrifty.dlm.pref_data.TextPairs`, tokenised and given step orders when the update starts)."""
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        from thrifty.dlm.pref_data import read_pref_jsonl
+
+        return read_pref_jsonl(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no pairs file here; build one with `thrifty dlm pairs`")
     data = load_file(str(path))

@@ -1,5 +1,8 @@
 """VRPO's preference scores: MC-ELBOs of an answer under the policy and the reference with the same
-low-discrepancy times and masks (antithetic: one seed drives both), n samples with one mask per time."""
+low-discrepancy times and masks (antithetic: one seed drives both), n samples with one mask per time.
+
+The ELBO difference reads no decoding order: ``steps`` is accepted for a common signature with the other scores
+and ignored, so pairs without step maps (text pairs, whose maps are −1) train VRPO as they are."""
 
 from __future__ import annotations
 
