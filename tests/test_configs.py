@@ -44,7 +44,8 @@ def _cls(path: str):
 
 
 def test_every_yaml_is_registered():
-    found = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")}
+    # configs/accelerate/ holds accelerate's own launch configs (checked in tests/unit/dlm/test_dlm_accelerate.py)
+    found = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml") if p.parent.name != "accelerate"}
     assert found == set(KINDS), f"unregistered or missing configs: {found ^ set(KINDS)}"
 
 

@@ -76,7 +76,9 @@ def evaluate(model: DiffusionLM, task: DlmTask, examples: list[DlmExample], samp
              seed: int = 0) -> dict[str, float]:
     """Mean reward, exact-solve rate and forward passes of ``sampler`` (default: one token per step)."""
     sampler = sampler or default_sampler(task)
+    first = next(iter(model.parameters()), None)
     prompts = task_tensors(task, examples, with_answer=False)
+    prompts = prompts.to(first.device) if first is not None else prompts  # the model's device (a GPU when it is there)
     was_training = model.training
     model.eval()
     out = sampler.sample(model, prompts, task.answer_len, torch.Generator().manual_seed(seed))

@@ -8,8 +8,10 @@ logged to ``metrics.jsonl`` with wall time (and mirrored to TensorBoard event fi
 ``tensorboard: true``; :mod:`thrifty.core.metrics_log`). Checkpoints go to ``<run_dir>/checkpoint/``
 (:mod:`thrifty.core.checkpoint`: weights as safetensors, optimiser and generator states beside them, written
 atomically). A run started again in the same folder resumes from it and continues exactly as if it had never
-stopped (same batches, same weights). Under `accelerate launch` the processes share each global batch of
-``batch_size`` rows (:mod:`thrifty.dlm.launch`); the main process evaluates, logs and checkpoints.
+stopped (same batches, same weights). Batches are drawn on the CPU (the same on any hardware) and trained on the
+accelerator's device (a GPU when one is visible). Under `accelerate launch` the processes share each global batch of
+``batch_size`` rows (:mod:`thrifty.dlm.launch`: DDP averages the gradients); the main process evaluates, logs and
+checkpoints.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, _ = load_checkpoint(run, {"model": model}, opt, gen)
     model, opt = launch.prepare(model, opt)
-    mine = launch.rows(cfg.batch_size)
+    mine, dev = launch.rows(cfg.batch_size), launch.device
     maskable = torch.zeros(cfg.batch_size, train.shape[1], dtype=torch.bool)
     maskable[:, task.prompt_len + 1:] = True
     log = MetricsLog(run, resume_step=step, tensorboard=cfg.tensorboard) if launch.is_main else None
@@ -62,13 +64,15 @@ def train_sft(cfg: DlmSFTConfig, progress: bool = True) -> dict[str, Any]:
         x0 = train[torch.randint(len(train), (cfg.batch_size,), generator=gen)]  # the global batch, on every rank
         t = sample_times(cfg.batch_size, gen)
         xt, masked = forward_mask(x0, t, task.vocab.mask_id, gen, maskable=maskable)
-        loss = elbo_loss(model(xt[mine]), x0[mine], masked[mine], t[mine], maskable=maskable[mine], norm="sequence")
+        xt, x0, masked, t, rows_maskable = (v[mine].to(dev) for v in (xt, x0, masked, t, maskable))
+        loss = elbo_loss(model(xt), x0, masked, t, maskable=rows_maskable, norm="sequence")
         opt.zero_grad()
         launch.backward(loss)
         launch.clip(model, 1.0)
         opt.step()
         step += 1
-        record: dict[str, Any] = {"step": step, "loss": launch.mean(loss), "wall_s": time.perf_counter() - t0}
+        record: dict[str, Any] = {"step": step, "loss": launch.mean(loss), "wall_s": time.perf_counter() - t0,
+                                  **launch.peak_memory_gb()}
         if launch.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
             last = evaluate(launch.unwrap(model), task, test, sampler)
             record.update({f"eval_{k}": v for k, v in last.items()})

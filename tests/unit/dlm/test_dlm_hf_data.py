@@ -102,8 +102,8 @@ def test_hf_config_checks_are_one_line_errors():
     DlmRLConfig(**ok)
     for extra, msg in [({"algo": "sft"}, "SFT control"), ({"ref_sync_every": 64}, "ref_sync_every must be 0"),
                        ({"prompts_file": ""}, "needs prompts_file"), ({"reward_weights": [1.0, 2.0]}, "reward_weights"),
-                       ({"hf_dtype": "int8"}, "unknown hf_dtype"), ({"joint_sampler": True, "algo": "diffpo"},
-                                                                    "joint sampler")]:
+                       ({"hf_dtype": "int8"}, "unknown hf_dtype"), ({"joint_sampler": True, "algo": "diffpo",
+                                                                     "train_policy": False}, "train_policy stays on")]:
         with pytest.raises(ConfigError, match=msg):
             DlmRLConfig(**{**ok, **extra})
 

@@ -94,12 +94,11 @@ def test_accelerate_launch_on_two_processes_shares_the_updates(sft_run, tmp_path
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     sets = [a for k, v in {**SMALL, "prompts_per_step": 2, "pair_batch": 4}.items() for a in ("--set", f"{k}={v}")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2",
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m",
+    # torchrun starts two real processes (`accelerate launch --cpu` alone would start one)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
                            "thrifty.cli.main", "dlm", "rl", "--algo", algo, "--init-run", str(sft_run), "--run-dir",
                            str(tmp_path / "rl"), "--steps", "4", *sets],
                           capture_output=True, text=True, env=env, timeout=300)

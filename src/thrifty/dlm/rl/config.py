@@ -64,7 +64,8 @@ class DlmRLConfig:
     dpo_beta: float = 3.0  # chosen on validation for dTRPO (bench/dlm_beta_sweep.py; 0.1 and 0.3 fall below the start)
     pref_estimator: str = "auto"  # auto (dtrpo: block, vrpo: elbo) | block | replay | elbo
     mc_n: int = 8  # MC-ELBO samples (VRPO)
-    pairs_file: str = ""  # reuse pairs written by `thrifty dlm pairs` (default: build them at the start)
+    pairs_file: str = ""  # reuse pairs written by `thrifty dlm pairs` (default: build them at the start), or with
+    # hf_model a .jsonl of {"prompt", "chosen", "rejected"} text rows (dTRPO orders them by the reference's confidence)
     # how pairs are decoded: rollout (the rollout sampler: block_len blocks, rollout_steps steps) | eval (the
     # evaluation decoder: low-confidence, one token a step, the SFT run's eval blocks); both draw tokens at
     # rollout_temperature. dTRPO's blocks follow the pairs' decoding blocks.
@@ -80,7 +81,8 @@ class DlmRLConfig:
     # a Hugging Face masked-diffusion checkpoint (LLaDA/Dream style) instead of a `dlm train-sft` run
     # (thrifty.dlm.hf_train): LoRA-trained, the reference is the same model with the adapter switched off
     hf_model: str = ""  # a local model directory; init_run is then unused
-    prompts_file: str = ""  # JSONL, one {"prompt": text or chat messages, other columns...} per line
+    prompts_file: str = ""  # JSONL, one {"prompt": text or chat messages, other columns...} per line; or the same
+    # columns in a .csv, a .parquet or a folder written by datasets' save_to_disk
     eval_file: str = ""  # held-out prompts in the same format (default: n_eval rows drawn out of prompts_file)
     reward_funcs: list[str] = field(default_factory=list)  # module:function or file.py:function, each
     # f(prompts, completions, **columns) -> list[float | None]; summed per completion
@@ -93,6 +95,8 @@ class DlmRLConfig:
     lora_target_modules: list[str] = field(default_factory=list)  # module names; empty: every linear layer but
     # the output head (PEFT's "all-linear")
     hf_dtype: str = "auto"  # auto (bfloat16 on a GPU that supports it, else float32) | float32 | bfloat16 | float16
+    gradient_checkpointing: bool = False  # hf_model: recompute each layer's activations in the backward pass (less
+    # memory, about one more forward pass of compute)
 
     def __post_init__(self) -> None:
         from thrifty.dlm.rl.trajectory import TRAJECTORY_TERMS
@@ -125,12 +129,14 @@ class DlmRLConfig:
             raise ConfigError(f"rollout_micro_batch must be >= 0, got {self.rollout_micro_batch}")
         if self.hf_model:
             self._check_hf()
+        elif self.gradient_checkpointing:
+            raise ConfigError("gradient_checkpointing is for hf_model runs (the small model needs no memory saving)")
 
     def _check_hf(self) -> None:
         if self.algo == "sft":
             raise ConfigError("hf_model: prompt files carry no reference answers, so the SFT control does not apply")
-        if self.joint_sampler or not self.train_policy:
-            raise ConfigError("hf_model: the joint sampler head is for the small model only (train_policy stays on)")
+        if not self.train_policy:
+            raise ConfigError("hf_model: train_policy stays on (the LoRA adapter always trains)")
         if self.ref_sync_every:
             raise ConfigError("hf_model: the reference is the base model (LoRA switched off); ref_sync_every must be 0")
         if not self.prompts_file or not self.reward_funcs:

@@ -40,7 +40,7 @@ def two_times_estimator() -> Estimator:
 
     def estimate(model: Any, roll: Rollouts, mask_id: int, seed: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        t = split_steps(roll.step_map, gen)
+        t = split_steps(roll.step_map, gen).to(roll.step_map.device)
         return two_times_mean_field(model, roll.prompt_ids, roll.answer_ids, roll.step_map, mask_id, gen, t=t)[0]
 
     return estimate

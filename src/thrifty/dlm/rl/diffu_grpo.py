@@ -108,7 +108,7 @@ class PolicyGradient:
                 loss, stats = wd1_loss(logp, adv, tok_mask, cfg.group_size)
             self.opt.zero_grad()
             loss.backward()
-            self.launch.average_grads(self.params)
+            self.launch.average_grads(self.params)  # one flat all-reduce: the policy ran several times for this loss
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
             self.opt.step()
             for k, v in {"loss": loss.item(), **stats}.items():
@@ -116,7 +116,7 @@ class PolicyGradient:
         totals.update({"reward": float(roll.rewards.mean()), "solved": float(roll.solved.float().mean()),
                        "rollout_nfe": float(roll.nfe.float().mean())})
         if roll.gamma_idx is not None and self.head is not None:
-            totals["gamma_mean"] = float(torch.tensor(self.head.grid)[roll.gamma_idx].mean())
+            totals["gamma_mean"] = float(torch.tensor(self.head.grid)[roll.gamma_idx.cpu()].mean())
         return cfg.mu, totals
 
     def _behaviour(self, roll: Rollouts) -> torch.Tensor:

@@ -3,17 +3,18 @@
 
 An update is an object with ``update(pool, generator) -> (optimiser steps, stats)``: online policy gradient
 (:class:`~thrifty.dlm.rl.diffu_grpo.PolicyGradient`: diffu-GRPO, DiFFPO), offline preference optimisation
-(:class:`~thrifty.dlm.rl.dtrpo.PreferenceUpdate`: dTRPO, VRPO) or continued SFT (the equal-compute control). The
-reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). With ``hf_model`` the
+(:class:`~thrifty.dlm.rl.dtrpo.PreferenceUpdate`: dTRPO, VRPO) or continued SFT (the equal-compute control,
+:mod:`.control`). The reference is a frozen copy of the SFT model (re-synced every ``ref_sync_every`` steps when set). With ``hf_model`` the
 start is a Hugging Face masked-diffusion checkpoint instead: LoRA-trained on a JSONL prompt file with the user's
 reward functions, the reference being the same model with the adapter switched off, checkpoints holding the adapter
 only (:mod:`thrifty.dlm.hf_train`). ``metrics.jsonl``
 gets one record per update — training wall and CPU time (evaluation excluded), cumulative forward passes of the policy and
 the reference (calls and sequence rows), the update's stats — and held-out reward, solve rate and NFE every
 ``eval_every`` steps (mirrored to TensorBoard event files under ``<run_dir>/tb/`` with ``tensorboard: true``).
-Under `accelerate launch` each process takes its share of every update's prompts or pairs (:mod:`thrifty.dlm.launch`),
-gradients are averaged, and the main process evaluates, logs and checkpoints; the stats logged are the main process's
-rows.
+The model, rollouts and update tensors live on the accelerator's device (a GPU when one is visible; records then also
+carry ``peak_mem_gb``, the most GPU memory held so far). Under `accelerate launch` each process takes its share of
+every update's prompts or pairs (:mod:`thrifty.dlm.launch`), gradients are averaged, all processes stop at the same
+step, and the main process evaluates, logs and checkpoints; the stats logged are the main process's rows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,55 +33,44 @@ from thrifty.core.config import save_config
 from thrifty.core.metrics_log import MetricsLog
 from thrifty.core.progress import Progress
 from thrifty.dlm.launch import Launch
-from thrifty.dlm.loss import elbo_loss
-from thrifty.dlm.masking import forward_mask, sample_times
 from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.rollout import ForwardCounter, SamplerHead, rollout_shape
-from thrifty.dlm.run import default_sampler, evaluate, load_model, task_tensors
+from thrifty.dlm.run import default_sampler, evaluate, load_model
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 
-class ContinuedSFT:
-    """The control: more of the SFT objective (ELBO on answer tokens) on the training pool."""
-
-    def __init__(self, cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, opt: torch.optim.Optimizer,
-                 pool: list[DlmExample], launch: Launch | None = None) -> None:
-        self.cfg, self.task, self.policy, self.opt = cfg, task, policy, opt
-        self.launch = launch or Launch()
-        self.data = task_tensors(task, pool)
-        self.maskable = torch.zeros(cfg.sft_batch, self.data.shape[1], dtype=torch.bool)
-        self.maskable[:, task.prompt_len + 1:] = True
-
-    def update(self, _pool: Any, gen: torch.Generator) -> tuple[int, dict[str, float]]:
-        x0 = self.data[torch.randint(len(self.data), (self.cfg.sft_batch,), generator=gen)]  # the global batch
-        t = sample_times(self.cfg.sft_batch, gen)
-        xt, masked = forward_mask(x0, t, self.task.vocab.mask_id, gen, maskable=self.maskable)
-        mine = self.launch.rows(self.cfg.sft_batch)
-        loss = elbo_loss(self.policy(xt[mine]), x0[mine], masked[mine], t[mine], maskable=self.maskable[mine],
-                         norm="sequence")
-        self.opt.zero_grad()
-        loss.backward()
-        self.launch.average_grads(list(self.policy.parameters()))
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
-        self.opt.step()
-        return 1, {"loss": loss.item()}
-
-
 def _pairs(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, run: Path, gen: torch.Generator,
-           eval_block_len: int | None = None):
-    from thrifty.dlm.rl.pairs import load_pairs, sample_pairs, save_pairs
+           eval_block_len: int | None = None, launch: Launch | None = None):
+    """The pairs file, the run's own pairs when it resumes, or fresh pairs. Every process samples (the shared
+    generator advances alike everywhere); the main process writes them and the others read that file back, so all
+    train on the same pairs. Pairs read from a file move to the accelerator's device."""
+    from thrifty.dlm.rl.pairs import load_pairs as read
+    from thrifty.dlm.rl.pairs import sample_pairs, save_pairs
+
+    launch = launch or Launch()
+
+    def load_pairs(path: str | Path) -> Any:
+        pairs = read(path)
+        if not is_dataclass(pairs):
+            return pairs
+        return replace(pairs, **{f.name: getattr(pairs, f.name).to(launch.device) for f in fields(pairs)
+                                 if isinstance(getattr(pairs, f.name), torch.Tensor)})
 
     if cfg.pairs_file:
         return load_pairs(cfg.pairs_file), {}
-    if (run / "pairs.safetensors").is_file():
+    found = (run / "pairs.safetensors").is_file()
+    launch.barrier()  # every process has looked before the main one writes
+    if found:
         return load_pairs(run / "pairs.safetensors"), {}
     pairs, stats = sample_pairs(policy, task, cfg.pair_prompts, cfg.pair_samples, gen, cfg.seed, cfg.min_gap,
                                 cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps, cfg.pair_decoding,
                                 eval_block_len, cfg.pair_remasking, cfg.pair_chosen)
-    save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding,
-                                                  "pair_remasking": cfg.pair_remasking,
-                                                  "pair_chosen": cfg.pair_chosen})
-    return pairs, stats
+    if launch.is_main:
+        save_pairs(pairs, run / "pairs.safetensors", {"pair_decoding": cfg.pair_decoding,
+                                                      "pair_remasking": cfg.pair_remasking,
+                                                      "pair_chosen": cfg.pair_chosen})
+    launch.barrier()
+    return (pairs if launch.is_main else load_pairs(run / "pairs.safetensors")), stats
 
 
 def _evaluate(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, head: SamplerHead | None,
@@ -119,7 +109,7 @@ def _preference_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module,
     from thrifty.dlm.rl.dtrpo import PreferenceUpdate
     from thrifty.dlm.rl.pairs import decoding_block_len, pair_sampler
 
-    pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len)
+    pairs, stats = _pairs(cfg, task, policy, run, gen, eval_block_len, launch)
     sampler = pair_sampler(task, cfg.pair_decoding, cfg.rollout_temperature, cfg.block_len, cfg.rollout_steps,
                            eval_block_len, cfg.pair_remasking)
     return PreferenceUpdate(cfg, task, policy, ref, opt, pairs, launch,
@@ -130,6 +120,8 @@ def _control_update(cfg: DlmRLConfig, task: DlmTask, policy: torch.nn.Module, re
                     head: SamplerHead | None, opt: torch.optim.Optimizer, pool: list[DlmExample], run: Path,
                     gen: torch.Generator, launch: Launch | None, eval_block_len: int | None) -> tuple[Any, dict]:
     """The equal-compute SFT control."""
+    from thrifty.dlm.rl.control import ContinuedSFT
+
     return ContinuedSFT(cfg, task, policy, opt, pool, launch), {}
 
 
@@ -166,13 +158,20 @@ class Setup:
     stats: dict[str, float] = field(default_factory=dict)  # logged with the step-0 evaluation
 
 
-def _own_setup(cfg: DlmRLConfig) -> Setup:
-    """The small model of a `dlm train-sft` run: the policy trains in full, the reference is a frozen copy."""
+def _head(cfg: DlmRLConfig, policy: torch.nn.Module) -> SamplerHead | None:
+    """DiFFPO's γ head (with ``joint_sampler``), as wide as the policy's hidden states and on its device."""
+    if not (cfg.joint_sampler and cfg.algo == "diffpo"):
+        return None
+    return SamplerHead.for_policy(policy, cfg.gamma_grid, torch.Generator().manual_seed(cfg.seed + 3))
+
+
+def _own_setup(cfg: DlmRLConfig, launch: Launch) -> Setup:
+    """The small model of a `dlm train-sft` run, on the accelerator's device: the policy trains in full, the reference
+    is a frozen copy."""
     sft_cfg, task, policy = load_model(cfg.init_run)
-    policy.train()
+    policy.to(launch.device).train()
     ref = copy.deepcopy(policy).eval().requires_grad_(False)
-    head = SamplerHead(policy.cfg.d_model, cfg.gamma_grid, torch.Generator().manual_seed(cfg.seed + 3)) \
-        if cfg.joint_sampler and cfg.algo == "diffpo" else None
+    head = _head(cfg, policy)
     params = list(policy.parameters()) if cfg.train_policy else []
     policy.requires_grad_(cfg.train_policy)
     params += list(head.parameters()) if head is not None else []
@@ -182,17 +181,24 @@ def _own_setup(cfg: DlmRLConfig) -> Setup:
     return Setup(task, policy, ref, head, params, modules, pool, test, sft_cfg.eval_block_len)
 
 
-def _hf_setup(cfg: DlmRLConfig) -> Setup:
-    """A Hugging Face checkpoint with a LoRA adapter; the reference is the same model with the adapter off
-    (:mod:`thrifty.dlm.hf_train`); evaluation decodes in the rollout blocks."""
+def _hf_setup(cfg: DlmRLConfig, launch: Launch) -> Setup:
+    """A Hugging Face checkpoint with a LoRA adapter on the accelerator's device (gradient checkpointing with
+    ``gradient_checkpointing``); the reference is the same model with the adapter off (:mod:`thrifty.dlm.hf_train`);
+    evaluation decodes in the rollout blocks."""
     from thrifty.dlm.hf_train import hf_setup as load
+    from thrifty.dlm.rl.checkpointing import checkpoint_layers
 
-    hf = load(cfg)
+    hf = load(cfg, str(launch.device))
+    checkpointed = checkpoint_layers(hf.policy.model) if cfg.gradient_checkpointing else 0
+    head = _head(cfg, hf.policy)
     pool, test = hf.task.examples("train", cfg.n_train), hf.task.examples("test", cfg.n_eval)
     block = rollout_shape(hf.task.answer_len, cfg.block_len, cfg.rollout_steps)[0]
     stats = {"lora_modules": float(hf.lora_modules), "trained_params": float(sum(p.numel() for p in hf.params)),
-             "prompt_len": float(hf.task.prompt_len), "prompts_truncated": float(hf.task.truncated)}
-    return Setup(hf.task, hf.policy, hf.ref, None, hf.params, hf.modules, pool, test, block, hf.after_save, stats)
+             "prompt_len": float(hf.task.prompt_len), "prompts_truncated": float(hf.task.truncated),
+             **({"checkpointing_modules": float(checkpointed)} if cfg.gradient_checkpointing else {})}
+    params = hf.params + (list(head.parameters()) if head is not None else [])
+    modules = {**hf.modules, **({"head": head} if head is not None else {})}
+    return Setup(hf.task, hf.policy, hf.ref, head, params, modules, pool, test, block, hf.after_save, stats)
 
 
 def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
@@ -203,7 +209,7 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     launch = Launch()
     if launch.is_main:
         save_config(cfg, run / "config.yaml")
-    s = _hf_setup(cfg) if cfg.hf_model else _own_setup(cfg)
+    s = _hf_setup(cfg, launch) if cfg.hf_model else _own_setup(cfg, launch)
     task, policy, ref, head, modules, pool, test = s.task, s.policy, s.ref, s.head, s.modules, s.pool, s.test
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(s.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -240,7 +246,7 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
         if cfg.ref_sync_every and step % cfg.ref_sync_every < taken:
             ref.load_state_dict(policy.state_dict())
         record = {"step": step, "wall_s": wall, "cpu_s": cpu, "forward_calls": fwd["policy_calls"], "forward_rows": fwd["rows"],
-                  **stats}
+                  **stats, **launch.peak_memory_gb()}
         done = step >= cfg.steps or spent()
         if log is None:  # other processes: train, and wait for the main one's checkpoint
             if step % cfg.checkpoint_every < taken or done:
@@ -272,4 +278,4 @@ def train_rl(cfg: DlmRLConfig, progress: bool = True) -> dict[str, Any]:
     return {"step": step, "wall_s": wall, "cpu_s": cpu, **last, "forward": fwd, "config": asdict(cfg)}
 
 
-__all__ = ["ContinuedSFT", "Setup", "build_update", "train_rl"]
+__all__ = ["Setup", "build_update", "train_rl"]

@@ -39,10 +39,32 @@ def answer_mask(answer_ids: torch.Tensor, eos_id: int | None) -> torch.Tensor:
     return (before == 0).double()
 
 
+def hidden_size(policy: nn.Module) -> int:
+    """The width of the policy's final hidden states: ``cfg.d_model`` for the small model, the Hugging Face config's
+    ``hidden_size`` (or ``d_model``, LLaDA's name) for a loaded checkpoint."""
+    own = getattr(policy, "cfg", None)
+    if isinstance(getattr(own, "d_model", None), int):
+        return int(own.d_model)
+    config = getattr(getattr(policy, "model", None), "config", None)
+    for name in ("hidden_size", "d_model"):
+        if isinstance(getattr(config, name, None), int):
+            return int(getattr(config, name))
+    raise ConfigError(f"cannot tell the hidden size of {type(policy).__name__}: no cfg.d_model and no "
+                      "config.hidden_size")
+
+
 class SamplerHead(nn.Module):
     """A distribution over the γ grid read from the policy's final hidden state at the separator position, given
     the prompt and a fully masked answer — the γ choice acts as an extra first answer token with its own small
-    output vocabulary (the grid)."""
+    output vocabulary (the grid). Any backbone that returns its hidden states (``return_hidden=True``) can carry it:
+    :meth:`for_policy` reads the width from the policy."""
+
+    @classmethod
+    def for_policy(cls, policy: nn.Module, grid: list[float], generator: torch.Generator) -> SamplerHead:
+        """A head as wide as ``policy``'s hidden states, on the policy's device."""
+        first = next(iter(policy.parameters()), None)
+        head = cls(hidden_size(policy), grid, generator)
+        return head.to(first.device) if first is not None else head
 
     def __init__(self, d_model: int, grid: list[float], generator: torch.Generator) -> None:
         super().__init__()
@@ -54,10 +76,10 @@ class SamplerHead(nn.Module):
 
     def log_probs(self, policy: nn.Module, prompt_ids: torch.Tensor, answer_len: int, mask_id: int) -> torch.Tensor:
         """(N, K) log-probabilities over the grid (one forward pass of the policy)."""
-        x = torch.cat([prompt_ids, torch.full((prompt_ids.shape[0], answer_len), mask_id, dtype=prompt_ids.dtype)],
-                      dim=1)
-        _, hidden = policy(x, return_hidden=True)
-        return torch.log_softmax(self.proj(hidden[:, prompt_ids.shape[1] - 1]).double(), dim=-1)
+        masked = torch.full((prompt_ids.shape[0], answer_len), mask_id, dtype=prompt_ids.dtype, device=prompt_ids.device)
+        _, hidden = policy(torch.cat([prompt_ids, masked], dim=1), return_hidden=True)
+        at_sep = hidden[:, prompt_ids.shape[1] - 1].to(device=self.proj.weight.device, dtype=self.proj.weight.dtype)
+        return torch.log_softmax(self.proj(at_sep).double(), dim=-1)
 
 
 class ForwardCounter:
@@ -113,7 +135,7 @@ def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_
         raise ConfigError("micro_batch is not supported with the joint sampler head yet")
     if head is not None:
         lp = head.log_probs(policy, prompts, task.answer_len, task.vocab.mask_id)
-        gamma_idx = torch.multinomial(lp.exp(), 1, generator=generator).squeeze(1)
+        gamma_idx = torch.multinomial(lp.exp().cpu(), 1, generator=generator).squeeze(1).to(lp.device)  # CPU draws
         chosen = gamma_idx.clone()
         sampler = AdaptiveSampler(task.vocab.mask_id, lambda _p: chosen, grid=head.grid, block_len=block_len,
                                   temperature=temperature)
@@ -129,4 +151,5 @@ def collect(policy: nn.Module, task: DlmTask, examples: list[DlmExample], group_
                     out.position_logp)
 
 
-__all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "rollout_sampler", "rollout_shape"]
+__all__ = ["ForwardCounter", "Rollouts", "SamplerHead", "answer_mask", "collect", "hidden_size", "rollout_sampler",
+           "rollout_shape"]
