@@ -38,6 +38,15 @@ def register(rooms) -> None:
     s.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--show-steps", action="store_true", help="print each answer token's step")
+    s.add_argument("--cache", default="none", choices=("none", "prefix", "dual"),
+                   help="our model: reuse keys/values within a block (prefix: prompt and committed blocks; dual: also "
+                   "the masked later blocks); approximate, refreshed at each block boundary")
+    s.add_argument("--cache-refresh", type=int, default=0, help="with --cache: also refresh every N steps (0: never)")
+    s.add_argument("--min-len", type=int, default=0, help="no EOS in the first N answer tokens")
+    s.add_argument("--no-special", action="store_true",
+                   help="never propose special tokens in answers (the task's separator; a tokenizer's specials but EOS)")
+    s.add_argument("--valid-only", action="store_true",
+                   help="our model: answer only with the task's valid symbols, where the task names them")
     r = add_verb(verbs, "rl", "policy optimisation from an SFT run or, with LoRA, a Hugging Face checkpoint: "
                  "diffu-GRPO, wd1 (ratio-free weighted likelihood), DiFFPO (2-MF surrogate, importance weights, joint sampler), "
                  "dTRPO or VRPO (offline "
@@ -54,9 +63,14 @@ def register(rooms) -> None:
                    "style) instead of --init-run: LoRA-trained, the reference is the model with the adapter off, "
                    "checkpoints save the adapter (hf_model); needs --prompts-file and --reward")
     r.add_argument("--prompts-file", help="--hf-model: JSONL prompts, one {\"prompt\": text or chat messages, other "
-                   "columns...} per line (prompts_file)")
+                   "columns...} per line, or the same columns in a .csv, a .parquet or a `datasets` save_to_disk "
+                   "folder (prompts_file)")
+    r.add_argument("--pairs-file", help="dtrpo/vrpo: pairs from `thrifty dlm pairs` (.safetensors) or, with "
+                   "--hf-model, JSONL text pairs {\"prompt\", \"chosen\", \"rejected\"} (pairs_file)")
     r.add_argument("--reward", action="append", metavar="MODULE:FUNCTION", help="--hf-model: a reward "
-                   "f(prompts, completions, **columns) -> list[float | None] as module:function or file.py:function; "
+                   "f(prompts, completions, **columns) -> list[float | None] as module:function or file.py:function, "
+                   "or a built-in: math_answer, exact_answer, contains_answer (read an `answer` column), code_tests "
+                   "(runs the code with a `tests` column in the sandbox); "
                    "repeatable, summed (replaces reward_funcs)")
     p = add_verb(verbs, "pairs", "preference pairs from a model's own samples: G answers per training prompt ranked by "
                  "the verifier, best against worst (for dTRPO and VRPO)", _pairs)
@@ -104,7 +118,8 @@ def _rl(args: argparse.Namespace) -> int:
         args.overrides = [*args.overrides, f"reward_funcs={json.dumps(args.reward)}"]
     cfg = resolve_config(DlmRLConfig, args, {"algo": "algo", "init_run": "init_run", "run_dir": "run_dir",
                                               "steps": "steps", "max_wall_s": "max_wall_s", "max_cpu_s": "max_cpu_s",
-                                              "seed": "seed", "hf_model": "hf_model", "prompts_file": "prompts_file"})
+                                              "seed": "seed", "hf_model": "hf_model", "prompts_file": "prompts_file",
+                                              "pairs_file": "pairs_file"})
     res = train_rl(cfg)
     print(f"{cfg.algo}: step {res['step']} after {res['wall_s']:.0f} s of training: held-out reward "
           f"{res.get('eval_reward', 0):.3f}, solved {res.get('eval_solved', 0):.3f}; metrics.jsonl and checkpoint "
@@ -146,8 +161,14 @@ def _sample(args: argparse.Namespace) -> int:
     if args.hf_model:
         return _sample_hf(args)
     _, task, _ = load_model(args.run_dir)
+    constraints = None
+    if args.min_len or args.no_special or args.valid_only:
+        from thrifty.dlm.samplers.constraints import AnswerConstraints
+
+        constraints = AnswerConstraints.from_task(task, args.min_len, args.no_special, args.valid_only)
     sampler = build_sampler(task.vocab.mask_id, task.answer_len, args.sampler, args.steps, args.threshold,
-                            args.gamma, args.block_len, args.temperature)
+                            args.gamma, args.block_len, args.temperature, cache=args.cache,
+                            cache_refresh=args.cache_refresh, constraints=constraints)
     for line in sample_lines(Path(args.run_dir), sampler, args.n, args.prompt or None, args.seed, args.show_steps):
         print(line)
     return 0
@@ -163,8 +184,15 @@ def _sample_hf(args: argparse.Namespace) -> int:
     if not args.prompt or args.gen_len < 1:
         raise ConfigError("--hf-model needs --prompt TEXT and --gen-len >= 1")
     model = HFMaskedDiffusion.from_pretrained(args.hf_model)
+    if args.cache != "none" or args.valid_only:
+        raise ConfigError("--cache and --valid-only work with our model (--run-dir) only")
+    constraints = None
+    if args.min_len or args.no_special:
+        from thrifty.dlm.samplers.constraints import AnswerConstraints
+
+        constraints = AnswerConstraints(model.eos_id, args.min_len, model.special_ids() if args.no_special else ())
     sampler = build_sampler(model.mask_id, args.gen_len, args.sampler, args.steps, args.threshold, args.gamma, args.block_len,
-                            args.temperature)
+                            args.temperature, constraints=constraints)
     device = next(model.parameters()).device  # the logits stay there: so do the prompt and the sampler's noise
     for text in args.prompt:
         prompt = model.encode(text).to(device)

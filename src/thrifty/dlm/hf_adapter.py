@@ -5,7 +5,10 @@ The mask and EOS ids are read from the tokenizer or the model config — never w
 tokenizer's ``mask_token``, then ``mask_token_id`` in the config, then the tokenizer's own id for a known mask
 token name (LLaDA's ``<|mdm_mask|>``, Dream's ``<|mask|>``). Dream-style models predict token i from position i − 1
 (``shift_logits``); the adapter shifts their logits so position i always scores token i. Everything loads with
-``local_files_only`` (no hub access); a GPU is used when present. Logits stay on the model's device and in its dtype
+``local_files_only`` (no hub access); a GPU is used when present. ``special_ids()`` lists the tokenizer's special
+tokens an answer should not hold, for samplers' answer constraints. There is no key/value cache here: LLaDA's
+published forward refuses ``past_key_values``/``use_cache`` outright, and BERT-style encoders take them only as
+causal decoders, so samplers' ``cache`` option needs thrifty's own model. Logits stay on the model's device and in its dtype
 (bf16 models give bf16 logits); :mod:`thrifty.dlm.hf_train` wraps the model in a LoRA adapter for the RL trainers.
 """
 
@@ -80,6 +83,13 @@ class HFMaskedDiffusion(nn.Module):
             shift_logits = str(getattr(config, "model_type", "")).lower() in SHIFTED_MODEL_TYPES
         return cls(model, tokenizer, resolve_mask_id(tokenizer, config), resolve_eos_id(tokenizer, config),
                    shift_logits)
+
+    def special_ids(self, keep_eos: bool = True) -> tuple[int, ...]:
+        """The tokenizer's special token ids (sorted), without EOS when ``keep_eos`` (EOS pads answers)."""
+        ids = set(int(i) for i in getattr(self.tokenizer, "all_special_ids", []))
+        if keep_eos and self.eos_id is not None:
+            ids.discard(self.eos_id)
+        return tuple(sorted(ids))
 
     def encode(self, text: str) -> torch.Tensor:
         """Token ids (1, L) of ``text`` (no special tokens added)."""

@@ -6,6 +6,8 @@ say how noisy the input is). Positions are 1-D ``(B, L)`` for sequences or 2-D `
 grids such as Sudoku: 2-D rotary encodings rotate half of each head's pairs by the row and half by the column.
 ``attn_mask`` (``(B, L, L)`` or ``(L, L)``, True = may attend) restricts attention, e.g. to blocks for dTRPO's
 single-pass scoring; ``return_hidden=True`` also returns the final hidden states (B, L, d) for heads that read them.
+``forward_kv`` runs only some positions (given their absolute positions) against cached keys/values of the others
+and returns the run positions' keys/values per layer — the hook :mod:`thrifty.dlm.kv_cache` builds block caches on.
 Initialisation draws from an explicit ``torch.Generator``.
 """
 
@@ -58,6 +60,9 @@ def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
     return out.flatten(-2)
 
 
+KV = tuple[torch.Tensor, torch.Tensor]  # one layer's rotated keys and values, each (B, H, L, head_dim)
+
+
 class _Block(nn.Module):
     def __init__(self, cfg: DiffusionLMConfig) -> None:
         super().__init__()
@@ -68,15 +73,18 @@ class _Block(nn.Module):
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn_mask: torch.Tensor | None,
+                context: KV | None = None) -> tuple[torch.Tensor, KV]:
+        """New hidden states and this call's rotated keys/values (B, H, L, head_dim); ``context`` holds keys/values
+        of further positions that every query also attends to (placed before the call's own)."""
         b, n, d = h.shape
         q, k, v = self.qkv(self.norm1(h)).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin)
-        att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        keys, values = (k, v) if context is None else (torch.cat([context[0], k], 2), torch.cat([context[1], v], 2))
+        att = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask)
         h = h + self.out(att.transpose(1, 2).reshape(b, n, d))
         gate, up = self.gate_up(self.norm2(h)).chunk(2, dim=-1)
-        return h + self.down(nn.functional.silu(gate) * up)
+        return h + self.down(nn.functional.silu(gate) * up), (k, v)
 
 
 class DiffusionLM(nn.Module):
@@ -101,8 +109,7 @@ class DiffusionLM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None, return_hidden: bool = False):
+    def _positions(self, ids: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
         if ids.dim() != 2:
             raise ConfigError(f"ids must be (B, L), got {tuple(ids.shape)}")
         b, n = ids.shape
@@ -112,16 +119,35 @@ class DiffusionLM(nn.Module):
             positions = torch.arange(n, device=ids.device).expand(b, n)
         if positions.shape[:2] != (b, n) or positions.dim() not in (2, 3):
             raise ConfigError("positions must be (B, L) or (B, L, 2)")
+        return positions
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None, return_hidden: bool = False):
+        positions = self._positions(ids, positions)
         cos, sin = _rotary(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
         if attn_mask is not None:
             attn_mask = attn_mask.bool()
             attn_mask = attn_mask[:, None] if attn_mask.dim() == 3 else attn_mask
         h = self.embed(ids)
         for block in self.blocks:
-            h = block(h, cos, sin, attn_mask)
+            h, _ = block(h, cos, sin, attn_mask)
         h = self.norm(h)
         logits = h @ self.embed.weight.T  # tied head
         return (logits, h) if return_hidden else logits
 
+    def forward_kv(self, ids: torch.Tensor, positions: torch.Tensor | None = None,
+                   context: list[KV] | None = None) -> tuple[torch.Tensor, list[KV]]:
+        """Logits (B, L, V) of ``ids`` at their absolute ``positions`` (default 0..L−1), every position also
+        attending to ``context`` (per layer, keys/values of other positions from an earlier call), and the keys and
+        values of ``ids`` per layer. Without context this is ``forward`` (same logits, up to float rounding)."""
+        positions = self._positions(ids, positions)
+        if context is not None and (len(context) != len(self.blocks) or context[0][0].shape[0] != ids.shape[0]):
+            raise ConfigError(f"context must hold keys/values for {len(self.blocks)} layers and {ids.shape[0]} rows")
+        cos, sin = _rotary(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
+        h, kv = self.embed(ids), []
+        for i, block in enumerate(self.blocks):
+            h, layer_kv = block(h, cos, sin, None, None if context is None else context[i])
+            kv.append(layer_kv)
+        return self.norm(h) @ self.embed.weight.T, kv
 
 __all__ = ["DiffusionLM", "DiffusionLMConfig"]

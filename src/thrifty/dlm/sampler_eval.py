@@ -36,17 +36,20 @@ SAMPLERS = ("low_confidence", "random", "threshold", "entropy_bounded")
 
 
 def build_sampler(mask: int, answer_len: int, name: str, steps: int = 0, threshold: float = 0.9,
-                  gamma: float = 0.1, block_len: int | None = None, temperature: float = 0.0) -> Any:
-    """One sampler by name for answers of ``answer_len`` tokens (``steps`` 0: one token per step)."""
+                  gamma: float = 0.1, block_len: int | None = None, temperature: float = 0.0,
+                  **options: Any) -> Any:
+    """One sampler by name for answers of ``answer_len`` tokens (``steps`` 0: one token per step); ``options`` go
+    to the sampler as they are (``cache``, ``cache_refresh``, ``constraints``)."""
     from thrifty.core.errors import ConfigError
 
     if name in ("low_confidence", "random"):
         return LowConfidenceSampler(mask, steps=steps or answer_len, block_len=block_len,
-                                    temperature=temperature, remasking="random" if name == "random" else name)
+                                    temperature=temperature, remasking="random" if name == "random" else name,
+                                    **options)
     if name == "threshold":
-        return ThresholdSampler(mask, threshold=threshold, block_len=block_len, temperature=temperature)
+        return ThresholdSampler(mask, threshold=threshold, block_len=block_len, temperature=temperature, **options)
     if name == "entropy_bounded":
-        return EntropyBoundedSampler(mask, gamma=gamma, block_len=block_len, temperature=temperature)
+        return EntropyBoundedSampler(mask, gamma=gamma, block_len=block_len, temperature=temperature, **options)
     raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 

@@ -66,6 +66,7 @@ class DlmTask:
     prompt_len = 0
     answer_len = 0
     splits = ("train", "test")
+    valid_answer_symbols: str | None = None  # the symbols an answer may hold, when the task restricts them
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[DlmExample]:
         raise NotImplementedError
@@ -82,6 +83,15 @@ class DlmTask:
         batch at once (:class:`thrifty.dlm.data.PromptTask`) override it."""
         pairs = list(zip(examples, texts, strict=True))
         return [self.reward(ex, t) for ex, t in pairs], [self.solved(ex, t) for ex, t in pairs]
+
+    @property
+    def valid_answer_ids(self) -> tuple[int, ...] | None:
+        """The ids of ``valid_answer_symbols`` (plus EOS when the vocabulary pads answers with it); None when any
+        symbol may appear (for samplers' :class:`~thrifty.dlm.samplers.constraints.AnswerConstraints`)."""
+        if self.valid_answer_symbols is None:
+            return None
+        ids = tuple(self.vocab.encode(self.valid_answer_symbols))
+        return ids + ((self.vocab.eos_id,) if self.vocab.eos_id is not None else ())
 
     @property
     def seq_len(self) -> int:
@@ -119,6 +129,7 @@ class Sudoku4(DlmTask):
     name = "sudoku4"
     prompt_len = 16
     answer_len = 16
+    valid_answer_symbols = "1234"  # a solved grid holds no blanks ("0")
 
     def __init__(self) -> None:
         self.vocab = CharVocab("01234")

@@ -9,9 +9,10 @@ probability.
 
 from thrifty.dlm.samplers.adaptive import AdaptiveSampler
 from thrifty.dlm.samplers.base import Sample, Sampler, sample_in_chunks
+from thrifty.dlm.samplers.constraints import AnswerConstraints
 from thrifty.dlm.samplers.entropy_bounded import EntropyBoundedSampler
 from thrifty.dlm.samplers.low_confidence import LowConfidenceSampler
 from thrifty.dlm.samplers.threshold import ThresholdSampler
 
-__all__ = ["AdaptiveSampler", "EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler", "ThresholdSampler",
-           "sample_in_chunks"]
+__all__ = ["AdaptiveSampler", "AnswerConstraints", "EntropyBoundedSampler", "LowConfidenceSampler", "Sample", "Sampler",
+           "ThresholdSampler", "sample_in_chunks"]

@@ -20,8 +20,8 @@ from thrifty.dlm.samplers.entropy_bounded import EntropyBoundedSampler
 class AdaptiveSampler(EntropyBoundedSampler):
     def __init__(self, mask_id: int, predictor: Callable[[torch.Tensor], torch.Tensor],
                  grid: Sequence[float] | None = None, block_len: int | None = None,
-                 temperature: float = 0.0, cfg_scale: float = 0.0) -> None:
-        super().__init__(mask_id, 0.0, block_len, temperature, cfg_scale)
+                 temperature: float = 0.0, cfg_scale: float = 0.0, **options: Any) -> None:
+        super().__init__(mask_id, 0.0, block_len, temperature, cfg_scale, **options)
         if grid is not None and (not grid or any(g < 0 for g in grid)):
             raise ConfigError("grid must list non-negative γ values")
         self.predictor, self.grid = predictor, None if grid is None else torch.tensor(list(grid), dtype=torch.float64)

@@ -12,6 +12,12 @@ log-probability with which the sampler drew answer token i (the behaviour policy
 ``position_logp[b, i]`` token i's even share of log P(S | x_S, state), the probability that its step committed
 exactly the positions it did (:mod:`thrifty.dlm.samplers.choice`): the two maps summed over a row are the exact
 log-probability of the sampled trajectory (step map and tokens).
+
+Opt-in extras (defaults leave the loop, its outputs and its random stream unchanged): ``cache="prefix"|"dual"``
+reuses keys/values across a block's steps (:mod:`thrifty.dlm.kv_cache`; approximate, refreshed at every block
+boundary and every ``cache_refresh`` steps when > 0), and ``constraints``
+(:class:`~thrifty.dlm.samplers.constraints.AnswerConstraints`) keeps EOS, special or non-answer tokens out of the
+proposals.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from typing import Any, Protocol
 import torch
 
 from thrifty.core.errors import ConfigError
+from thrifty.dlm.kv_cache import BlockKVCache, check_mode
 from thrifty.dlm.samplers._select import Proposal, commit, propose
 from thrifty.dlm.samplers.choice import ChoiceRule, choice_logp, share_per_token
+from thrifty.dlm.samplers.constraints import AnswerConstraints
 
 
 @dataclass
@@ -44,7 +52,8 @@ class BlockSampler:
     """The shared loop; subclasses implement ``choose`` (and may set ``steps_for_block``)."""
 
     def __init__(self, mask_id: int, block_len: int | None = None, temperature: float = 0.0,
-                 max_steps: int | None = None, cfg_scale: float = 0.0) -> None:
+                 max_steps: int | None = None, cfg_scale: float = 0.0, cache: str = "none", cache_refresh: int = 0,
+                 constraints: AnswerConstraints | None = None) -> None:
         if block_len is not None and block_len < 1:
             raise ConfigError(f"block_len must be >= 1, got {block_len}")
         if temperature < 0:
@@ -53,16 +62,36 @@ class BlockSampler:
             raise ConfigError(f"cfg_scale must be >= 0, got {cfg_scale}")
         self.mask_id, self.block_len, self.temperature, self.max_steps = int(mask_id), block_len, temperature, max_steps
         self.cfg_scale = cfg_scale
+        check_mode(cache, cache_refresh)
+        self.cache, self.cache_refresh, self.constraints = cache, cache_refresh, constraints
+        self._kv: BlockKVCache | None = None
 
     def logits(self, model: Any, x: torch.Tensor, prompt_len: int) -> torch.Tensor:
         """The model's logits; with classifier-free guidance (``cfg_scale`` w > 0) un + (w + 1)(cond − un), where
         ``un`` sees the prompt masked — both halves in one batched call."""
+        return self._guided(model, x, prompt_len, model)
+
+    def _guided(self, model: Any, x: torch.Tensor, prompt_len: int, run: Any) -> torch.Tensor:
+        """Classifier-free guidance around ``run(ids) -> logits`` (the model, or a cached view of it)."""
         if self.cfg_scale <= 0:
-            return model(x)
+            return run(x)
         un = x.clone()
         un[:, :prompt_len] = self.mask_id
-        cond, uncond = model(torch.cat([x, un])).chunk(2)
+        cond, uncond = run(torch.cat([x, un])).chunk(2)
         return uncond + (self.cfg_scale + 1) * (cond - uncond)
+
+    def block_logits(self, model: Any, x: torch.Tensor, prompt_len: int, block: tuple[int, int],
+                     block_step: int) -> torch.Tensor:
+        """Logits (B, block length, V) of the current block's columns: a full forward sliced, or through the
+        key/value cache of this run; then the answer constraints, when set."""
+        if self._kv is None:
+            logits = self.logits(model, x, prompt_len)[:, block[0]:block[1]]
+        else:
+            kv = self._kv
+            logits = self._guided(model, x, prompt_len, lambda ids: kv.logits(ids, block, block_step))
+        if self.constraints is not None:
+            logits = self.constraints.apply(logits, block[0] - prompt_len)
+        return logits
 
     def choose(self, prop: Proposal, candidates: torch.Tensor, block_step: int, block: tuple[int, int],
                generator: torch.Generator) -> torch.Tensor:
@@ -81,6 +110,13 @@ class BlockSampler:
 
     @torch.no_grad()
     def sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample:
+        self._kv = None if self.cache == "none" else BlockKVCache(model, self.cache, self.cache_refresh)
+        try:
+            return self._sample(model, prompt_ids, gen_len, generator)
+        finally:
+            self._kv = None
+
+    def _sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample:
         if prompt_ids.dim() != 2 or gen_len < 1:
             raise ConfigError("prompt_ids must be (B, P) and gen_len >= 1")
         b, p = prompt_ids.shape
@@ -102,7 +138,7 @@ class BlockSampler:
                     raise RuntimeError(f"sampler made no progress within {limit} steps")
                 candidates = x[:, block[0]:block[1]] == self.mask_id
                 active = candidates.any(dim=1)
-                logits = self.logits(model, x, p)[:, block[0]:block[1]]
+                logits = self.block_logits(model, x, p, block, block_step)
                 prop = propose(logits, self.temperature, generator, self.mask_id)
                 chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
                 stalled = active & ~chosen.any(dim=1)

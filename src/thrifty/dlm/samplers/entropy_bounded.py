@@ -4,6 +4,8 @@ information among the accepted tokens, so committing them together costs little;
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from thrifty.core.errors import ConfigError
@@ -24,8 +26,8 @@ def eb_count(entropy_sorted: torch.Tensor, valid: torch.Tensor, gamma: float | t
 
 class EntropyBoundedSampler(BlockSampler):
     def __init__(self, mask_id: int, gamma: float = 0.1, block_len: int | None = None,
-                 temperature: float = 0.0, cfg_scale: float = 0.0) -> None:
-        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale)
+                 temperature: float = 0.0, cfg_scale: float = 0.0, **options: Any) -> None:
+        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale, **options)
         if gamma < 0:
             raise ConfigError(f"gamma must be >= 0, got {gamma}")
         self.gamma = gamma

@@ -5,6 +5,8 @@ earliest steps."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from thrifty.core.errors import ConfigError
@@ -23,8 +25,8 @@ def tokens_per_step(block_len: int, steps: int) -> list[int]:
 
 class LowConfidenceSampler(BlockSampler):
     def __init__(self, mask_id: int, steps: int, block_len: int | None = None, temperature: float = 0.0,
-                 remasking: str = "low_confidence", cfg_scale: float = 0.0) -> None:
-        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale)
+                 remasking: str = "low_confidence", cfg_scale: float = 0.0, **options: Any) -> None:
+        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale, **options)
         if remasking not in REMASKING:
             raise ConfigError(f"unknown remasking {remasking!r}; choose one of {', '.join(REMASKING)}")
         if steps < 1:

@@ -3,6 +3,8 @@ masked token and every other one whose confidence is at least ``threshold``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from thrifty.core.errors import ConfigError
@@ -13,8 +15,8 @@ from thrifty.dlm.samplers.choice import ChoiceRule
 
 class ThresholdSampler(BlockSampler):
     def __init__(self, mask_id: int, threshold: float = 0.9, block_len: int | None = None,
-                 temperature: float = 0.0, cfg_scale: float = 0.0) -> None:
-        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale)
+                 temperature: float = 0.0, cfg_scale: float = 0.0, **options: Any) -> None:
+        super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale, **options)
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
