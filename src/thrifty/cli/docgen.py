@@ -188,26 +188,42 @@ tier fails, `fallback: lower` serves the strongest lower tier's answer marked `f
 
 ### dlm
 
-Data-parallel training: `accelerate launch --num_processes N [--cpu] -m thrifty.cli.main dlm train-sft …` (or
-`dlm rl …`). `batch_size` is the global batch, split over the processes; in `dlm rl` each process takes its share
-of the prompts or pairs (`prompts_per_step` / `pair_batch` must split evenly); the main process evaluates, logs and
-checkpoints. A re-run in the same folder resumes exactly (same batches, same weights; log lines after the
-checkpoint are dropped).
+Several processes and GPUs: `dlm train-sft` and `dlm rl` always run through an `accelerate.Accelerator`, on the GPU
+when one is visible, else on the CPU; one process gives exactly the plain-PyTorch result. Data parallel on GPUs:
+`accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes N -m thrifty.cli.main dlm rl …` (or
+`dlm train-sft …`); several CPU processes: `torchrun --nproc_per_node N -m thrifty.cli.main …` (`accelerate launch
+--cpu` starts only one). `batch_size` is the global batch, split over the processes; in `dlm rl` each process takes
+its share of the prompts or pairs (`prompts_per_step` / `pair_batch` must split evenly). SFT averages gradients
+through DDP, the RL updates with one flat all-reduce (their estimators call the model several times per backward);
+the main process evaluates, logs and checkpoints. `configs/accelerate/` also ships FSDP and DeepSpeed ZeRO-2/3
+files: `dlm rl --hf-model` runs under them with a whole model per process (LoRA gradients averaged, nothing sharded
+yet), `dlm train-sft` refuses them. On CUDA, `metrics.jsonl` records `peak_mem_gb`. A re-run in the same folder
+resumes exactly (same batches, same weights; log lines after the checkpoint are dropped).
 
 **Real checkpoints.** `dlm rl --hf-model DIR --prompts-file prompts.jsonl --reward my_rewards.py:correct` trains a
 local LLaDA/Dream-style masked-diffusion checkpoint (nothing is downloaded) with a LoRA adapter (`lora_r`,
 `lora_alpha`; every linear layer but the output head unless `lora_target_modules` names them), without dropout; the
 reference is the same model with the adapter switched off. Mask and EOS ids come from the tokenizer or the model
-config. Each JSONL line holds a `prompt` (text, or chat messages) and any other columns; prompts go through the
+config. Prompts come as JSONL, CSV, Parquet or a `datasets` `save_to_disk` folder: each row holds a `prompt` (text,
+or chat messages) and any other columns; prompts go through the
 tokenizer's chat template when it has one (`chat_template: false` turns that off), are left-padded (no attention
 mask, as in d1) and keep their last `max_prompt_len` tokens. A reward is any function
-`f(prompts, completions, **columns) -> list[float | None]` named `module:function` or `file.py:function`; several
+`f(prompts, completions, **columns) -> list[float | None]` named `module:function` or `file.py:function`, or a
+built-in — `math_answer` (math-verify against an `answer` column), `exact_answer`, `contains_answer`,
+`code_tests` (the completion's code, then the row's `tests`, run in the HumanEval sandbox); several
 (`--reward` repeated, or `reward_funcs` with `reward_weights`) are summed, `None` counting as nothing; "solved" means
 a summed reward of at least 1. Held-out prompts come from `eval_file`, or `n_eval` rows drawn out of the prompt file
 with `seed`. Weights load in bfloat16 on a GPU that supports it, float32 otherwise (`hf_dtype`). The checkpoint
 keeps only the adapter (`checkpoint/adapter.safetensors`, with optimiser state for an exact resume) and
 `<run_dir>/adapter/` is the same adapter in PEFT's format: `PeftModel.from_pretrained(base, "<run_dir>/adapter")`.
-Algorithms: `diffu_grpo`, `diffpo` (without the joint sampler), `dtrpo`, `vrpo`; not the SFT control.
+Algorithms: `diffu_grpo`, `diffpo` (the joint sampler's γ head reads the checkpoint's `hidden_size`), `dtrpo`,
+`vrpo`; not the SFT control. dTRPO and VRPO also train from the user's own pairs: `--pairs-file P.jsonl`, one
+`{"prompt", "chosen", "rejected"}` per line; answers are cut to `gen_len` tokens or filled with EOS, and since text
+pairs carry no decode order dTRPO rebuilds one as the confidence order under the reference (the spec's fallback;
+VRPO needs none). `--set gradient_checkpointing=true` recomputes each layer's activations in the backward pass (less
+memory, about one more forward pass, the same losses). `bash bench/gpu_dlm_smoke.sh [CHECKPOINT_DIR]` runs a few
+steps of diffu-GRPO and dTRPO on one GPU (and on two when there are two) and prints steps/s, peak memory and the
+reward curve.
 
 **TensorBoard.** `tensorboard: true` (in the YAML, or `--set tensorboard=true`; `train-sft` and `rl`) mirrors every
 numeric field of each `metrics.jsonl` record, at its step, to TensorBoard event files under `<run_dir>/tb/`; view
