@@ -32,6 +32,7 @@ def confidence_order(token_logp: TokenLogp, answer_ids: torch.Tensor, block_len:
     ``token_logp(state)`` maps an answer state (B, G) — answer tokens where committed, ``mask_id`` elsewhere — to
     (B, G) scores of the answer's own tokens (log-probs; only still-masked positions of the current block are read).
     """
+    device, answer_ids = answer_ids.device, answer_ids.cpu()  # the order is built on the CPU, returned where it came from
     g = answer_ids.shape[1]
     if block_len < 1 or g % block_len:
         raise ConfigError(f"answer length {g} must be a multiple of block_len {block_len}")
@@ -53,7 +54,7 @@ def confidence_order(token_logp: TokenLogp, answer_ids: torch.Tensor, block_len:
                 step_map.scatter_(1, pick, step)
                 state = torch.where(step_map == step, answer_ids, state)
             step += 1
-    return step_map
+    return step_map.to(device)
 
 
 def model_token_logp(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Tensor) -> TokenLogp:
@@ -63,7 +64,7 @@ def model_token_logp(model: Any, prompt_ids: torch.Tensor, answer_ids: torch.Ten
 
     def score(state: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            logits = model(torch.cat([prompt_ids, state], dim=1))[:, p:]
+            logits = model(torch.cat([prompt_ids, state.to(prompt_ids.device)], dim=1))[:, p:]
             logp = torch.log_softmax(logits.double(), dim=-1)
         return logp.gather(-1, answer_ids.to(logp.device)[..., None]).squeeze(-1).cpu()
 

@@ -105,9 +105,10 @@ def build_pair_sets(policy: Any, task: DlmTask, examples: list[DlmExample], samp
         top = {"self": r.max(dim=1).values}
         if "gold" in chosen:
             prompts = roll.prompt_ids[::samples]
-            gold = torch.tensor([task.answer_ids(ex) for ex in part], dtype=torch.long)
+            gold = torch.tensor([task.answer_ids(ex) for ex in part], dtype=torch.long, device=roll.answer_ids.device)
             gold_steps = gold_step_map(policy, prompts, gold, sampler, generator)
-            top["gold"] = torch.tensor([task.reward(ex, ex.answer) for ex in part], dtype=torch.float64)
+            top["gold"] = torch.tensor([task.reward(ex, ex.answer) for ex in part], dtype=torch.float64,
+                                       device=r.device)
         for c in chosen:
             for g in torch.nonzero(top[c] - r.min(dim=1).values > min_gap).flatten().tolist():
                 i, j = g * samples + int(best[g]), g * samples + int(worst[g])
