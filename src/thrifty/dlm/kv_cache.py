@@ -23,14 +23,13 @@ from typing import Any
 
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 CACHE_MODES = ("none", "prefix", "dual")
 
 
 def check_mode(mode: str, refresh: int = 0) -> None:
-    if mode not in CACHE_MODES:
-        raise ConfigError(f"unknown cache {mode!r}; choose one of {', '.join(CACHE_MODES)}")
+    check_choice("cache", mode, CACHE_MODES)
     if refresh < 0:
         raise ConfigError(f"cache_refresh must be >= 0 (0: at block boundaries only), got {refresh}")
 
