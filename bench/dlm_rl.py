@@ -39,7 +39,7 @@ METHODS = {
     "DiFFPO": {"algo": "diffpo"},
     "DiFFPO + joint sampler": {"algo": "diffpo", "joint_sampler": True, "nfe_price": 0.2},
     "dTRPO": {"algo": "dtrpo"},
-    "VRPO": {"algo": "vrpo", "dpo_beta": 0.1},  # untuned (bench/dlm_beta_sweep.py tuned dTRPO's β only)
+    "VRPO": {"algo": "vrpo", "dpo_beta": 0.1},  # the paper's β, as these results were run (validation later chose 3)
     "dTRPO eval-decoded pairs": {"algo": "dtrpo", "pair_decoding": "eval"},
     "VRPO eval-decoded pairs": {"algo": "vrpo", "pair_decoding": "eval", "dpo_beta": 0.1},
     "dTRPO eval-decoded pairs replay": {"algo": "dtrpo", "pair_decoding": "eval", "pref_estimator": "replay"},

@@ -61,7 +61,7 @@ class DlmRLConfig:
     pair_samples: int = 8  # samples per prompt
     min_gap: float = 0.0  # a pair needs reward(chosen) − reward(rejected) > min_gap
     pair_batch: int = 16
-    dpo_beta: float = 3.0  # chosen on validation for dTRPO (bench/dlm_beta_sweep.py; 0.1 and 0.3 fall below the start)
+    dpo_beta: float = 3.0  # chosen on validation for dTRPO and VRPO (bench/dlm_beta_sweep.py; 0.1 and 0.3 fall below the start)
     pref_estimator: str = "auto"  # auto (dtrpo: block, vrpo: elbo) | block | replay | elbo
     mc_n: int = 8  # MC-ELBO samples (VRPO)
     pairs_file: str = ""  # reuse pairs written by `thrifty dlm pairs` (default: build them at the start), or with
