@@ -55,6 +55,9 @@ def test_one_process_has_an_accelerator_and_plain_semantics():
 
 
 SCRIPT = '''
+import sys
+from pathlib import Path
+
 import torch
 from thrifty.dlm.launch import Launch
 
@@ -73,7 +76,8 @@ assert launch.mean(torch.tensor(float(r))) == 0.5
 assert launch.rows(4) == slice(2 * r, 2 * r + 2)
 wrapped = launch.wrap(torch.nn.Linear(2, 1))
 assert type(wrapped).__name__ == "DistributedDataParallel"
-print("ok", r, launch.world, launch.device.type)
+# one file per process: two processes printing to one pipe can interleave their words
+Path(sys.argv[1], f"rank{r}.txt").write_text(f"ok {r} {launch.world} {launch.device.type}")
 '''
 
 
@@ -83,9 +87,9 @@ def test_two_processes_average_gradients_agree_and_wrap_for_ddp(tmp_path):
     script.write_text(SCRIPT)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script)], capture_output=True, text=True, env=env, timeout=300)
+                           str(script), str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(ln for ln in done.stdout.splitlines() if ln.startswith("ok")) == ["ok 0 2 cpu", "ok 1 2 cpu"]
+    assert sorted(f.read_text() for f in tmp_path.glob("rank*.txt")) == ["ok 0 2 cpu", "ok 1 2 cpu"]
 
 
 def test_sft_on_two_real_processes_follows_the_single_process_run(tmp_path):
