@@ -24,14 +24,13 @@ from typing import Any
 
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 SCHEDULES = ("linear", "cosine")
 
 
 def _check(schedule: str, eps: float) -> None:
-    if schedule not in SCHEDULES:
-        raise ConfigError(f"unknown noise schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    check_choice("noise schedule", schedule, SCHEDULES)
     if not 0.0 <= eps < 1.0:
         raise ConfigError(f"eps must be in [0, 1), got {eps}")
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from thrifty.core.checkpoint import load_weights
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.dlm.model import DiffusionLM, DiffusionLMConfig
 from thrifty.dlm.tasks import TASKS, DlmExample, DlmTask, get_task
 
@@ -40,8 +40,7 @@ class DlmSFTConfig:
     tensorboard: bool = False  # also write the metrics as TensorBoard event files under <run_dir>/tb/
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"unknown dlm task {self.task!r}; choose one of {', '.join(sorted(TASKS))}")
+        check_choice("dlm task", self.task, sorted(TASKS))
         for name in ("steps", "batch_size", "n_train", "n_eval", "eval_every", "checkpoint_every", "n_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

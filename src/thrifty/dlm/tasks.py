@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 
 class CharVocab:
@@ -172,8 +172,7 @@ def register_task(name: str, factory: Callable[[], DlmTask]) -> None:
 
 
 def get_task(name: str) -> DlmTask:
-    if name not in TASKS:
-        raise ConfigError(f"unknown dlm task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+    check_choice("dlm task", name, sorted(TASKS))
     return TASKS[name]()
 
 

@@ -89,7 +89,7 @@ def get_rubric(name_or_rubric: str | Rubric) -> Rubric:
     """A rubric by name (``generic``, ``mischievous``), or the given Rubric unchanged."""
     if isinstance(name_or_rubric, Rubric):
         return name_or_rubric
-    check_choice("rubric", name_or_rubric, RUBRICS)
+    check_choice("rubric", name_or_rubric, sorted(RUBRICS))
     return RUBRICS[name_or_rubric]
 
 

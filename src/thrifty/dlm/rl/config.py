@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 ALGOS = ("diffu_grpo", "diffpo", "wd1", "dtrpo", "vrpo", "sft")
 ESTIMATORS = ("auto", "one_step", "two_times")
@@ -105,8 +105,7 @@ class DlmRLConfig:
         for name, allowed in (("algo", ALGOS), ("estimator", ESTIMATORS), ("pref_estimator", PREF_ESTIMATORS),
                               ("pair_decoding", PAIR_DECODINGS), ("pair_remasking", REMASKING),
                               ("trajectory_terms", TRAJECTORY_TERMS), ("pair_chosen", PAIR_CHOSEN)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+            check_choice(name, getattr(self, name), allowed)
         if self.rpo_alpha < 0:
             raise ConfigError(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
         if self.is_level not in ("token", "sequence", "none"):
@@ -146,8 +145,7 @@ class DlmRLConfig:
                               f"{len(self.reward_funcs)} reward_funcs")
         if self.gen_len < 1 or self.max_prompt_len < 1 or self.lora_r < 1 or not self.lora_alpha > 0:
             raise ConfigError("gen_len, max_prompt_len and lora_r must be >= 1 and lora_alpha > 0")
-        if self.hf_dtype not in HF_DTYPES:
-            raise ConfigError(f"unknown hf_dtype {self.hf_dtype!r}; choose one of {', '.join(HF_DTYPES)}")
+        check_choice("hf_dtype", self.hf_dtype, HF_DTYPES)
 
     def pg_estimator(self) -> str:
         if self.estimator != "auto":

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.dlm.likelihood import block_states
 from thrifty.dlm.samplers.choice import ChoiceRule, choice_logp, distributions
 
@@ -40,8 +40,7 @@ def resolve_terms(terms: str, use: str) -> str:
     (DiFFPO's μ in the importance weights — ``auto`` = ``tokens``: the surrogate in the numerator is a per-token
     distribution over answers with no order, so adding the order's probability to μ alone would not make the
     weight exact and mostly pushes it to the cap)."""
-    if terms not in TRAJECTORY_TERMS:
-        raise ConfigError(f"unknown trajectory_terms {terms!r}; choose one of {', '.join(TRAJECTORY_TERMS)}")
+    check_choice("trajectory_terms", terms, TRAJECTORY_TERMS)
     if use not in ("score", "behaviour"):
         raise ConfigError(f"unknown use {use!r} of trajectory terms")
     if terms != "auto":

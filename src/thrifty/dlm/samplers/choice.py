@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 
 RULES = ("low_confidence", "threshold", "random", "entropy")
 
@@ -57,8 +57,7 @@ class ChoiceRule:
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in RULES:
-            raise ConfigError(f"unknown position rule {self.kind!r}; choose one of {', '.join(RULES)}")
+        check_choice("position rule", self.kind, RULES)
         if (self.kind == "threshold") != (self.threshold is not None):
             raise ConfigError("a threshold goes with the 'threshold' rule and only with it")
         if self.temperature < 0:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from thrifty.core.errors import ConfigError
+from thrifty.core.errors import ConfigError, check_choice
 from thrifty.dlm.samplers._select import Proposal, top_k
 from thrifty.dlm.samplers.base import BlockSampler
 from thrifty.dlm.samplers.choice import ChoiceRule
@@ -27,8 +27,7 @@ class LowConfidenceSampler(BlockSampler):
     def __init__(self, mask_id: int, steps: int, block_len: int | None = None, temperature: float = 0.0,
                  remasking: str = "low_confidence", cfg_scale: float = 0.0, **options: Any) -> None:
         super().__init__(mask_id, block_len, temperature, cfg_scale=cfg_scale, **options)
-        if remasking not in REMASKING:
-            raise ConfigError(f"unknown remasking {remasking!r}; choose one of {', '.join(REMASKING)}")
+        check_choice("remasking", remasking, REMASKING)
         if steps < 1:
             raise ConfigError(f"steps must be >= 1, got {steps}")
         self.steps, self.remasking = steps, remasking
