@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ from thrifty.core.errors import ConfigError
 from thrifty.dlm.tasks import DlmExample, DlmTask
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL prompt file; a missing file, a bad line or a row without ``prompt`` is a one-line error."""
-    path = Path(path)
+def jsonl_objects(path: Path, missing: str, not_object: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of the JSONL file ``path``; a missing file (``missing`` says
+    what belongs there), a line that is not JSON or not an object (``not_object`` says what it must be) is a
+    one-line :class:`ConfigError` naming the file and the line."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no prompt file here (JSONL, one {{\"prompt\": ...}} object per line)")
-    rows = []
+        raise ConfigError(f"{path}: {missing}")
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -37,8 +37,19 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or "prompt" not in row:
-            raise ConfigError(f"{path}:{n}: each line must be an object with a \"prompt\" field")
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{n}: {not_object}")
+        yield n, row
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL prompt file; a missing file, a bad line or a row without ``prompt`` is a one-line error."""
+    path = Path(path)
+    not_object = "each line must be an object with a \"prompt\" field"
+    rows = []
+    for n, row in jsonl_objects(path, "no prompt file here (JSONL, one {\"prompt\": ...} object per line)", not_object):
+        if "prompt" not in row:
+            raise ConfigError(f"{path}:{n}: {not_object}")
         rows.append(check_prompt(row, f"{path}:{n}"))
     if not rows:
         raise ConfigError(f"{path}: no prompts in the file")

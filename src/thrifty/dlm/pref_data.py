@@ -22,7 +22,6 @@ they carry step maps; dTRPO reconstructs them (:mod:`thrifty.dlm.rl.order`), VRP
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 
 from thrifty.core.errors import ConfigError
-from thrifty.dlm.data import is_prompt, prompt_token_ids
+from thrifty.dlm.data import is_prompt, jsonl_objects, prompt_token_ids
 
 
 @dataclass(frozen=True)
@@ -60,18 +59,9 @@ class TokenPairs:
 def read_pref_jsonl(path: str | Path) -> TextPairs:
     """The rows of a JSONL preference file; a missing file, bad JSON or a bad row is a one-line error (file:line)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{path}: no pairs file here (JSONL, one {{\"prompt\", \"chosen\", \"rejected\"}} per line)")
     rows, lines = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{n}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{n}: each line must be an object with prompt, chosen and rejected")
+    for n, row in jsonl_objects(path, "no pairs file here (JSONL, one {\"prompt\", \"chosen\", \"rejected\"} per line)",
+                                "each line must be an object with prompt, chosen and rejected"):
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
         if missing:
             raise ConfigError(f"{path}:{n}: missing {', '.join(missing)} (each line needs prompt, chosen, rejected)")
