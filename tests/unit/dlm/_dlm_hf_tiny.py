@@ -67,3 +67,17 @@ def write_data(folder: Path, n: int = 10) -> tuple[Path, Path]:
     rewards = folder / "my_rewards.py"
     rewards.write_text(REWARDS)
     return prompts, rewards
+
+
+def write_user_files(folder: Path) -> tuple[Path, Path, Path]:
+    """(model folder, prompts.jsonl, rewards.py) written to ``folder``."""
+    return (save_model(folder / "model"), *write_data(folder))
+
+
+def rl_config(files: tuple[Path, ...], run: Path, **fields):
+    """A `dlm rl --hf-model` config on ``files`` (model, prompts, rewards, …) rewarded by ``match_target``."""
+    from thrifty.dlm.rl.config import DlmRLConfig
+
+    model, prompts, rewards = files[:3]
+    return DlmRLConfig(hf_model=str(model), prompts_file=str(prompts), run_dir=str(run),
+                       reward_funcs=[f"{rewards}:match_target"], **fields)

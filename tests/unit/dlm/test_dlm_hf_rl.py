@@ -7,9 +7,8 @@ import json
 
 import pytest
 import torch
-from _dlm_hf_tiny import save_model, write_data
+from _dlm_hf_tiny import rl_config, write_user_files
 
-from thrifty.dlm.rl.config import DlmRLConfig
 from thrifty.dlm.rl.loop import train_rl
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # PEFT ↔ transformers 5
@@ -20,16 +19,11 @@ SMALL = {"n_eval": 2, "gen_len": 4, "max_prompt_len": 32, "lora_r": 4, "lora_alp
 
 @pytest.fixture(scope="module")
 def user_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hf_rl")
-    model = save_model(folder / "model")
-    prompts, rewards = write_data(folder)
-    return model, prompts, rewards
+    return write_user_files(tmp_path_factory.mktemp("hf_rl"))
 
 
 def _cfg(user_files, run, algo="diffu_grpo", steps=4, **extra):
-    model, prompts, rewards = user_files
-    return DlmRLConfig(algo=algo, hf_model=str(model), prompts_file=str(prompts), run_dir=str(run), steps=steps,
-                       reward_funcs=[f"{rewards}:match_target"], **{**SMALL, **extra})
+    return rl_config(user_files, run, algo=algo, steps=steps, **{**SMALL, **extra})
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from _dlm_hf_tiny import save_model, tokenizer, write_data
+from _dlm_hf_tiny import rl_config, tokenizer, write_user_files
 
 from thrifty.core.errors import ConfigError
 from thrifty.dlm.pref_data import fit_answer, read_pref_jsonl, tokenize_pairs
@@ -94,17 +94,13 @@ def test_bad_pair_rows_are_one_line_errors_naming_the_line(tmp_path):
 @pytest.fixture(scope="module")
 def user_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf_pref")
-    model = save_model(folder / "model")
-    prompts, rewards = write_data(folder)
     pairs = folder / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(r) + "\n" for r in PAIRS))
-    return model, prompts, rewards, pairs
+    return (*write_user_files(folder), pairs)
 
 
 def _cfg(user_files, run, algo, **extra):
-    model, prompts, rewards, pairs = user_files
-    return DlmRLConfig(algo=algo, hf_model=str(model), prompts_file=str(prompts), pairs_file=str(pairs),
-                       run_dir=str(run), steps=2, reward_funcs=[f"{rewards}:match_target"], n_eval=2, gen_len=4,
+    return rl_config(user_files, run, algo=algo, pairs_file=str(user_files[3]), steps=2, n_eval=2, gen_len=4,
                        max_prompt_len=32, lora_r=4, lora_alpha=8.0, eval_every=2, checkpoint_every=2, lr=1e-2,
                        pair_batch=2, mc_n=2, block_len=2, rollout_steps=4, **extra)
 
