@@ -64,7 +64,6 @@ class BlockSampler:
         self.cfg_scale = cfg_scale
         check_mode(cache, cache_refresh)
         self.cache, self.cache_refresh, self.constraints = cache, cache_refresh, constraints
-        self._kv: BlockKVCache | None = None
 
     def logits(self, model: Any, x: torch.Tensor, prompt_len: int) -> torch.Tensor:
         """The model's logits; with classifier-free guidance (``cfg_scale`` w > 0) un + (w + 1)(cond − un), where
@@ -81,13 +80,12 @@ class BlockSampler:
         return uncond + (self.cfg_scale + 1) * (cond - uncond)
 
     def block_logits(self, model: Any, x: torch.Tensor, prompt_len: int, block: tuple[int, int],
-                     block_step: int) -> torch.Tensor:
-        """Logits (B, block length, V) of the current block's columns: a full forward sliced, or through the
-        key/value cache of this run; then the answer constraints, when set."""
-        if self._kv is None:
+                     block_step: int, kv: BlockKVCache | None = None) -> torch.Tensor:
+        """Logits (B, block length, V) of the current block's columns: a full forward sliced, or through ``kv``,
+        the key/value cache of this run; then the answer constraints, when set."""
+        if kv is None:
             logits = self.logits(model, x, prompt_len)[:, block[0]:block[1]]
         else:
-            kv = self._kv
             logits = self._guided(model, x, prompt_len, lambda ids: kv.logits(ids, block, block_step))
         if self.constraints is not None:
             logits = self.constraints.apply(logits, block[0] - prompt_len)
@@ -110,13 +108,7 @@ class BlockSampler:
 
     @torch.no_grad()
     def sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample:
-        self._kv = None if self.cache == "none" else BlockKVCache(model, self.cache, self.cache_refresh)
-        try:
-            return self._sample(model, prompt_ids, gen_len, generator)
-        finally:
-            self._kv = None
-
-    def _sample(self, model: Any, prompt_ids: torch.Tensor, gen_len: int, generator: torch.Generator) -> Sample:
+        kv = None if self.cache == "none" else BlockKVCache(model, self.cache, self.cache_refresh)  # this run's
         if prompt_ids.dim() != 2 or gen_len < 1:
             raise ConfigError("prompt_ids must be (B, P) and gen_len >= 1")
         b, p = prompt_ids.shape
@@ -138,7 +130,7 @@ class BlockSampler:
                     raise RuntimeError(f"sampler made no progress within {limit} steps")
                 candidates = x[:, block[0]:block[1]] == self.mask_id
                 active = candidates.any(dim=1)
-                logits = self.block_logits(model, x, p, block, block_step)
+                logits = self.block_logits(model, x, p, block, block_step, kv)
                 prop = propose(logits, self.temperature, generator, self.mask_id)
                 chosen = self.choose(prop, candidates, block_step, block, generator) & candidates
                 stalled = active & ~chosen.any(dim=1)
