@@ -18,3 +18,25 @@ DEMO_TASKS = [
 def go_offline() -> None:
     """Set the offline variables for this process (nothing reaches for a model hub or a price map)."""
     os.environ.update(OFFLINE)
+
+
+def mean_sd(vals: list[float]) -> dict:
+    """{"mean", "sd" (sample; 0 for one value), "n"} of ``vals``."""
+    import statistics
+
+    return {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+def sudoku_val_test(init_run: str, n_eval: int, n_val: int) -> tuple[list, list]:
+    """(validation, test) puzzles for an SFT run on 4×4 Sudoku: test as the RL loop draws it (``n_eval`` from the
+    run's test stream), validation (:func:`thrifty.dlm.sudoku.val_puzzles`) disjoint from the first 1,024 test
+    puzzles."""
+    from thrifty.dlm.run import load_model
+    from thrifty.dlm.sudoku import val_puzzles
+    from thrifty.dlm.tasks import DlmExample
+
+    sft_cfg, task, _ = load_model(init_run)
+    test = task.examples("test", n_eval, seed=sft_cfg.seed + 1000)
+    avoid = {ex.prompt for ex in task.examples("test", max(1024, n_eval), seed=sft_cfg.seed + 1000)}
+    assert {ex.prompt for ex in test} <= avoid
+    return [DlmExample(p, s) for p, s in val_puzzles(n_val, avoid, seed=sft_cfg.seed)], test

@@ -35,12 +35,12 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from _common import mean_sd, sudoku_val_test  # noqa: E402
 from thrifty.core.checkpoint import load_weights  # noqa: E402
 from thrifty.dlm.rl.config import DlmRLConfig  # noqa: E402
 from thrifty.dlm.rl.loop import train_rl  # noqa: E402
 from thrifty.dlm.rl.pairs import build_pair_sets, decoding_block_len, pair_sampler, save_pairs  # noqa: E402
 from thrifty.dlm.run import default_sampler, evaluate, load_model  # noqa: E402
-from thrifty.dlm.sudoku import val_puzzles  # noqa: E402
 from thrifty.dlm.tasks import DlmExample  # noqa: E402
 
 LR_ALT = 3e-5
@@ -52,16 +52,6 @@ def _arm(algo: str, beta: float, chosen: str = "self", terms: str = "auto", lr: 
 
 def _name(a: dict) -> str:
     return f"{a['algo']}_{a['pair_chosen']}_{a['trajectory_terms'].replace('+', '_')}_b{a['dpo_beta']:g}_lr{a['lr']:g}"
-
-
-def _splits(init_run: str, n_eval: int, n_val: int) -> tuple[list[DlmExample], list[DlmExample]]:
-    """(validation, test): test as the RL loop draws it; validation disjoint from the first 1,024 test puzzles."""
-    sft_cfg, task, _ = load_model(init_run)
-    test = task.examples("test", n_eval, seed=sft_cfg.seed + 1000)
-    avoid = {ex.prompt for ex in task.examples("test", max(1024, n_eval), seed=sft_cfg.seed + 1000)}
-    assert {ex.prompt for ex in test} <= avoid
-    val = [DlmExample(p, s) for p, s in val_puzzles(n_val, avoid, seed=sft_cfg.seed)]
-    return val, test
 
 
 def _pairs(init_run: str, seed: int, out: Path, n_prompts: int) -> dict:
@@ -105,10 +95,6 @@ def _run(arm: dict, seed: int, args: argparse.Namespace, pairs: dict, val: list[
     return row
 
 
-def _ms(vals: list[float]) -> dict:
-    return {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
-
-
 def _summary(rows: list[dict]) -> list[dict]:
     arms: dict[str, list[dict]] = {}
     for r in rows:
@@ -119,7 +105,7 @@ def _summary(rows: list[dict]) -> list[dict]:
         out.append({"arm": name, **{k: rs[0][k] for k in ("algo", "pair_chosen", "trajectory_terms", "dpo_beta", "lr")},
                     "seeds": [r["seed"] for r in rs], "steps": statistics.mean(r["step"] for r in rs),
                     "cpu_s_per_run": statistics.mean(r["cpu_s"] for r in rs),
-                    **{k: _ms([r[k] for r in rs]) for k in ("val_solved", "val_reward", "test_solved", "test_reward")},
+                    **{k: mean_sd([r[k] for r in rs]) for k in ("val_solved", "val_reward", "test_solved", "test_reward")},
                     "test_solved_per_seed": [r["test_solved"] for r in rs],
                     "val_solved_per_seed": [r["val_solved"] for r in rs],
                     "fit_pref_acc": statistics.mean(r["fit_pref_acc"] or 0 for r in rs)})
@@ -203,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     betas = [float(b) for b in args.betas.split(",")]
     seeds = range(args.seeds)
-    val, test = _splits(args.init_run, args.n_eval, args.n_val)
+    val, test = sudoku_val_test(args.init_run, args.n_eval, args.n_val)
     start_file = out / f"start_{args.n_val}_{args.n_eval}.json"
     if not start_file.is_file():
         _, task, model = load_model(args.init_run)

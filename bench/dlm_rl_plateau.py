@@ -41,6 +41,8 @@ import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from _common import mean_sd, sudoku_val_test  # noqa: E402
+
 ARMS = {
     "more SFT": {"algo": "sft", "lr": 1e-3, "grad_clip": 1.0, "demos_only": True},
     "diffu-GRPO": {"algo": "diffu_grpo"},
@@ -50,18 +52,6 @@ ARMS = {
 }
 RL_ARMS = ("diffu-GRPO", "DiFFPO", "DiFFPO + joint sampler")
 N_PROMPTS = 5000  # training puzzles the RL arms draw prompts from (only the verifier reads their solutions)
-
-
-def _splits(init_run: str, n_eval: int, n_val: int) -> tuple[list, list]:
-    """(validation, test): test as the RL loop draws it; validation disjoint from the first 1,024 test puzzles."""
-    from thrifty.dlm.run import load_model
-    from thrifty.dlm.sudoku import val_puzzles
-    from thrifty.dlm.tasks import DlmExample
-
-    sft_cfg, task, _ = load_model(init_run)
-    test = task.examples("test", n_eval, seed=sft_cfg.seed + 1000)
-    avoid = {ex.prompt for ex in task.examples("test", max(1024, n_eval), seed=sft_cfg.seed + 1000)}
-    return [DlmExample(p, s) for p, s in val_puzzles(n_val, avoid, seed=sft_cfg.seed)], test
 
 
 def _score(sft_run: str | Path, examples: list, weights_of: str | Path | None = None) -> dict[str, float]:
@@ -97,7 +87,7 @@ def plateau(args: argparse.Namespace) -> dict:
                            eval_every=args.chunk, checkpoint_every=args.chunk, seed=0)
         res = train_sft(cfg, progress=False)
         if val is None:
-            val = _splits(str(run), args.n_eval, args.n_val)[0]
+            val = sudoku_val_test(str(run), args.n_eval, args.n_val)[0]
         v = _score(run, val)
         curve.append({"step": cfg.steps, "val_solved": v["solved"], "val_reward": v["reward"],
                       "test64_solved": res.get("solved"), "cpu_s": time.process_time() - c0})
@@ -110,7 +100,7 @@ def plateau(args: argparse.Namespace) -> dict:
         else:
             since += 1
     best_row = max(curve, key=lambda r: r["val_solved"])
-    test = _splits(str(best_dir), args.n_eval, args.n_val)[1]
+    test = sudoku_val_test(str(best_dir), args.n_eval, args.n_val)[1]
     t = _score(best_dir, test)
     data = {"n_demos": args.n_demos, "chunk": args.chunk, "patience": args.patience, "curve": curve,
             "best_step": best_row["step"], "val_solved": best_row["val_solved"], "val_reward": best_row["val_reward"],
@@ -140,7 +130,7 @@ def _run(job: tuple) -> dict:
     cfg = DlmRLConfig(init_run=init, run_dir=str(run_dir), seed=seed, steps=10**6, max_cpu_s=args.budget_s,
                       eval_every=10**6, checkpoint_every=10**6, n_eval=args.n_eval, n_train=n_train, **spec)
     res = train_rl(cfg, progress=False)
-    val = _splits(init, args.n_eval, args.n_val)[0]
+    val = sudoku_val_test(init, args.n_eval, args.n_val)[0]
     v = _score(init, val, run_dir)
     row = {"arm": arm, "seed": seed, "budget_s": args.budget_s, "n_eval": args.n_eval, "n_val": args.n_val,
            "n_train": n_train, "step": res["step"], "cpu_s": res["cpu_s"], "forward_rows": res["forward"].get("rows", 0),
@@ -149,10 +139,6 @@ def _run(job: tuple) -> dict:
            **{k.replace("eval_adaptive_", "own_gamma_"): v for k, v in res.items() if k.startswith("eval_adaptive_")}}
     done.write_text(json.dumps(row) + "\n")
     return row
-
-
-def _ms(vals: list[float]) -> dict:
-    return {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
 
 
 def summarise(rows: list[dict], start: dict) -> dict:
@@ -166,9 +152,9 @@ def summarise(rows: list[dict], start: dict) -> dict:
              "cpu_s_per_step": statistics.mean(r["cpu_s"] / max(1, r["step"]) for r in rs),
              "forward_rows_per_step": statistics.mean(r["forward_rows"] / max(1, r["step"]) for r in rs),
              "test_solved_per_seed": [r["test_solved"] for r in rs], "nfe": statistics.mean(r["nfe"] for r in rs),
-             **{k: _ms([r[k] for r in rs]) for k in ("test_solved", "test_reward", "val_solved", "val_reward")}}
+             **{k: mean_sd([r[k] for r in rs]) for k in ("test_solved", "test_reward", "val_solved", "val_reward")}}
         if all("own_gamma_solved" in r for r in rs):
-            a["own_gamma"] = {"solved": _ms([r["own_gamma_solved"] for r in rs]),
+            a["own_gamma"] = {"solved": mean_sd([r["own_gamma_solved"] for r in rs]),
                               "nfe": statistics.mean(r["own_gamma_nfe"] for r in rs)}
         arms[name] = a
     mean = {k: a["test_solved"]["mean"] for k, a in arms.items()}
