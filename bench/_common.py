@@ -1,5 +1,6 @@
-"""Shared by the bench scripts: offline mode (set before anything imports a hub-aware library) and the demo's
-task mix, on which the small model is right sometimes and the large one more often (`configs/route/demo.yaml`)."""
+"""Shared by the bench scripts: offline mode (set before anything imports a hub-aware library), the demo's task mix,
+on which the small model is right sometimes and the large one more often (`configs/route/demo.yaml`), a mean ± sd
+summary, and the 4×4 Sudoku validation/test split the dLLM preference benches choose and report on."""
 
 from __future__ import annotations
 
