@@ -30,6 +30,8 @@ from thrifty.core.errors import ConfigError
 from thrifty.video.qa_vocab import WordVocab
 from thrifty.video.tiny_blocks import CausalBlock, causal_mask, init_weights
 
+STEMS = ("conv", "slot", "silhouette")
+
 
 @dataclass(frozen=True)
 class CompressorConfig:
@@ -49,14 +51,15 @@ class CompressorConfig:
     stem: str = "conv"  # conv: RGB convolutions, then a per-cell max; slot: colour-slot × feature conjunctions
     colour_slots: int = 12  # slot stem: learned per-pixel colour slots (sprite colours and backgrounds)
     slot_sharpness: float = 8.0  # slot stem: scale of the colour-slot logits' initial weights
+    query_first: bool = False  # [query][visual] instead of Tempo's [visual][query]: visual tokens see the ask
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or self.n_layers < 1 or self.n_memory < 1:
             raise ConfigError("d_model must split into n_heads; n_layers and n_memory must be >= 1")
         if self.frames % self.tubelet or self.image_size % 8 or (self.image_size // 8) % self.grid:
             raise ConfigError("frames must be a multiple of tubelet; image_size/8 a multiple of grid")
-        if self.stem not in ("conv", "slot") or self.colour_slots < 2:
-            raise ConfigError(f"stem must be conv or slot (with colour_slots >= 2), got {self.stem!r}")
+        if self.stem not in STEMS or self.colour_slots < 2:
+            raise ConfigError(f"stem must be one of {', '.join(STEMS)} (with colour_slots >= 2), got {self.stem!r}")
         if self.stem_norm and self.channels % 4:
             raise ConfigError(f"the stem's GroupNorm needs channels divisible by 4, got {self.channels}")
 
@@ -107,6 +110,28 @@ class SlotStem(nn.Module):
         return (shares[:, :, None] * feats[:, None]).flatten(1, 2) * shares.shape[1]  # mean share 1
 
 
+class SilhouetteStem(nn.Module):
+    """(N, 3, H, W) → (N, K·2c, H/4, W/4): every pixel is softly assigned to one of K colour slots (as in
+    :class:`SlotStem`), then each slot's share map is read *alone* — the silhouette of that colour — by its own
+    small shape network (grouped convolutions: a 4×4-patch embedding, then a 3×3 convolution, 12 pixels seen), so
+    channel k·2c + j is shape feature j of colour k's pixels only. A sprite's shape features come from its own
+    colour's pixels: a neighbour of another colour in the same cell cannot lend its shape, so the per-cell max keeps
+    which shape had which colour by construction (two sprites of one colour in a cell still merge)."""
+
+    def __init__(self, slots: int, c: int, norm) -> None:
+        super().__init__()
+        self.assign = nn.Conv2d(3, slots, 1)
+        self.shape = nn.Sequential(nn.Conv2d(slots, slots * c, 4, 4, groups=slots), nn.GELU(),
+                                   nn.Conv2d(slots * c, slots * 2 * c, 3, 1, 1, groups=slots), nn.GELU())
+
+    def masks(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W) slot shares of every pixel (they sum to 1)."""
+        return self.assign(x).softmax(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shape(self.masks(x))
+
+
 class TinyCompressor(nn.Module):
     """frames (S, F, H, W, 3) uint8 + query ids (S, Lq) → memory (S, k, d) and relevance (S,)."""
 
@@ -117,8 +142,8 @@ class TinyCompressor(nn.Module):
         def norm(ch: int) -> nn.Module:
             return nn.GroupNorm(4, ch) if cfg.stem_norm else nn.Identity()
 
-        if cfg.stem == "slot":
-            self.stem: nn.Module = SlotStem(cfg.colour_slots, c, norm)
+        if cfg.stem in ("slot", "silhouette"):
+            self.stem: nn.Module = (SlotStem if cfg.stem == "slot" else SilhouetteStem)(cfg.colour_slots, c, norm)
         else:
             self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
                                       norm(2 * c), nn.GELU(), nn.Conv2d(2 * c, 2 * c, 3, 2, 1), norm(2 * c),
@@ -139,7 +164,7 @@ class TinyCompressor(nn.Module):
             table = self.words.weight
             noise = torch.randn(cfg.n_memory, d, generator=gen)
             self.memory.copy_(table.mean(0) + table.std(0) * noise)
-            if cfg.stem == "slot":  # sharp slots from the start: random nearest-colour regions, not uniform shares
+            if cfg.stem != "conv":  # sharp slots from the start: random nearest-colour regions, not uniform shares
                 self.stem.assign.weight.mul_(cfg.slot_sharpness)
 
     def visual_tokens(self, frames: torch.Tensor) -> torch.Tensor:
@@ -166,10 +191,12 @@ class TinyCompressor(nn.Module):
         probe = torch.full((s, 1), self.vocab.id("<relevant?>"), dtype=torch.long)
         text = self.words(torch.cat([query, probe], dim=1))
         visual = self.visual_tokens(frames)
-        h = torch.cat([visual, text, self.memory[:k].expand(s, k, -1)], dim=1)
+        parts = [text[:, :-1], visual] if cfg.query_first else [visual, text[:, :-1]]
+        h = torch.cat([*parts, text[:, -1:], self.memory[:k].expand(s, k, -1)], dim=1)
         h = h + self.pos[: h.shape[1]]
         valid = torch.ones(s, h.shape[1], dtype=torch.bool)
-        valid[:, cfg.n_visual:cfg.probe_index] = query != self.vocab.pad
+        start = 0 if cfg.query_first else cfg.n_visual
+        valid[:, start:start + cfg.query_len] = query != self.vocab.pad
         mask = causal_mask(valid)
         for block in self.blocks:
             h = block(h, mask)

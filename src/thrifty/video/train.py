@@ -63,9 +63,12 @@ class TempoTrainConfig:
     channels: int = 16
     grid: int = 2  # visual tokens per frame side (2: 16 per 8-frame segment; 4: 64, the spec's count)
     stem_norm: bool = True
-    stem: str = "conv"  # conv: the earlier runs' pooled RGB stem; slot: colour-slot conjunctions (SlotStem)
+    stem: str = "conv"  # conv: pooled RGB stem; slot: colour-slot conjunctions; silhouette: per-colour shape nets
     colour_slots: int = 12  # slot stem only
-    slot_sharpness: float = 8.0  # slot stem only: scale of the initial colour-slot logits
+    slot_sharpness: float = 8.0  # slot stems: scale of the initial colour-slot logits (random: of the weights;
+    # kmeans: s of the nearest-centre logits, `video/colour_init.py`)
+    slot_init: str = "random"  # slot stems: random 1×1 weights, or k-means centres of the first batch's colours
+    query_first: bool = False  # compressor reads [query][visual] (visual tokens see the ask); Tempo: [visual][query]
     time_bins: int = 16
     batch_size: int = 12  # videos per step
     lr: float = 2e-3
@@ -113,6 +116,8 @@ class TempoTrainConfig:
         for lengths in (self.stage1_lengths, self.stage2_lengths, self.stage3_lengths, (self.eval_length,)):
             if not lengths or min(lengths) < 48 or any(n % 8 for n in lengths):
                 raise ConfigError("video lengths must be multiples of 8 frames, at least 48 (room for 5 events)")
+        if self.slot_init not in ("random", "kmeans"):
+            raise ConfigError(f"slot_init must be random or kmeans, got {self.slot_init!r}")
         if not self.lr > 0 or min(self.stage3_budgets) <= 0:
             raise ConfigError("lr and stage-3 budgets must be positive")
 
@@ -132,7 +137,7 @@ def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
                             n_memory=cfg.n_memory, channels=cfg.channels, grid=cfg.grid, n_answers=answers.size,
                             n_caption=len(caption_classes()), stem_norm=cfg.stem_norm,
                             stem=cfg.stem, colour_slots=cfg.colour_slots,
-                            slot_sharpness=cfg.slot_sharpness)
+                            slot_sharpness=cfg.slot_sharpness, query_first=cfg.query_first)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
                          n_answers=answers.size, query_len=ccfg.query_len)
@@ -146,6 +151,21 @@ def train_videos(cfg: TempoTrainConfig, step: int) -> list[NeedleVideo]:
     lengths = (cfg.stage1_lengths, cfg.stage1_lengths, cfg.stage2_lengths, cfg.stage3_lengths)[cfg.stage(step)]
     return [make_video(derive_seed(cfg.seed, "train", step, i), cfg.tasks[int(rng.integers(len(cfg.tasks)))],
                        int(lengths[int(rng.integers(len(lengths)))])) for i in range(cfg.batch_size)]
+
+
+def init_colour_slots(cfg: TempoTrainConfig, compressor: TinyCompressor) -> None:
+    """With ``slot_init: kmeans``, start the stem's colour slots at k-means centres of the distinct colours of the
+    first training batch (`video/colour_init.py`); otherwise leave the random start."""
+    from thrifty.video.colour_init import distinct_colours, kmeans, nearest_centre_logits
+
+    if cfg.slot_init != "kmeans" or cfg.stem == "conv":
+        return
+    frames = np.concatenate([v.frames for v in train_videos(cfg, 0)])
+    rng = np.random.default_rng(derive_seed(cfg.seed, "colour-slots"))
+    weight, bias = nearest_centre_logits(kmeans(distinct_colours(frames), cfg.colour_slots, rng), cfg.slot_sharpness)
+    with torch.no_grad():
+        compressor.stem.assign.weight.copy_(torch.from_numpy(weight).float()[:, :, None, None])
+        compressor.stem.assign.bias.copy_(torch.from_numpy(bias).float())
 
 
 def heldout_videos(cfg: TempoTrainConfig, n: int, length: int) -> list[NeedleVideo]:
@@ -281,6 +301,7 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run / "config.yaml")
     compressor, decoder = build_models(cfg)
+    init_colour_slots(cfg, compressor)  # a resumed run's checkpoint replaces it
     modules = {"compressor": compressor, "decoder": decoder}
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)

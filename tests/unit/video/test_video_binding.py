@@ -117,7 +117,7 @@ def test_slot_stem_channels_are_slot_times_feature_and_config_is_checked():
     stem = SlotStem(3, 2, lambda ch: nn.Identity())
     assert stem(torch.zeros(2, 3, 32, 32)).shape == (2, 3 * 4, 8, 8)
     torch.testing.assert_close(stem.masks(torch.rand(1, 3, 8, 8)).sum(1), torch.ones(1, 8, 8))
-    with pytest.raises(ConfigError, match="stem must be conv or slot"):
+    with pytest.raises(ConfigError, match="stem must be one of"):
         CompressorConfig(stem="pool")
 
 
