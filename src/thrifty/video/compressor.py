@@ -47,6 +47,7 @@ class CompressorConfig:
     image_size: int = 32
     n_answers: int = 0  # classes of the segment-level answer head on the first memory state (0: no head)
     n_caption: int = 0  # caption classes of the token and memory caption heads (0: no heads)
+    sprite_kinds: int = 0  # classes of the still-frame sprite head on the stem's whole-frame max (0: no head)
     stem_norm: bool = True  # GroupNorm after each stem convolution (per frame: no batch statistics)
     stem: str = "conv"  # conv: RGB convolutions, then a per-cell max; slot: colour-slot × feature conjunctions
     colour_slots: int = 12  # slot stem: learned per-pixel colour slots (sprite colours and backgrounds)
@@ -157,6 +158,7 @@ class TinyCompressor(nn.Module):
         self.local_head = nn.Linear(d, cfg.n_answers) if cfg.n_answers else None
         self.token_caption = nn.Linear(d, cfg.n_caption) if cfg.n_caption else None
         self.memory_caption = nn.Linear(d, cfg.n_caption) if cfg.n_caption else None
+        self.sprite_head = nn.Linear(cfg.stem_channels, cfg.sprite_kinds) if cfg.sprite_kinds else None
         gen = gen or torch.Generator().manual_seed(0)
         init_weights(self, gen)
         with torch.no_grad():
@@ -166,6 +168,14 @@ class TinyCompressor(nn.Module):
             self.memory.copy_(table.mean(0) + table.std(0) * noise)
             if cfg.stem != "conv":  # sharp slots from the start: random nearest-colour regions, not uniform shares
                 self.stem.assign.weight.mul_(cfg.slot_sharpness)
+
+    def sprite_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 still frames → (N, sprite_kinds) logits of the sprite kinds each shows, read from the
+        stem's map max-pooled over the whole frame (training stage ``sprites``; unused at inference)."""
+        if self.sprite_head is None:
+            raise ConfigError("this compressor has no sprite head (sprite_kinds = 0)")
+        x = images.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        return self.sprite_head(self.stem(x).amax((2, 3)))
 
     def visual_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """(S, F, H, W, 3) uint8 → (S, V, d)."""

@@ -73,6 +73,8 @@ class TempoTrainConfig:
     batch_size: int = 12  # videos per step
     lr: float = 2e-3
     warmup: int = 100
+    sprite_steps: int = 0  # stage "sprites" (before stage 0): the stem names the sprites of still frames
+    sprite_batch: int = 128  # still frames per sprite step (`video/sprite_sheet.py`)
     caption_steps: int = 0  # stage 0: the stem learns to see (token captions), before any question
     stage1_steps: int = 1600
     stage2_steps: int = 800
@@ -102,7 +104,7 @@ class TempoTrainConfig:
                      "n_memory", "k_min"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if min(self.caption_steps, self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or \
+        if min(self.sprite_steps, self.sprite_batch - 1, self.caption_steps, self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or \
                 self.total_steps < 1:
             raise ConfigError("stage steps must be >= 0 and at least one step in all")
         if self.k_min > self.n_memory:
@@ -123,12 +125,14 @@ class TempoTrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.caption_steps + self.stage1_steps + self.stage2_steps + self.stage3_steps
+        return self.sprite_steps + self.caption_steps + self.stage1_steps + self.stage2_steps + self.stage3_steps
 
     def stage(self, step: int) -> int:
-        """Stage (0, 1, 2 or 3) of the 0-based optimiser step ``step``."""
+        """Stage (−1 for sprites, then 0, 1, 2 or 3) of the 0-based optimiser step ``step``."""
+        if step < self.sprite_steps:
+            return -1
         ends = np.cumsum([self.caption_steps, self.stage1_steps, self.stage2_steps])
-        return int(np.searchsorted(ends, step, side="right"))
+        return int(np.searchsorted(ends, step - self.sprite_steps, side="right"))
 
 
 def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
@@ -137,7 +141,8 @@ def build_models(cfg: TempoTrainConfig) -> tuple[TinyCompressor, TinyDecoder]:
                             n_memory=cfg.n_memory, channels=cfg.channels, grid=cfg.grid, n_answers=answers.size,
                             n_caption=len(caption_classes()), stem_norm=cfg.stem_norm,
                             stem=cfg.stem, colour_slots=cfg.colour_slots,
-                            slot_sharpness=cfg.slot_sharpness, query_first=cfg.query_first)
+                            slot_sharpness=cfg.slot_sharpness, query_first=cfg.query_first,
+                            sprite_kinds=len(SHAPES) * len(COLOURS) if cfg.sprite_steps else 0)
     dcfg = DecoderConfig(d_model=cfg.d_model, n_layers=cfg.decoder_layers, n_heads=cfg.n_heads,
                          d_memory=cfg.d_model, n_slots=cfg.n_memory, time_bins=cfg.time_bins,
                          n_answers=answers.size, query_len=ccfg.query_len)
@@ -222,6 +227,21 @@ def caption_loss(compressor: TinyCompressor, visual: torch.Tensor, targets: torc
     logits = compressor.token_caption(visual)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
     return loss + binding * binding_loss(logits, targets) if binding else loss
+
+
+def sprite_step(cfg: TempoTrainConfig, compressor: TinyCompressor, step: int) -> dict[str, Any]:
+    """Stage ``sprites``: the stem names the sprite kinds of ``sprite_batch`` still frames (BCE, plus the
+    hard-negative binding term with ``binding_weight``); the frames are a function of (seed, step) only."""
+    from thrifty.video.sprite_sheet import sprite_frames
+
+    frames, labels = sprite_frames(cfg.sprite_batch, np.random.default_rng(derive_seed(cfg.seed, "sprites", step)))
+    logits = compressor.sprite_logits(torch.from_numpy(frames))
+    target = torch.from_numpy(labels).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    if cfg.binding_weight:
+        loss = loss + cfg.binding_weight * binding_loss(logits, target)
+    return {"loss": loss, "sprites": loss.item(),
+            "sprites_exact": float(((logits > 0) == (target > 0)).all(1).float().mean())}
 
 
 def train_step(cfg, compressor, decoder, videos, stage: int, gen: torch.Generator) -> dict[str, Any]:
@@ -318,7 +338,8 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
             stage = cfg.stage(step)
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, step)
-            parts = train_step(cfg, compressor, decoder, train_videos(cfg, step), stage, gen)
+            parts = (sprite_step(cfg, compressor, step) if stage < 0 else
+                     train_step(cfg, compressor, decoder, train_videos(cfg, step), stage, gen))
             opt.zero_grad()
             parts.pop("loss").backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
