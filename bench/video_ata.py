@@ -30,7 +30,13 @@ import torch
 
 from thrifty.video.adapter import TinyBackend
 from thrifty.video.ata_eval import BUDGETS, accuracy_grid, heldout, plots, run_eval, tables, tokens_per_frame
-from thrifty.video.diagnose import caption_binding, probe_table, segment_answer_accuracy, swap_probe
+from thrifty.video.diagnose import (
+    caption_binding,
+    probe_table,
+    segment_answer_accuracy,
+    sprite_perception,
+    swap_probe,
+)
 from thrifty.video.train import load_run
 
 
@@ -96,7 +102,8 @@ def main() -> None:
     print("\n### Memory probe: the first memory state's answer to the question asked of each segment alone\n")
     probe = segment_answer_accuracy(comp, videos)
     print(probe_table(probe))
-    binding = {"caption_swap_test": caption_binding(comp, videos[:60]), "two_sprite_probe": swap_probe(comp)}
+    binding = {"caption_swap_test": caption_binding(comp, videos[:60]), "two_sprite_probe": swap_probe(comp),
+               "sprite_perception": sprite_perception(comp)}
     print(f"\n### Binding (swap tests; 0.5 is chance)\n\n{json.dumps(binding, indent=1)}")
     for path in plots(res, a.out or Path(a.run_dir) / "bench"):
         print(f"wrote {path}")
@@ -111,7 +118,7 @@ def main() -> None:
                 "machine": {"cores": os.cpu_count(), "threads": 1, "load_avg_1m": round(os.getloadavg()[0], 2),
                             "note": a.machine_note}, "bench_s": round(total, 1), "train_wall_s": train_s,
                 "params": comp.num_params() + dec.num_params(), "n_videos": len(videos), "lengths": a.lengths,
-                "seed": a.seed, "stem": comp.cfg.stem, "n_memory": cfg.n_memory}
+                "seed": a.seed, "stem": comp.cfg.stem, "grid": comp.cfg.grid, "n_memory": cfg.n_memory}
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({**meta, **out}, indent=1) + "\n")
         print(f"wrote {a.json}")

@@ -134,3 +134,24 @@ def swap_probe(compressor: TinyCompressor, shapes: tuple[str, str] = ("square", 
             margin = logits[:, true].sum(1) - logits[:, swap].sum(1)  # A should favour true, B the swap
             res[f"{name}_margin"] = float(torch.minimum(margin[0], -margin[1]))
     return res
+
+
+@torch.no_grad()
+def sprite_perception(compressor: TinyCompressor, n: int = 512, seed: int = 12345) -> dict[str, float] | None:
+    """How well the stem names the sprites of held-out still frames (`video/sprite_sheet.py`, a seed stream the
+    sprite stage never draws): exact-set accuracy of the sprite head (every kind right) and its mean per-kind
+    AUROC; None without a sprite head."""
+    from thrifty.evals.prob_metrics import auroc
+    from thrifty.video.sprite_sheet import sprite_frames
+
+    if compressor.sprite_head is None:
+        return None
+    frames, labels = sprite_frames(n, np.random.default_rng(seed), size=compressor.cfg.image_size)
+    was_training = compressor.training
+    compressor.eval()
+    logits = compressor.sprite_logits(torch.from_numpy(frames)).numpy()
+    compressor.train(was_training)
+    per_kind = [auroc(logits[:, j], labels[:, j]) for j in range(labels.shape[1]) if 0 < labels[:, j].sum() < n]
+    return {"exact_set": float(((logits > 0) == labels).all(1).mean()), "mean_auroc": float(np.mean(per_kind)),
+            "n_frames": n}
+

@@ -66,3 +66,20 @@ def test_a_run_with_a_sprite_stage_trains_and_resumes(tmp_path):
     assert out["step"] == 4
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert '"stage": -1' in lines[0] and "sprites_exact" in lines[0]
+
+
+def test_sprite_perception_scores_the_sprite_head():
+    from thrifty.video.diagnose import sprite_perception
+    from thrifty.video.train import TempoTrainConfig, build_models
+
+    comp, _ = build_models(TempoTrainConfig(d_model=16, n_layers=1, n_heads=2, decoder_layers=1, n_memory=4,
+                                            channels=2, stem="silhouette", stem_norm=False, sprite_steps=1))
+    out = sprite_perception(comp, n=64)
+    assert set(out) == {"exact_set", "mean_auroc", "n_frames"} and 0.0 <= out["exact_set"] <= 1.0
+    assert 0.2 < out["mean_auroc"] < 0.8  # untrained: near chance
+    with torch.no_grad():  # a head that reads nothing and says "absent" gets every single-sprite frame wrong
+        comp.sprite_head.weight.zero_()
+        comp.sprite_head.bias.fill_(-5.0)
+    assert sprite_perception(comp, n=64)["exact_set"] == 0.0
+    no_head, _ = build_models(TempoTrainConfig(d_model=16, n_layers=1, n_heads=2, decoder_layers=1, n_memory=4))
+    assert sprite_perception(no_head) is None
