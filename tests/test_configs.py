@@ -35,6 +35,7 @@ KINDS = {
     "dlm/countdown4_sft.yaml": "thrifty.dlm.sft:DlmSFTConfig",
     "video/tempo_tiny.yaml": "thrifty.video.train:TempoTrainConfig",
     "video/tempo_grid4.yaml": "thrifty.video.train:TempoTrainConfig",
+    "video/tempo_silhouette.yaml": "thrifty.video.train:TempoTrainConfig",
 }
 
 
