@@ -113,11 +113,16 @@ A verb with `--config FILE` reads its config fields from the YAML file (defaults
   `prompts_file`, `eval_file`, `reward_funcs`, `reward_weights`, `gen_len`, `max_prompt_len`, `chat_template`,
   `lora_r`, `lora_alpha`, `lora_target_modules`, `hf_dtype`. Shipped:
   `configs/dlm/rl_{diffu_grpo,diffpo,diffpo_joint,dtrpo,vrpo,sft_control}.yaml`.
-- `video train` (`TempoTrainConfig`, `configs/video/tempo_tiny.yaml`): `run_dir`, `seed`, `eval_seed`, model sizes
+- `video train` (`TempoTrainConfig`, `configs/video/tempo_tiny.yaml`, `tempo_grid4.yaml`, `tempo_silhouette.yaml`): `run_dir`, `seed`, `eval_seed`, model sizes
   (`d_model`, `n_layers`, `n_heads`, `decoder_layers`, `n_memory` = M, `channels`, `time_bins`), `k_min`, `grid`
-  (visual tokens per frame side: 2 gives 16 per 8-frame segment, 4 the spec's 64), `stem_norm` (GroupNorm in the
-  conv stem), `batch_size` (videos), `lr`, `warmup`, `caption_steps` (stage 0: the stem alone learns which sprites
-  and background each visual token sees), `stage{1,2,3}_steps`, `stage{1,2,3}_lengths` (frames, multiples of 8,
+  (visual tokens per frame side: 1 the whole frame, 2 gives 16 per 8-frame segment, 4 the spec's 64), `stem_norm`
+  (GroupNorm in the conv stem), `stem` (`conv`, `slot`: colour-slot × feature conjunctions, or `silhouette`: each
+  colour slot's shapes read alone), `colour_slots`, `slot_init` (`random` or `kmeans`: centres of the first batch's
+  distinct colours), `slot_sharpness`, `query_first` (the compressor reads the query before the frames),
+  `binding_weight` (hard-negative colour–shape term on the caption losses), `batch_size` (videos), `lr`, `warmup`,
+  `sprite_steps` and `sprite_batch` (a first stage: the stem names the sprites of seeded still frames),
+  `caption_steps` (stage 0: the stem alone learns which sprites and background each visual token sees),
+  `stage{1,2,3}_steps`, `stage{1,2,3}_lengths` (frames, multiples of 8,
   ≥ 48; stage 0 uses stage 1's), one weight per stage 1–3 for each extra loss: `relevance_weight` (relevance
   BCE), `local_weight` (segment-level answer from the first memory state; with `local_balanced` needle-evidence
   segments weigh as much as all the others), `caption_weight` (token captions on the stem's output),
