@@ -3,12 +3,15 @@ and M learned memory tokens; the memory states are the segment's compression, th
 
 Sequence per segment: ``[visual × V][query words × Lq (left-padded)][<relevant?>][mem_1 … mem_M]``. Visual
 tokens come from a small convolutional stem per frame (32×32 → a grid × grid map, max-pooled per cell) whose maps
-are joined in pairs of frames (tubelets) and projected to d. Two stems (``stem``): ``conv`` (the earlier runs) is
+are joined in pairs of frames (tubelets) and projected to d. Three stems (``stem``): ``conv`` (the earlier runs) is
 three strided RGB convolutions, whose per-channel max over a cell takes one sprite's colour and another's shape
 alike, so which colour belongs to which shape can be lost; ``slot`` (:class:`SlotStem`) multiplies each place's
 features by its share of each of ``colour_slots`` learned colour slots, so every channel is a (colour slot, local
-feature) conjunction and the per-cell max never pairs one sprite's colour with another's shape. Attention is causal, so memory token j sees only what precedes
-it: the first k memory states of a run with M appended equal a run with only k appended (head truncation needs
+feature) conjunction and the per-cell max never pairs one sprite's colour with another's shape; ``silhouette``
+(:class:`SilhouetteStem`) reads each colour slot's share map alone with its own shape network, so a sprite's shape
+features come from its own colour's pixels only (binding by construction, also under a max over the whole frame,
+``grid`` 1). ``query_first`` puts the query before the visual tokens (Tempo's order is frames, then query).
+Attention is causal, so memory token j sees only what precedes it: the first k memory states of a run with M appended equal a run with only k appended (head truncation needs
 no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
 through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
 start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
@@ -49,7 +52,7 @@ class CompressorConfig:
     n_caption: int = 0  # caption classes of the token and memory caption heads (0: no heads)
     sprite_kinds: int = 0  # classes of the still-frame sprite head on the stem's whole-frame max (0: no head)
     stem_norm: bool = True  # GroupNorm after each stem convolution (per frame: no batch statistics)
-    stem: str = "conv"  # conv: RGB convolutions, then a per-cell max; slot: colour-slot × feature conjunctions
+    stem: str = "conv"  # conv: RGB convs, then a per-cell max; slot: colour-slot × feature; silhouette: per-slot shapes
     colour_slots: int = 12  # slot stem: learned per-pixel colour slots (sprite colours and backgrounds)
     slot_sharpness: float = 8.0  # slot stem: scale of the colour-slot logits' initial weights
     query_first: bool = False  # [query][visual] instead of Tempo's [visual][query]: visual tokens see the ask
@@ -119,8 +122,8 @@ class SilhouetteStem(nn.Module):
     colour's pixels: a neighbour of another colour in the same cell cannot lend its shape, so the per-cell max keeps
     which shape had which colour by construction (two sprites of one colour in a cell still merge)."""
 
-    def __init__(self, slots: int, c: int, norm) -> None:
-        super().__init__()
+    def __init__(self, slots: int, c: int, norm=None) -> None:
+        super().__init__()  # no GroupNorm (``norm`` is ignored): groups spanning slots would mix colours
         self.assign = nn.Conv2d(3, slots, 1)
         self.shape = nn.Sequential(nn.Conv2d(slots, slots * c, 4, 4, groups=slots), nn.GELU(),
                                    nn.Conv2d(slots * c, slots * 2 * c, 3, 1, 1, groups=slots), nn.GELU())

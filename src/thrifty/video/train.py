@@ -1,7 +1,9 @@
 """`thrifty video train`: the tiny compressor and decoder trained from scratch on needle videos in three stages,
 with checkpoints that resume exactly (`thrifty.core.checkpoint`).
 
-Stages (steps from :class:`TempoTrainConfig`): 0 ``caption`` — the visual stem alone learns which sprites
+Stages (steps from :class:`TempoTrainConfig`): an optional first stage ``sprites`` (stage −1) — the stem alone
+names the sprite kinds of seeded still frames (`video/sprite_sheet.py`, through the compressor's training-only
+sprite head on the whole-frame max), the cheapest lesson in seeing shapes; 0 ``caption`` — the visual stem alone learns which sprites
 (shape × colour) and background each visual token sees (`video/caption.py`; our from-scratch stand-in for the
 pretrained small VLM Tempo starts from, the spec's S0), no transformer pass; 1 ``full`` — short videos, every
 segment keeps all M memory tokens; 2 ``nested`` — each segment keeps a random head k ∈ [k_min, M]
@@ -101,11 +103,11 @@ class TempoTrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_every", "n_eval", "checkpoint_every", "log_every", "n_threads",
-                     "n_memory", "k_min"):
+                     "n_memory", "k_min", "sprite_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if min(self.sprite_steps, self.sprite_batch - 1, self.caption_steps, self.stage1_steps, self.stage2_steps, self.stage3_steps) < 0 or \
-                self.total_steps < 1:
+        steps = (self.sprite_steps, self.caption_steps, self.stage1_steps, self.stage2_steps, self.stage3_steps)
+        if min(steps) < 0 or self.total_steps < 1:
             raise ConfigError("stage steps must be >= 0 and at least one step in all")
         if self.k_min > self.n_memory:
             raise ConfigError(f"k_min {self.k_min} exceeds n_memory {self.n_memory}")
