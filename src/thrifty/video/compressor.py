@@ -11,8 +11,8 @@ feature) conjunction and the per-cell max never pairs one sprite's colour with a
 (:class:`SilhouetteStem`) reads each colour slot's share map alone with its own shape network, so a sprite's shape
 features come from its own colour's pixels only (binding by construction, also under a max over the whole frame,
 ``grid`` 1). ``query_first`` puts the query before the visual tokens (Tempo's order is frames, then query).
-Attention is causal, so memory token j sees only what precedes it: the first k memory states of a run with M appended equal a run with only k appended (head truncation needs
-no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
+Attention is causal, so memory token j sees only what precedes it: the first k memory states of a run with M
+appended equal a run with only k appended (head truncation needs no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
 through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
 start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
 ``local_head`` reads the first memory state as an answer class for the segment alone (a training signal that
