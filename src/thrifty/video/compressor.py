@@ -12,8 +12,8 @@ feature) conjunction and the per-cell max never pairs one sprite's colour with a
 features come from its own colour's pixels only (binding by construction, also under a max over the whole frame,
 ``grid`` 1). ``query_first`` puts the query before the visual tokens (Tempo's order is frames, then query).
 Attention is causal, so memory token j sees only what precedes it: the first k memory states of a run with M
-appended equal a run with only k appended (head truncation needs no re-encoding). The relevance logit is read at the probe, just before the memory tokens (it cannot see them),
-through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
+appended equal a run with only k appended (head truncation needs no re-encoding). The relevance logit is read at
+the probe, just before the memory tokens (it cannot see them), through the tied word-embedding head: Δ = logit(yes) − logit(no), r = σ(Δ) (Tempo spec §4–§5). Memory tokens
 start from a normal with each dimension's mean and std over the word-embedding table (Tempo's Stage-0 init).
 ``local_head`` reads the first memory state as an answer class for the segment alone (a training signal that
 makes the head of the memory carry the query's answer; unused at inference). With ``n_caption`` > 0 two caption
@@ -52,7 +52,7 @@ class CompressorConfig:
     n_caption: int = 0  # caption classes of the token and memory caption heads (0: no heads)
     sprite_kinds: int = 0  # classes of the still-frame sprite head on the stem's whole-frame max (0: no head)
     stem_norm: bool = True  # GroupNorm after each stem convolution (per frame: no batch statistics)
-    stem: str = "conv"  # conv: RGB convs, then a per-cell max; slot: colour-slot × feature; silhouette: per-slot shapes
+    stem: str = "conv"  # conv: RGB convs, per-cell max; slot: colour-slot × feature; silhouette: per-slot shapes
     colour_slots: int = 12  # slot stem: learned per-pixel colour slots (sprite colours and backgrounds)
     slot_sharpness: float = 8.0  # slot stem: scale of the colour-slot logits' initial weights
     query_first: bool = False  # [query][visual] instead of Tempo's [visual][query]: visual tokens see the ask

@@ -3,8 +3,8 @@ with checkpoints that resume exactly (`thrifty.core.checkpoint`).
 
 Stages (steps from :class:`TempoTrainConfig`): an optional first stage ``sprites`` (stage −1) — the stem alone
 names the sprite kinds of seeded still frames (`video/sprite_sheet.py`, through the compressor's training-only
-sprite head on the whole-frame max), the cheapest lesson in seeing shapes; 0 ``caption`` — the visual stem alone learns which sprites
-(shape × colour) and background each visual token sees (`video/caption.py`; our from-scratch stand-in for the
+sprite head on the whole-frame max), the cheapest lesson in seeing shapes; 0 ``caption`` — the visual stem alone
+learns which sprites (shape × colour) and background each visual token sees (`video/caption.py`; our from-scratch stand-in for the
 pretrained small VLM Tempo starts from, the spec's S0), no transformer pass; 1 ``full`` — short videos, every
 segment keeps all M memory tokens; 2 ``nested`` — each segment keeps a random head k ∈ [k_min, M]
 (nested-dropout-style truncation, a labelled deviation: Tempo's training code is unreleased) on longer videos, so
