@@ -92,21 +92,29 @@ class Compression:
         return torch.sigmoid(self.relevance_logit)
 
 
-class SlotStem(nn.Module):
-    """(N, 3, H, W) → (N, K·2c, H/4, W/4): every pixel is softly assigned to one of K colour slots (a per-pixel
-    softmax over a 1×1 convolution of RGB: nearest-colour regions), the slot shares are averaged over 4×4 pixels,
-    and channel k·2c + j is slot k's share times feature j of two strided RGB convolutions at the same place — a
-    colour-shape conjunction at 4-pixel resolution, so a later max over a cell keeps which colour each shape had."""
+class ColourSlots(nn.Module):
+    """The colour slots both slot stems share: every pixel is softly assigned to one of K slots by a per-pixel
+    softmax over a 1×1 convolution of RGB (nearest-colour regions; ``assign`` can start at k-means centres)."""
 
-    def __init__(self, slots: int, c: int, norm) -> None:
+    def __init__(self, slots: int) -> None:
         super().__init__()
         self.assign = nn.Conv2d(3, slots, 1)
-        self.shape = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
-                                   norm(2 * c), nn.GELU())
 
     def masks(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K, H, W) slot shares of every pixel (they sum to 1)."""
         return self.assign(x).softmax(1)
+
+
+class SlotStem(ColourSlots):
+    """(N, 3, H, W) → (N, K·2c, H/4, W/4): pixels are assigned to K colour slots (:class:`ColourSlots`), the slot
+    shares are averaged over 4×4 pixels, and channel k·2c + j is slot k's share times feature j of two strided RGB
+    convolutions at the same place — a colour-shape conjunction at 4-pixel resolution, so a later max over a cell
+    keeps which colour each shape had."""
+
+    def __init__(self, slots: int, c: int, norm) -> None:
+        super().__init__(slots)
+        self.shape = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), norm(c), nn.GELU(), nn.Conv2d(c, 2 * c, 3, 2, 1),
+                                   norm(2 * c), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.shape(x)  # (N, 2c, H/4, W/4)
@@ -114,23 +122,18 @@ class SlotStem(nn.Module):
         return (shares[:, :, None] * feats[:, None]).flatten(1, 2) * shares.shape[1]  # mean share 1
 
 
-class SilhouetteStem(nn.Module):
-    """(N, 3, H, W) → (N, K·2c, H/4, W/4): every pixel is softly assigned to one of K colour slots (as in
-    :class:`SlotStem`), then each slot's share map is read *alone* — the silhouette of that colour — by its own
+class SilhouetteStem(ColourSlots):
+    """(N, 3, H, W) → (N, K·2c, H/4, W/4): every pixel is softly assigned to one of K colour slots
+    (:class:`ColourSlots`), then each slot's share map is read *alone* — the silhouette of that colour — by its own
     small shape network (grouped convolutions: a 4×4-patch embedding, then a 3×3 convolution, 12 pixels seen), so
     channel k·2c + j is shape feature j of colour k's pixels only. A sprite's shape features come from its own
     colour's pixels: a neighbour of another colour in the same cell cannot lend its shape, so the per-cell max keeps
     which shape had which colour by construction (two sprites of one colour in a cell still merge)."""
 
     def __init__(self, slots: int, c: int, norm=None) -> None:
-        super().__init__()  # no GroupNorm (``norm`` is ignored): groups spanning slots would mix colours
-        self.assign = nn.Conv2d(3, slots, 1)
+        super().__init__(slots)  # no GroupNorm (``norm`` is ignored): groups spanning slots would mix colours
         self.shape = nn.Sequential(nn.Conv2d(slots, slots * c, 4, 4, groups=slots), nn.GELU(),
                                    nn.Conv2d(slots * c, slots * 2 * c, 3, 1, 1, groups=slots), nn.GELU())
-
-    def masks(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, K, H, W) slot shares of every pixel (they sum to 1)."""
-        return self.assign(x).softmax(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shape(self.masks(x))
