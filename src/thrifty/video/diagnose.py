@@ -7,6 +7,9 @@ pair above the swapped pair (``caption_binding`` on real segments, ``swap_probe`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -17,6 +20,17 @@ from thrifty.video.qa_vocab import AnswerVocab, segment_answers
 from thrifty.video.synth import BACKGROUNDS, COLOURS, SHAPES, NeedleVideo, shape_mask
 
 
+@contextmanager
+def _eval_mode(compressor: TinyCompressor) -> Iterator[None]:
+    """The compressor in eval mode inside the block, back in the mode it had after it."""
+    was_training = compressor.training
+    compressor.eval()
+    try:
+        yield
+    finally:
+        compressor.train(was_training)
+
+
 @torch.no_grad()
 def segment_answer_accuracy(compressor: TinyCompressor, videos: list[NeedleVideo],
                             answers: AnswerVocab | None = None) -> dict[str, dict[str, float]]:
@@ -25,18 +39,16 @@ def segment_answer_accuracy(compressor: TinyCompressor, videos: list[NeedleVideo
         raise ConfigError("this compressor has no segment-level answer head (n_answers = 0)")
     answers = answers or AnswerVocab()
     cfg = compressor.cfg
-    was_training = compressor.training
-    compressor.eval()
     tally: dict[str, np.ndarray] = {}  # task → [hits evidence, n evidence, hits other, n other]
-    for v in videos:
-        frames = segment_frames(v.frames, v.plan.segments, cfg.frames)
-        query = torch.tensor([compressor.vocab.encode_padded(v.question, cfg.query_len)]).expand(len(frames), -1)
-        pred = compressor.local_head(compressor(frames, query).memory[:, 0]).argmax(-1).numpy()
-        hit = pred == np.asarray(segment_answers(v, answers))
-        ev = np.asarray(v.evidence, dtype=bool)
-        t = tally.setdefault(v.task, np.zeros(4))
-        t += [hit[ev].sum(), ev.sum(), hit[~ev].sum(), (~ev).sum()]
-    compressor.train(was_training)
+    with _eval_mode(compressor):
+        for v in videos:
+            frames = segment_frames(v.frames, v.plan.segments, cfg.frames)
+            query = torch.tensor([compressor.vocab.encode_padded(v.question, cfg.query_len)]).expand(len(frames), -1)
+            pred = compressor.local_head(compressor(frames, query).memory[:, 0]).argmax(-1).numpy()
+            hit = pred == np.asarray(segment_answers(v, answers))
+            ev = np.asarray(v.evidence, dtype=bool)
+            t = tally.setdefault(v.task, np.zeros(4))
+            t += [hit[ev].sum(), ev.sum(), hit[~ev].sum(), (~ev).sum()]
     return {task: {"evidence": t[0] / t[1] if t[1] else float("nan"), "other": t[2] / t[3] if t[3] else float("nan"),
                    "n_evidence": int(t[1]), "n_other": int(t[3])} for task, t in tally.items()}
 
@@ -79,18 +91,16 @@ def caption_binding(compressor: TinyCompressor, videos: list[NeedleVideo]) -> di
     if compressor.token_caption is None:
         raise ConfigError("this compressor has no caption heads (n_caption = 0)")
     cfg = compressor.cfg
-    was_training = compressor.training
-    compressor.eval()
     tally = np.zeros(4)
-    for v in videos:
-        frames = segment_frames(v.frames, v.plan.segments, cfg.frames)
-        query = torch.tensor([compressor.vocab.encode_padded(v.question, cfg.query_len)]).expand(len(frames), -1)
-        out = compressor(frames, query)
-        labels = token_labels(v, cfg.frames, cfg.tubelet, cfg.grid)  # (S, V, C)
-        tally[:2] += swap_comparisons(labels.reshape(-1, labels.shape[-1]),
-                                      compressor.token_caption(out.visual).flatten(0, 1).numpy())
-        tally[2:] += swap_comparisons(labels.any(1), compressor.memory_caption(out.memory[:, 0]).numpy())
-    compressor.train(was_training)
+    with _eval_mode(compressor):
+        for v in videos:
+            frames = segment_frames(v.frames, v.plan.segments, cfg.frames)
+            query = torch.tensor([compressor.vocab.encode_padded(v.question, cfg.query_len)]).expand(len(frames), -1)
+            out = compressor(frames, query)
+            labels = token_labels(v, cfg.frames, cfg.tubelet, cfg.grid)  # (S, V, C)
+            tally[:2] += swap_comparisons(labels.reshape(-1, labels.shape[-1]),
+                                          compressor.token_caption(out.visual).flatten(0, 1).numpy())
+            tally[2:] += swap_comparisons(labels.any(1), compressor.memory_caption(out.memory[:, 0]).numpy())
     return {"token": tally[0] / max(tally[1], 1), "n_token": int(tally[1]),
             "memory": tally[2] / max(tally[3], 1), "n_memory": int(tally[3])}
 
@@ -117,10 +127,8 @@ def swap_probe(compressor: TinyCompressor, shapes: tuple[str, str] = ("square", 
     a = two_sprite_segment((shapes[0], colours[0]), (shapes[1], colours[1]), frames=cfg.frames, size=cfg.image_size)
     b = two_sprite_segment((shapes[0], colours[1]), (shapes[1], colours[0]), frames=cfg.frames, size=cfg.image_size)
     query = torch.tensor([compressor.vocab.encode_padded(question, cfg.query_len)]).expand(2, -1)
-    was_training = compressor.training
-    compressor.eval()
-    out = compressor(torch.cat([a, b]), query)
-    compressor.train(was_training)
+    with _eval_mode(compressor):
+        out = compressor(torch.cat([a, b]), query)
 
     def rel(x: torch.Tensor) -> float:
         return float((x[0] - x[1]).norm() / (0.5 * (x[0].norm() + x[1].norm()) + 1e-12))
@@ -147,11 +155,8 @@ def sprite_perception(compressor: TinyCompressor, n: int = 512, seed: int = 1234
     if compressor.sprite_head is None:
         return None
     frames, labels = sprite_frames(n, np.random.default_rng(seed), size=compressor.cfg.image_size)
-    was_training = compressor.training
-    compressor.eval()
-    logits = compressor.sprite_logits(torch.from_numpy(frames)).numpy()
-    compressor.train(was_training)
+    with _eval_mode(compressor):
+        logits = compressor.sprite_logits(torch.from_numpy(frames)).numpy()
     per_kind = [auroc(logits[:, j], labels[:, j]) for j in range(labels.shape[1]) if 0 < labels[:, j].sum() < n]
     return {"exact_set": float(((logits > 0) == labels).all(1).mean()), "mean_auroc": float(np.mean(per_kind)),
             "n_frames": n}
-
