@@ -65,8 +65,10 @@ def evaluate(comp: TinyCompressor, data: dict[str, torch.Tensor]) -> dict[str, f
     return {**out, "other": round(float(hits[~ev].float().mean()), 4)}
 
 
-def train_order(run_dir: str, query_first: bool, steps: int, every: int, train, test, lr: float) -> list[dict]:
-    _, base, _ = load_run(run_dir)
+def train_order(base: TinyCompressor, query_first: bool, steps: int, every: int, train, test,
+                lr: float) -> list[dict]:
+    """A copy of ``base`` (the run's trained compressor, left untouched) in the given order, its stem frozen,
+    trained on the segment-level answer; held-out accuracy every ``every`` steps."""
     comp = TinyCompressor(dataclasses.replace(base.cfg, query_first=query_first), base.vocab)
     comp.load_state_dict(base.state_dict())
     comp.stem.requires_grad_(False)
@@ -108,7 +110,7 @@ def main() -> None:
     _, comp, _ = load_run(a.run_dir)
     train, test = balanced_segments(comp, 11, a.n_train), balanced_segments(comp, 99, a.n_test)
     print(f"{len(train['label'])} training and {len(test['label'])} held-out segments")
-    curves = {o: train_order(a.run_dir, o == "query_first", a.steps, a.every, train, test, a.lr)
+    curves = {o: train_order(comp, o == "query_first", a.steps, a.every, train, test, a.lr)
               for o in a.orders.split(",")}
     if not a.json:
         return

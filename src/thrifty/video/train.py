@@ -323,12 +323,13 @@ def train_tempo(cfg: TempoTrainConfig, progress: bool = True, stop_at: int | Non
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run / "config.yaml")
     compressor, decoder = build_models(cfg)
-    init_colour_slots(cfg, compressor)  # a resumed run's checkpoint replaces it
     modules = {"compressor": compressor, "decoder": decoder}
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "train-gen") % 2**62)
     step, _ = load_checkpoint(run, modules, opt, gen)
+    if step == 0:  # a fresh run: a resumed one has its trained slots
+        init_colour_slots(cfg, compressor)
     heldout = heldout_videos(cfg, cfg.n_eval, cfg.eval_length)
     end = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
     t0, last = time.perf_counter(), {}
